@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into the current Python 3.11 interpreter (use a venv if you
+# prefer: `python3.11 -m venv .venv && . .venv/bin/activate` first).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python}
+"$PY" -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (bpy 5.0 wheels exist only for 3.11)"'
+
+# System libraries that bpy needs on a bare Debian/Ubuntu image (already present on most desktops).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q 'libXi.so.6'; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+    libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libxext6 libsm6 libgl1 >/dev/null
+fi
+
+# CPU build of PyTorch. For CUDA, install the matching wheel from pytorch.org instead before this script.
+"$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0" || "$PY" -c 'import torch' 
+"$PY" -m pip install -q --disable-pip-version-check -e ".[blender,test]"
+"$PY" -c 'import torch, numpy, cv2, smplx, bpy; print("setup ok: torch", torch.__version__, "numpy", numpy.__version__, "opencv", cv2.__version__, "blender", bpy.app.version_string)'
