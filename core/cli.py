@@ -1,0 +1,182 @@
+"""Command line: `python -m core run INPUT -o OUT_DIR [options]` (see docs/cli.md).
+
+This module only parses arguments, wires progress output and signals, and turns errors into exit
+codes and messages; the work is in core.pipeline. Every failure a user can fix ends with a one-line
+explanation and its documented exit code (core.errors.ExitCode), also as a JSON `error` event when
+--progress-json is given (then stdout carries only JSON lines and human text goes to stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .errors import ExitCode, PartialResultError, RunInterruptedError, TraceError, UsageError
+from .progress import ProgressReporter
+
+PROG = "python -m core"
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (so --progress-json still gets a JSON error event)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see `{PROG} run --help`)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog=PROG, description="TRACE for Blender: video -> tracked, world-space SMPL people.")
+    parser.add_argument("--version", action="version", version=f"trace-blender {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    run = commands.add_parser(
+        "run", help="run TRACE on a video file or image folder and write OUT_DIR/<name>.trace.npz",
+        description="Run TRACE on a video file (or a folder of images) and write OUT_DIR/<input name>.trace.npz.")
+    run.add_argument("input", type=Path, metavar="INPUT", help="video file, or a folder of images (natural order)")
+    run.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder for the result file")
+    run.add_argument("--weights", type=Path, metavar="DIR",
+                     help="folder with the three TRACE checkpoints (default: per-user folder, see docs/cli.md)")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                     help="auto = cuda when available, else cpu (default: auto)")
+    run.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="network precision")
+    run.add_argument("--subjects", metavar="N|all", default=None,
+                     help="people to track: 'all' (default: everyone who appears) or a fixed number N")
+    run.add_argument("--official-tracking", action="store_true",
+                     help="the official TRACE tracker settings exactly (1 subject unless --subjects N)")
+    run.add_argument("--tracking", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one tracking setting (repeatable), e.g. --tracking time2forget=60; "
+                          "keys: the fields of core.tracking.TrackingSettings (docs/cli.md)")
+    lens = run.add_mutually_exclusive_group()
+    lens.add_argument("--fov", type=_positive_float, metavar="DEG",
+                      help="horizontal field of view of the source video in degrees (default: official 50 deg "
+                           "over the padded square)")
+    lens.add_argument("--focal", type=_positive_float, metavar="PX", help="focal length in source-video pixels")
+    run.add_argument("--start", metavar="FRAME|SECs", help="first frame to process (e.g. 120 or 4.5s)")
+    run.add_argument("--end", metavar="FRAME|SECs", help="stop before this frame (e.g. 600 or 20s)")
+    run.add_argument("--stride", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
+    run.add_argument("--fps", type=_positive_float, default=None, metavar="F",
+                     help="frame rate of an image-folder input (default 30; ignored for video files)")
+    run.add_argument("--smpl-model", type=Path, metavar="FILE",
+                     help="SMPL model file (e.g. SMPL_NEUTRAL.pkl) to also store joints in camera and world frames")
+    run.add_argument("--save-vertices", action="store_true", help="also store mesh vertices (needs --smpl-model; large)")
+    run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
+    run.add_argument("--progress-json", action="store_true",
+                     help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
+    run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
+    return parser
+
+
+def parse_tracking_overrides(items: Sequence[str]) -> dict[str, object]:
+    """['time2forget=60', 'accept_new_dets=false'] -> {'time2forget': 60, 'accept_new_dets': False}.
+
+    Values are read as JSON when possible (numbers, true/false, [lists]), else kept as text; unknown
+    keys and bad values are reported by TrackingSettings itself.
+    """
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--tracking expects KEY=VALUE (e.g. time2forget=60), got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = {"True": True, "False": False}.get(text, text)
+        overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return overrides
+
+
+class _Interrupted(BaseException):
+    """Raised from the SIGTERM handler (a BaseException so nothing swallows it on the way up)."""
+
+
+def _raise_interrupted(signum: int, _frame) -> None:
+    raise _Interrupted(signum)
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    json_mode = "--progress-json" in argv
+    reporter = ProgressReporter(json_stream=stdout if json_mode else None, human_stream=stderr)
+    previous_term = None
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:          # not the main thread (embedded use): Ctrl+C still works
+        pass
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+            if args.command != "run":
+                build_parser().print_help(stderr)
+                raise UsageError(f"no command given; use `{PROG} run INPUT -o OUT_DIR`")
+            return _run(args, reporter, summary_stream=stderr if json_mode else stdout)
+        except (KeyboardInterrupt, _Interrupted):
+            raise RunInterruptedError("interrupted: the run was stopped before it finished; no result was written")
+    except PartialResultError as error:
+        reporter.warning(error.message)
+        reporter.done(error.result_path, error.tracks, int(error.exit_code))
+        return int(error.exit_code)
+    except TraceError as error:
+        reporter.error(error.code, error.message, int(error.exit_code))
+        return int(error.exit_code)
+    except (KeyboardInterrupt, _Interrupted):   # a second Ctrl+C while reporting
+        return int(ExitCode.INTERRUPTED)
+    except Exception as error:  # a bug, not a user error: keep the traceback for the report
+        traceback.print_exc(file=stderr)
+        reporter.error("internal", f"internal error: {type(error).__name__}: {error}", int(ExitCode.INTERNAL))
+        return int(ExitCode.INTERNAL)
+    finally:
+        reporter.close()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
+    from .pipeline import RunOptions, run_video   # heavy imports (torch) only once the arguments are fine
+
+    if args.save_vertices and args.smpl_model is None:
+        raise UsageError("--save-vertices needs --smpl-model FILE (vertices come from the SMPL model)")
+    options = RunOptions(
+        input_path=args.input, output_dir=args.output, weights_dir=args.weights, device=args.device,
+        dtype=args.dtype, subjects=args.subjects, official_tracking=args.official_tracking, fov_deg=args.fov,
+        focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
+        smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
+        tracking_overrides=parse_tracking_overrides(args.tracking))
+    summary = run_video(options, reporter)
+    rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
+    summary_stream.write(
+        f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
+        f"({rate:.2f} frames/s) -> {summary.result_path}\n")
+    summary_stream.flush()
+    if summary.partial_error is not None:
+        raise PartialResultError(
+            f"{summary.partial_error.message}. The result of the frames before it was written to "
+            f"{summary.result_path}", str(summary.result_path), summary.tracks)
+    reporter.done(str(summary.result_path), summary.tracks, int(ExitCode.OK))
+    return int(ExitCode.OK)

@@ -1,0 +1,543 @@
+"""From a video to tracked, world-grounded SMPL sequences: the temporal loop and the result.
+
+    frames (stream) -> preprocess -> clips of 8 -> TraceModel.run_clip (state carried in StreamState)
+        -> per-row decoding (SMPL axis-angle, lens, world trajectory, 2D centre)
+        -> compact per-track numpy accumulation -> optional SMPL joints/vertices -> result file
+
+Memory stays constant in the video length: one clip of preprocessed frames (8 x 512x512x3 uint8) is
+alive at a time, and each tracked (person, frame) pair costs a few hundred bytes of numpy arrays.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+
+from . import __version__
+from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
+from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
+from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
+from .progress import ProgressReporter
+from .video import FrameRange, FrameSource, SourceInfo, open_frame_source, parse_frame_position
+
+CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
+SMPL_BATCH = 256           # (track, frame) rows per SMPL forward pass
+NUM_JOINTS = 24
+NUM_BETAS = 10
+
+
+class ClipModel(Protocol):
+    """What the loop needs from the network (TraceModel, or the benchmark's stand-in)."""
+
+    def new_stream(self) -> Any: ...
+
+    def run_clip(self, images_u8: np.ndarray, stream: Any, settings: Any, capture: dict | None = None) -> Any: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-clip decoding
+# --------------------------------------------------------------------------------------------------
+def _numpy(value: Any, dtype: Any = None) -> np.ndarray:
+    """Tensor / array / list -> numpy (CPU, detached)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().to("cpu")
+        if value.dtype in (torch.float16, torch.bfloat16):
+            value = value.float()
+        value = value.numpy()
+    array = np.asarray(value)
+    return array.astype(dtype, copy=False) if dtype is not None else array
+
+
+@dataclass
+class ClipFrames:
+    """Source bookkeeping of one clip: which source frames its rows refer to."""
+
+    frame_indices: np.ndarray      # [n] int64 source frame numbers
+    timestamps_s: np.ndarray       # [n] float64
+
+
+def decode_clip_rows(output: Any, clip: ClipFrames, offsets: np.ndarray, lens: Lens,
+                     decode_params: Callable[[Any], dict]) -> dict[str, np.ndarray]:
+    """ClipOutput rows [N] -> flat numpy rows in source terms (one row per tracked person-frame).
+
+    Returns arrays: track_id[N], frame[N], time[N], poses[N,24,3] (joint 0 = camera-frame
+    orientation), global_orient_world[N,3], betas[N,10], hip_center_cam[N,3], hip_center_world[N,3],
+    confidence[N], observed[N] bool, center_2d[N,2] (x, y source pixels).
+    """
+    batch_ids = _numpy(output.pred_batch_ids).astype(np.int64)                 # [N] frame inside clip
+    params = decode_params(output.params_pred)
+    global_orient = _numpy(params["global_orient"], np.float64).reshape(-1, 3)  # [N,3]
+    body_pose = _numpy(params["body_pose"], np.float64).reshape(len(global_orient), -1, 3)  # [N,23,3]
+    betas = _numpy(params["betas"], np.float64).reshape(len(global_orient), -1)[:, :NUM_BETAS]  # [N,10]
+    poses = np.concatenate([global_orient[:, None, :], body_pose], axis=1)    # [N,24,3]
+    if poses.shape[1] != NUM_JOINTS:
+        raise RuntimeError(f"decode_params returned {poses.shape[1]} joints, expected {NUM_JOINTS}")
+    czyxs = _numpy(output.pred_czyxs, np.float64).reshape(-1, 3)                # [N,3] (z, y, x) map cells
+    inherited = _numpy(output.inherited).astype(bool).reshape(-1)               # [N]
+    return {
+        "track_id": _numpy(output.track_ids).astype(np.int64).reshape(-1),
+        "frame": clip.frame_indices[batch_ids],
+        "time": clip.timestamps_s[batch_ids],
+        "poses": poses,
+        "global_orient_world": _numpy(output.world_global_rots, np.float64).reshape(-1, 3),
+        "betas": betas,
+        "hip_center_cam": cams_to_translation(_numpy(output.cam, np.float64).reshape(-1, 3), lens.normalized_focal),
+        "hip_center_world": cams_to_translation(_numpy(output.world_cams, np.float64).reshape(-1, 3),
+                                                lens.normalized_focal),
+        "confidence": _numpy(output.top_score, np.float64).reshape(-1),
+        "observed": ~inherited,
+        "center_2d": map_yx_to_source_xy(czyxs[:, 1:3], offsets),
+    }
+
+
+ROW_FIELDS = ("frame", "time", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
+              "confidence", "observed", "center_2d")
+
+
+class TrackAccumulator:
+    """Collects per-track rows clip by clip as small numpy chunks; concatenated once at the end."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[int, dict[str, list[np.ndarray]]] = {}
+        self.rows = 0
+
+    def add(self, rows: dict[str, np.ndarray]) -> None:
+        track_ids = rows["track_id"]
+        if len(track_ids) == 0:
+            return
+        order = np.argsort(track_ids, kind="stable")
+        sorted_ids = track_ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        for begin, end in zip(starts, np.r_[starts[1:], len(order)]):
+            picked = order[begin:end]
+            chunks = self._chunks.setdefault(int(sorted_ids[begin]), {name: [] for name in ROW_FIELDS})
+            for name in ROW_FIELDS:
+                chunks[name].append(rows[name][picked])
+        self.rows += len(track_ids)
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for chunks in self._chunks.values() for parts in chunks.values() for a in parts)
+
+    def finalize(self) -> dict[int, dict[str, np.ndarray]]:
+        """{track_id: {field: [T,...]}} sorted by frame; a repeated (track, frame) keeps its first row."""
+        tracks: dict[int, dict[str, np.ndarray]] = {}
+        for track_id in sorted(self._chunks):
+            arrays = {name: np.concatenate(parts) for name, parts in self._chunks[track_id].items()}
+            frames = arrays["frame"]
+            order = np.argsort(frames, kind="stable")
+            keep = order[np.r_[True, frames[order][1:] != frames[order][:-1]]]
+            tracks[track_id] = {name: array[keep] for name, array in arrays.items()}
+        return tracks
+
+
+# --------------------------------------------------------------------------------------------------
+# The temporal loop
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class InferenceOutcome:
+    accumulator: TrackAccumulator
+    frames_processed: int
+    clips: int
+    seconds: float
+    read_error: FrameReadError | None = None
+    first_frame: int | None = None
+    last_frame: int | None = None
+
+
+def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking_settings: Any, lens: Lens,
+                  decode_params: Callable[[Any], dict], reporter: ProgressReporter | None = None,
+                  total_frames: int = 0, clip_length: int = CLIP_LENGTH) -> InferenceOutcome:
+    """Feed consecutive clips of preprocessed frames through the network, accumulating tracks.
+
+    `frames` yields video.Frame objects (already selected by start/end/stride). The StreamState
+    carries the previous frame, ConvGRU hidden state, tracker and memory between clips. A
+    FrameReadError from the source ends the loop after the frames read so far (outcome.read_error).
+    """
+    offsets = input_offsets(info.height, info.width)                        # [10], same for every frame
+    accumulator = TrackAccumulator()
+    stream = model.new_stream()
+    images = np.empty((clip_length, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)  # [8,512,512,3] reused buffer
+    indices = np.empty(clip_length, np.int64)
+    times = np.empty(clip_length, np.float64)
+    filled = processed = clips = 0
+    first_frame = last_frame = None
+    started = time.monotonic()
+    if reporter:
+        reporter.begin_stage("inference", total_frames)
+
+    def flush() -> None:
+        nonlocal filled, processed, clips
+        clip = ClipFrames(indices[:filled].copy(), times[:filled].copy())
+        output = model.run_clip(images[:filled], stream, tracking_settings)
+        if output is not None and len(_numpy(output.track_ids)) > 0:
+            accumulator.add(decode_clip_rows(output, clip, offsets, lens, decode_params))
+        processed += filled
+        clips += 1
+        filled = 0
+        if reporter:
+            reporter.update(processed)
+
+    read_error = None
+    try:
+        for frame in frames:
+            if frame.rgb.shape[:2] != (info.height, info.width):
+                raise FrameReadError(
+                    f"frame {frame.index} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, not "
+                    f"{info.width}x{info.height} like the rest of the video; stopped after frame {last_frame}",
+                    frame_index=frame.index, last_good_frame=last_frame)
+            images[filled] = preprocess_frame(frame.rgb)
+            indices[filled] = frame.index
+            times[filled] = frame.timestamp_s
+            first_frame = frame.index if first_frame is None else first_frame
+            last_frame = frame.index
+            filled += 1
+            if filled == clip_length:
+                flush()
+    except FrameReadError as error:
+        read_error = error
+    if filled:
+        flush()
+    if reporter:
+        reporter.end_stage()
+    return InferenceOutcome(accumulator, processed, clips, time.monotonic() - started, read_error,
+                            first_frame, last_frame)
+
+
+# --------------------------------------------------------------------------------------------------
+# SMPL joints / vertices
+# --------------------------------------------------------------------------------------------------
+def add_smpl_geometry(track: dict[str, np.ndarray], body_model: Any, save_vertices: bool,
+                      batch: int = SMPL_BATCH) -> None:
+    """Fill joints_cam / joints_world [T,24,3] (and vertices_cam / vertices_world [T,V,3]) in place.
+
+    Camera frame: poses as decoded (joint 0 = camera-frame orientation), placed by the hip centre
+    at hip_center_cam. World frame: joint 0 replaced by global_orient_world, placed at
+    hip_center_world (docs/architecture.md, "Body placement").
+    """
+    from .smpl.body_model import place_at_hip_center
+
+    count = len(track["frame"])
+    outputs: dict[str, list[np.ndarray]] = {"joints_cam": [], "joints_world": []}
+    if save_vertices:
+        outputs.update({"vertices_cam": [], "vertices_world": []})
+    for begin in range(0, count, batch):
+        part = slice(begin, min(begin + batch, count))
+        poses_cam = track["poses"][part]                                       # [B,24,3]
+        poses_world = poses_cam.copy()
+        poses_world[:, 0] = track["global_orient_world"][part]
+        betas = track["betas"][part]                                           # [B,10]
+        for frame_name, poses, hip_key in (("cam", poses_cam, "hip_center_cam"),
+                                           ("world", poses_world, "hip_center_world")):
+            joints, vertices = body_model(poses, betas, with_vertices=save_vertices)  # [B,24,3], [B,V,3]
+            joints = joints.double().cpu().numpy()
+            vertices = None if vertices is None else vertices.double().cpu().numpy()
+            joints, vertices = place_at_hip_center(joints, vertices, track[hip_key][part])
+            outputs[f"joints_{frame_name}"].append(joints)
+            if save_vertices:
+                outputs[f"vertices_{frame_name}"].append(vertices.astype(np.float32))
+    for name, parts in outputs.items():
+        track[name] = np.concatenate(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# One run: input checks -> weights -> inference -> SMPL -> result file
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RunOptions:
+    """Everything `python -m core run` accepts (see docs/cli.md)."""
+
+    input_path: Path
+    output_dir: Path
+    weights_dir: Path | None = None
+    device: str = "auto"                # auto | cpu | cuda
+    dtype: str = "float32"              # float32 | float64
+    subjects: str | int | None = None   # None: 'all' (product) / 1 (official)
+    official_tracking: bool = False
+    fov_deg: float | None = None
+    focal_px: float | None = None
+    start: str | None = None            # frame number or seconds ('4.5s')
+    end: str | None = None
+    stride: int = 1
+    image_fps: float | None = None      # image folders only
+    smpl_model: Path | None = None
+    save_vertices: bool = False
+    offline: bool = False
+    threads: int | None = None
+    tracking_overrides: dict[str, Any] = field(default_factory=dict)   # TrackingSettings field -> value
+
+
+@dataclass
+class RunSummary:
+    result_path: Path
+    tracks: int
+    frames: int
+    seconds: float
+    partial_error: FrameReadError | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when a usable GPU exists, else 'cpu'; 'cuda' without one is a usage error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device cuda: no usable CUDA GPU (torch {torch.__version__}, CUDA build "
+                         f"{torch.version.cuda or 'none'}); use --device cpu or install a CUDA build of torch")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda (got {name!r})")
+    return name
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    if name not in dtypes:
+        raise UsageError(f"--dtype must be float32 or float64 (got {name!r})")
+    return dtypes[name]
+
+
+def build_tracking_settings(official: bool, subjects: str | int | None, fps: float,
+                            overrides: dict[str, Any] | None = None):
+    """--official-tracking: TrackingSettings.official() (subject_num 1 unless --subjects N);
+    otherwise the product defaults for this frame rate with `subjects` ('all' by default).
+    `overrides` (--tracking KEY=VALUE) are applied last."""
+    import dataclasses
+
+    from .tracking.settings import TrackingSettings, TrackingSettingsError, parse_subjects
+
+    parsed = parse_subjects(str(subjects)) if subjects is not None else None
+    if official:
+        settings = TrackingSettings.official()
+        settings = settings.with_subjects(parsed) if parsed is not None else settings
+    else:
+        settings = TrackingSettings.product_default(fps, subjects=parsed if parsed is not None else "all")
+    if overrides:
+        known = {f.name for f in dataclasses.fields(TrackingSettings)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TrackingSettingsError(f"--tracking: unknown setting(s) {unknown}; known: {sorted(known)}")
+        try:
+            settings = dataclasses.replace(settings, **overrides)
+        except (TypeError, ValueError) as error:
+            raise TrackingSettingsError(f"--tracking: {error}") from None
+    return settings
+
+
+def build_lens(info: SourceInfo, fov_deg: float | None, focal_px: float | None) -> Lens:
+    if fov_deg is not None and focal_px is not None:
+        raise UsageError("give either --fov or --focal, not both")
+    try:
+        if fov_deg is not None:
+            return lens_from_horizontal_fov(fov_deg, info.width, info.height)
+        if focal_px is not None:
+            return lens_from_focal_px(focal_px, info.width, info.height)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return official_lens(info.width, info.height)
+
+
+def output_path_for(input_path: Path, output_dir: Path) -> Path:
+    """OUT_DIR/<input stem>.trace.npz (a folder input uses the folder name)."""
+    input_path = Path(input_path)
+    stem = input_path.name if input_path.is_dir() else input_path.stem
+    return Path(output_dir) / f"{stem or 'result'}.trace.npz"
+
+
+def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32):
+    """Load --smpl-model; any problem with the file becomes exit code 5 with the loader's message."""
+    from .smpl.model_file import SmplModelError, load_smpl_model_file
+
+    path = Path(path)
+    try:
+        model_data = load_smpl_model_file(path)
+    except SmplModelError as error:
+        raise SmplModelFileError(f"cannot use the SMPL model file {path}: {error}") from None
+    from .smpl.body_model import BodyModel
+
+    return BodyModel(model_data, device=device, dtype=dtype), model_data
+
+
+def _download_progress(reporter: ProgressReporter) -> Callable[[str, int, int], None]:
+    def on_progress(name: str, done: int, total: int) -> None:
+        if done == 0:
+            reporter.begin_stage("load_weights", total, unit="bytes")
+        else:
+            reporter.update(done)
+            if total and done >= total:
+                reporter.end_stage()
+    return on_progress
+
+
+def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
+    """Run TRACE on one input and write its result file; raises TraceError subclasses on failure.
+
+    Cheap checks come first (input, options, SMPL file, weights files) so mistakes fail in seconds,
+    before the network is loaded.
+    """
+    from .checkpoints import sha256_file
+    from .weights import default_weights_dir, ensure_weight_files
+
+    run_started = time.monotonic()
+    notes: list[str] = []
+    source = open_frame_source(options.input_path, image_fps=options.image_fps or 30.0)
+    try:
+        info = source.info
+        if info.kind == "video" and options.image_fps is not None:
+            reporter.warning("--fps only applies to image folders; using the video's own frame rate "
+                             f"({info.fps:.3f} fps)")
+        frame_range = FrameRange(start=parse_frame_position(options.start, info.fps, "--start") or 0,
+                                 end=parse_frame_position(options.end, info.fps, "--end"), stride=options.stride)
+        total = frame_range.selected_count(info.frame_count) if info.frame_count else 0
+        if info.frame_count and total == 0:
+            raise NoFramesError(f"no frames selected: --start {frame_range.start} is at or beyond the "
+                                f"{info.frame_count} frames of {options.input_path}")
+        lens = build_lens(info, options.fov_deg, options.focal_px)
+        tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
+                                           options.tracking_overrides)
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+            import cv2
+            cv2.setNumThreads(options.threads)
+        result_path = output_path_for(options.input_path, options.output_dir)
+        if result_path.parent.exists() and not result_path.parent.is_dir():
+            raise UsageError(f"-o {options.output_dir} exists and is not a folder")
+        reporter.start(total, info.fps, str(options.input_path))
+        if info.rotation_deg:
+            notes.append(f"frames rotated {info.rotation_deg} degrees clockwise (container rotation metadata)")
+            reporter.info(notes[-1])
+
+        body_model = smpl_data = None
+        if options.smpl_model is not None:
+            body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
+
+        weights_dir = Path(options.weights_dir) if options.weights_dir is not None else default_weights_dir()
+        reporter.info(f"weights folder: {weights_dir}")
+        paths = ensure_weight_files(weights_dir, offline=options.offline, on_progress=_download_progress(reporter),
+                                    on_message=reporter.info)
+        reporter.begin_stage("load_weights", 1, unit="steps")
+        from .nn import TraceModel, decode_params
+
+        model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype)
+        weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
+        reporter.update(1)
+        reporter.end_stage()
+
+        with torch.inference_mode():
+            outcome = run_inference(model, source.frames(frame_range), info, tracking, lens, decode_params,
+                                    reporter=reporter, total_frames=total)
+    finally:
+        source.close()
+    del model
+    if info.variable_frame_rate:
+        notes.append("variable frame rate: per-frame times are the container's timestamps")
+        reporter.warning(notes[-1])
+    if outcome.frames_processed == 0:
+        if outcome.read_error is not None:
+            raise InputError(f"could not read any frame of {options.input_path}: {outcome.read_error.message}")
+        raise NoFramesError(f"no frames could be read from {options.input_path} in the selected range")
+    if outcome.read_error is not None:
+        notes.append(f"stopped early: {outcome.read_error.message}")
+    tracks = outcome.accumulator.finalize()
+    if not tracks:
+        stopped = f" (reading stopped early: {outcome.read_error.message})" if outcome.read_error else ""
+        raise NoPersonFoundError(
+            f"no person was tracked in the {outcome.frames_processed} processed frames of {options.input_path}"
+            f"{stopped}; nothing was written. Make sure people are visible and not tiny in the frame"
+            + ("" if not options.official_tracking else ", or try without --official-tracking") + ".")
+
+    smpl_info = None
+    if body_model is not None:
+        rows = sum(len(t["frame"]) for t in tracks.values())
+        reporter.begin_stage("smpl", rows, unit="person-frames")
+        done = 0
+        with torch.inference_mode():
+            for track in tracks.values():
+                add_smpl_geometry(track, body_model, options.save_vertices)
+                done += len(track["frame"])
+                reporter.update(done)
+        reporter.end_stage()
+        smpl_info = {"path": str(Path(options.smpl_model).resolve()),
+                     "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
+
+    reporter.begin_stage("write", 1, unit="files")
+    settings = {
+        "tracking": tracking.to_dict(),
+        "tracking_mode": "official" if options.official_tracking else "product",
+        "subjects": tracking.subjects,
+        "lens": lens.as_dict(),
+        "device": device,
+        "dtype": options.dtype,
+        "frame_range": frame_range.as_dict(),
+        "clip_length": CLIP_LENGTH,
+        "threads": torch.get_num_threads(),
+        "smpl_model": str(options.smpl_model) if options.smpl_model else None,
+        "save_vertices": bool(options.save_vertices),
+        "input": str(options.input_path),
+    }
+    written = write_run_result(result_path, tracks, info, lens, settings, weights_sha256, smpl_info, notes,
+                               outcome)
+    reporter.update(1)
+    reporter.end_stage()
+    return RunSummary(result_path=written, tracks=len(tracks), frames=outcome.frames_processed,
+                      seconds=time.monotonic() - run_started, partial_error=outcome.read_error, notes=notes)
+
+
+def software_info() -> dict[str, str]:
+    import cv2
+
+    return {"name": "trace-blender", "version": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens,
+                     settings: dict, weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
+                     outcome: InferenceOutcome) -> Path:
+    """Assemble the TraceResult (core.result_file) and write it atomically."""
+    from .result_file import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo, write_result
+
+    optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
+    track_results = []
+    for track_id, arrays in tracks.items():
+        extra = {name: arrays[name].astype(np.float32) for name in optional if name in arrays}
+        track_results.append(TrackResult(
+            track_id=int(track_id),
+            frames=arrays["frame"].astype(np.int64),
+            times=arrays["time"].astype(np.float64),
+            poses=arrays["poses"].astype(np.float32),
+            global_orient_world=arrays["global_orient_world"].astype(np.float32),
+            betas=arrays["betas"].astype(np.float32),
+            hip_center_cam=arrays["hip_center_cam"].astype(np.float32),
+            hip_center_world=arrays["hip_center_world"].astype(np.float32),
+            confidence=arrays["confidence"].astype(np.float32),
+            observed=arrays["observed"].astype(bool),
+            center_2d=arrays["center_2d"].astype(np.float32),
+            **extra))
+    read_error = outcome.read_error
+    result = TraceResult(
+        tracks=track_results,
+        video=VideoInfo(path=str(info.path), fps=float(info.fps), width=int(info.width), height=int(info.height),
+                        frame_count=int(info.frame_count), rotation_deg=int(info.rotation_deg),
+                        variable_frame_rate=bool(info.variable_frame_rate)),
+        camera=CameraInfo(fov_deg=math.degrees(2.0 * math.atan(1.0 / lens.normalized_focal)),
+                          focal_px=float(lens.focal_px), focal_source=lens.source),
+        settings=settings,
+        software=software_info(),
+        weights_sha256=dict(weights_sha256),
+        smpl_model=smpl_model,
+        notes=list(notes),
+        frames_processed=FramesProcessed(
+            first=int(outcome.first_frame), last=int(outcome.last_frame), stopped_early=read_error is not None,
+            stop_reason=None if read_error is None else read_error.message),
+    )
+    return write_result(path, result)

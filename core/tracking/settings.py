@@ -1,0 +1,203 @@
+"""Tracking settings: the official TRACE configuration and the product defaults.
+
+The field names are the keys of the official `seq_cfgs` dictionary (`utils/infer_settings.py`,
+`get_seq_cfgs`) so a configuration can be read from and written to the official JSON form. A few
+extra fields cover what the official code hard-codes (`center_thresh`, `fov`, the tracker's frame
+rate) and `official_quirks`, which switches between a bit-exact reproduction of the official tracker
+and the cleaned-up product behaviour (see docs/tracking.md, "Official vs product").
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+from ..errors import UsageError
+
+#: Product mode: an unmatched detection above this score starts a new track at any frame when
+#: `subjects="all"`. Stricter than the first-frame threshold (0.3) because a new person appearing
+#: mid-video competes with spurious peaks near existing people; looser than the official hard-coded
+#: 0.8, which in practice never admits anyone.
+PRODUCT_NEW_SUBJECT_DET_THRESH = 0.5
+
+#: Product mode: how long a lost identity is remembered, in seconds of video.
+PRODUCT_FORGET_SECONDS = 2.0
+
+#: Keys of the official `seq_cfgs` dictionary (order of `get_seq_cfgs`).
+OFFICIAL_SEQ_CFG_KEYS = (
+    "tracker_det_thresh", "tracker_match_thresh", "first_frame_det_thresh", "accept_new_dets",
+    "new_subject_det_thresh", "time2forget", "large_object_thresh", "suppress_duplicate_thresh",
+    "motion_offset3D_norm_limit", "feature_update_thresh", "feature_inherent",
+    "occlusion_cam_inherent_or_interp", "subject_num", "axis_times", "smooth_pose_shape",
+    "pose_smooth_coef", "smooth_pos_cam",
+)
+
+Subjects = int | Literal["all"]
+
+
+class TrackingSettingsError(UsageError):
+    """A tracking setting is out of range or a configuration dictionary cannot be read."""
+
+    code = "tracking_settings"
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Every knob of 3D-centre parsing, the tracker, the memory unit and cam infilling.
+
+    The defaults are the official ones (`TrackingSettings()` == `TrackingSettings.official()`).
+    Thresholds on detection scores compare with strict `>` as the official code does.
+    """
+
+    # --- official seq_cfgs ---------------------------------------------------------------------
+    tracker_det_thresh: float = 0.18          # detections below are ignored by the tracker
+    tracker_match_thresh: float = 1.2         # cost limit of the linear assignment
+    first_frame_det_thresh: float = 0.3       # score needed to start a track (first frame / free slot)
+    accept_new_dets: bool = False             # start tracks for new people at any frame (no subject cap)
+    new_subject_det_thresh: float = 0.8       # score needed for such a new track (see official_quirks)
+    time2forget: int = 0                      # tracker updates a lost track is remembered
+    large_object_thresh: float = 0.13         # detections with cam scale <= this are dropped
+    suppress_duplicate_thresh: float = 0.05   # detections whose cams are closer are duplicates
+    motion_offset3D_norm_limit: float = 0.06  # larger motion offsets are zeroed
+    feature_update_thresh: float = 0.05       # memory keeps features of detections scoring above
+    feature_inherent: bool = True             # inherit features from memory for weak/untracked frames
+    occlusion_cam_inherent_or_interp: bool = False  # True: copy last good cam, False: interpolate
+    subject_num: int = 1                      # people tracked when accept_new_dets is False
+    axis_times: tuple[float, float, float] = (1.2, 2.5, 25.0)  # weights of (x, y, 1/(1+depth))
+    smooth_pose_shape: bool = True            # One-Euro smoothing of pose and shape
+    pose_smooth_coef: float = 1.0             # One-Euro min cutoff
+    smooth_pos_cam: bool = False              # One-Euro smoothing of cams
+    # --- hard-coded in the official code ---------------------------------------------------------
+    center_thresh: float = 0.05               # 3D centre map peaks must score above this
+    fov: float = 50.0                         # field of view (degrees) of the normalised camera
+    tracker_frame_rate: float = 30.0          # official Tracker(frame_rate=30): buffer = int(rate/30*time2forget)
+    # --- product switch --------------------------------------------------------------------------
+    official_quirks: bool = True              # reproduce the official tracker exactly (docs/tracking.md)
+
+    def __post_init__(self) -> None:
+        axis = tuple(float(a) for a in self.axis_times)
+        if len(axis) != 3:
+            raise TrackingSettingsError(f"axis_times needs 3 weights (x, y, inverse depth), got {self.axis_times!r}")
+        object.__setattr__(self, "axis_times", axis)
+        for name in ("tracker_det_thresh", "first_frame_det_thresh", "new_subject_det_thresh",
+                     "feature_update_thresh", "center_thresh", "large_object_thresh"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise TrackingSettingsError(f"{name} must be a finite number, got {value!r}")
+        for name in ("tracker_match_thresh", "suppress_duplicate_thresh", "motion_offset3D_norm_limit",
+                     "pose_smooth_coef", "tracker_frame_rate"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise TrackingSettingsError(f"{name} must be positive, got {value!r}")
+        if not 0 < self.fov < 180:
+            raise TrackingSettingsError(f"fov must be between 0 and 180 degrees, got {self.fov!r}")
+        if int(self.time2forget) != self.time2forget or self.time2forget < 0:
+            raise TrackingSettingsError(f"time2forget must be a whole number of frames >= 0, got {self.time2forget!r}")
+        if int(self.subject_num) != self.subject_num or self.subject_num < 1:
+            raise TrackingSettingsError(f"subject_num must be a whole number >= 1, got {self.subject_num!r}")
+        object.__setattr__(self, "time2forget", int(self.time2forget))
+        object.__setattr__(self, "subject_num", int(self.subject_num))
+
+    # --- constructors ------------------------------------------------------------------------------
+    @classmethod
+    def official(cls, **overrides: Any) -> "TrackingSettings":
+        """The official defaults (`get_seq_cfgs` + CenterMap(0.05) + FOV 50), optionally overridden."""
+        return cls(**_checked_overrides(overrides))
+
+    @classmethod
+    def product_default(cls, fps: float, subjects: Subjects = "all", **overrides: Any) -> "TrackingSettings":
+        """Product behaviour: identities survive ~2 s occlusions; `subjects="all"` picks up late entrants.
+
+        `time2forget` is counted in frames of the video (`round(2 * fps)`) and the tracker ages its
+        tracks on every frame, with or without detections, so the memory really spans ~2 seconds.
+        """
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise TrackingSettingsError(f"fps must be a positive number, got {fps!r}")
+        values: dict[str, Any] = dict(
+            time2forget=max(1, round(PRODUCT_FORGET_SECONDS * fps)),
+            tracker_frame_rate=30.0,  # buffer = int(30/30 * time2forget) = time2forget frames
+            new_subject_det_thresh=PRODUCT_NEW_SUBJECT_DET_THRESH,
+            official_quirks=False,
+        )
+        values.update(_subject_fields(subjects))
+        values.update(_checked_overrides(overrides))
+        return cls(**values)
+
+    @classmethod
+    def from_seq_cfgs(cls, seq_cfgs: Mapping[str, Any], **overrides: Any) -> "TrackingSettings":
+        """Read an official `seq_cfgs` dictionary (e.g. the JSON stored in the reference fixtures).
+
+        Missing keys keep the official defaults; unknown keys are refused so a typo cannot be ignored.
+        """
+        unknown = sorted(set(seq_cfgs) - set(OFFICIAL_SEQ_CFG_KEYS) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TrackingSettingsError(
+                f"unknown tracking setting(s) {unknown}; known: {sorted(OFFICIAL_SEQ_CFG_KEYS)}")
+        values = {k: (tuple(v) if k == "axis_times" else v) for k, v in seq_cfgs.items()}
+        values.update(_checked_overrides(overrides))
+        return cls(**values)
+
+    # --- derived values ----------------------------------------------------------------------------
+    @property
+    def subjects(self) -> Subjects:
+        """"all" when new people are accepted at any frame, else the number of tracked subjects."""
+        return "all" if self.accept_new_dets else self.subject_num
+
+    def with_subjects(self, subjects: Subjects) -> "TrackingSettings":
+        """Copy with another subject mode (`"all"` or a positive count)."""
+        return dataclasses.replace(self, **_subject_fields(subjects))
+
+    @property
+    def track_buffer_frames(self) -> int:
+        """Tracker updates a lost track survives (official: int(frame_rate / 30 * time2forget))."""
+        return int(self.tracker_frame_rate / 30.0 * self.time2forget)
+
+    @property
+    def depth_scale(self) -> float:
+        """1 / tan(fov / 2): converts the normalised cam scale to depth (official `1/tan_fov`)."""
+        return float(1 / np.tan(np.radians(self.fov / 2.0)))  # numpy math: bit-identical to the official
+
+    def to_seq_cfgs(self) -> dict[str, Any]:
+        """The official `seq_cfgs` dictionary (JSON-friendly: axis_times as a list)."""
+        out = {k: getattr(self, k) for k in OFFICIAL_SEQ_CFG_KEYS}
+        out["axis_times"] = list(self.axis_times)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, JSON-friendly (stored in result files)."""
+        out = dataclasses.asdict(self)
+        out["axis_times"] = list(self.axis_times)
+        return out
+
+
+def parse_subjects(text: str) -> Subjects:
+    """Command-line value of --subjects: "all" or a positive integer."""
+    value = text.strip().lower()
+    if value == "all":
+        return "all"
+    try:
+        count = int(value)
+    except ValueError:
+        raise TrackingSettingsError(f"--subjects must be 'all' or a positive whole number, got {text!r}") from None
+    if count < 1:
+        raise TrackingSettingsError(f"--subjects must be 'all' or a positive whole number, got {text!r}")
+    return count
+
+
+def _subject_fields(subjects: Subjects) -> dict[str, Any]:
+    if subjects == "all":
+        return {"accept_new_dets": True}
+    if isinstance(subjects, bool) or not isinstance(subjects, int) or subjects < 1:
+        raise TrackingSettingsError(f"subjects must be 'all' or a positive whole number, got {subjects!r}")
+    return {"accept_new_dets": False, "subject_num": subjects}
+
+
+def _checked_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(TrackingSettings)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TrackingSettingsError(f"unknown tracking setting(s) {unknown}; known: {sorted(names)}")
+    return dict(overrides)

@@ -1,0 +1,408 @@
+"""One camera for the scene, recovered from what TRACE says about each person (numpy only).
+
+For every person and frame TRACE gives the body in the camera frame (orientation `poses[:, 0]`,
+`hip_center_cam`) and in its world (`global_orient_world`, `hip_center_world`). The rigid motion that
+maps one onto the other is the camera pose in the world:
+
+    R_cam_to_world = R_world_body @ R_cam_body^T,   camera centre t = hip_world - R_cam_to_world @ hip_cam
+
+Each person is one noisy witness. This module
+1. registers tracks: a track that starts later was put by TRACE in the world of the camera where it
+   first appeared, not in the first frame's camera. Each track gets one rigid correction mapping its
+   world into the scene world (estimated where it overlaps tracks already registered; a track that
+   overlaps none continues from the last known camera pose). Apply `registrations[k]` to that
+   track's world arrays so that every person shares one world;
+2. fuses the witnesses per frame: confidence-weighted chordal L2 mean of the rotations (SVD
+   projection of the weighted sum) and weighted mean centre, re-weighted twice with Tukey's biweight
+   on each witness's angle and distance to the fused pose (a witness beyond 3 scales is ignored, so
+   one bad track cannot drag the camera);
+3. smooths the observed frames over time with a Gaussian local-linear fit (unbiased on
+   constant-velocity motion and at the ends of the data) on the centre and on the rotation matrix
+   entries (projected back to SO(3));
+4. fills frames without any witness: linear interpolation of the centre and slerp of the rotation
+   between the nearest supported frames, held constant before the first and after the last one.
+   Those frames are flagged `interpolated`.
+
+All rotations act on column vectors; the camera frame is OpenCV's (x right, y down, z forward).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_quaternion, quaternion_to_matrix
+
+__all__ = [
+    "SceneCameraError",
+    "CameraEvidence",
+    "SceneCameraSettings",
+    "SceneCamera",
+    "camera_poses_from_track",
+    "register_tracks",
+    "apply_world_transform",
+    "estimate_scene_camera",
+    "lens_mm_from_fov",
+    "lens_mm_from_focal_px",
+    "OPENCV_TO_BLENDER_CAMERA",
+    "blender_camera_matrices",
+]
+
+# Blender cameras look along their local -Z with +Y up; OpenCV cameras along +Z with +Y down.
+OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+
+class SceneCameraError(ValueError):
+    """Inputs the scene camera cannot be built from (shapes, no usable frame)."""
+
+
+@dataclass(frozen=True)
+class CameraEvidence:
+    """What one track says about the camera (arrays per track frame, from the result file)."""
+
+    frames: np.ndarray        # [T] int video frame indices, increasing
+    orient_cam: np.ndarray    # [T,3] axis-angle body orientation in the camera frame (poses[:, 0])
+    orient_world: np.ndarray  # [T,3] axis-angle body orientation in TRACE world (global_orient_world)
+    hip_cam: np.ndarray       # [T,3] hip centre in the camera frame (metres)
+    hip_world: np.ndarray     # [T,3] hip centre in TRACE world
+    weights: np.ndarray | None = None  # [T] >= 0, e.g. confidence * observed (infilled frames: 0)
+
+    def checked(self) -> "CameraEvidence":
+        frames = np.asarray(self.frames).astype(np.int64).reshape(-1)
+        count = frames.size
+        if count > 1 and np.any(np.diff(frames) <= 0):
+            raise SceneCameraError("track frames must be strictly increasing")
+        arrays = []
+        for name in ("orient_cam", "orient_world", "hip_cam", "hip_world"):
+            value = np.asarray(getattr(self, name), np.float64)
+            if value.shape != (count, 3):
+                raise SceneCameraError(f"{name} must be [T={count},3], got {value.shape}")
+            arrays.append(value)
+        weights = np.ones(count) if self.weights is None else np.asarray(self.weights, np.float64).reshape(-1)
+        if weights.shape != (count,):
+            raise SceneCameraError(f"weights must be [T={count}], got {weights.shape}")
+        finite = np.all(np.isfinite(np.concatenate(arrays, axis=1)), axis=1) & np.isfinite(weights)
+        weights = np.where(finite, np.clip(weights, 0.0, None), 0.0)
+        arrays = [np.nan_to_num(a) for a in arrays]
+        return CameraEvidence(frames, *arrays, weights=weights)
+
+
+@dataclass(frozen=True)
+class SceneCameraSettings:
+    """Fusion and smoothing parameters (frames, degrees, metres)."""
+
+    smoothing_sigma_frames: float = 2.0    # Gaussian local-linear smoother; 0 disables smoothing
+    robust_angle_deg: float = 8.0          # biweight scale of a witness's angle to the fused rotation
+    robust_distance_m: float = 0.5         # biweight scale of a witness's distance to the fused centre
+    robust_iterations: int = 2
+    register_tracks: bool = True           # put late tracks into the scene world (see module doc)
+    min_overlap_weight: float = 1.0        # summed weight of overlapping frames to register on them
+
+
+@dataclass(frozen=True)
+class SceneCamera:
+    """Per-frame camera pose in TRACE world for frames first_frame .. last_frame."""
+
+    frames: np.ndarray          # [F] int, consecutive video frame indices
+    rotations: np.ndarray       # [F,3,3] camera (OpenCV axes) -> TRACE world
+    positions: np.ndarray       # [F,3] camera centre in TRACE world (metres)
+    observed: np.ndarray        # [F] bool: at least one person gave evidence at this frame
+    interpolated: np.ndarray    # [F] bool: no evidence; pose bridged or held (= ~observed)
+    witnesses: np.ndarray       # [F] int: people that gave evidence
+    spread_deg: np.ndarray      # [F] weighted RMS angle of the witnesses to the fused rotation (nan < 2)
+    spread_m: np.ndarray        # [F] weighted RMS distance of their centres to the fused centre (nan < 2)
+    registrations: list[np.ndarray]  # per input track [4,4]: its TRACE world -> the scene world
+
+    def in_world(self, alignment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Poses mapped by a rigid world transform [4,4] (e.g. the ground alignment): (R [F,3,3], t [F,3])."""
+        rotation, translation = alignment[:3, :3], alignment[:3, 3]
+        return rotation @ self.rotations, self.positions @ rotation.T + translation
+
+
+def _project_to_rotation(matrices: np.ndarray) -> np.ndarray:
+    """Nearest rotation (Frobenius) of each [...,3,3] matrix via SVD, det +1."""
+    u, _, vt = np.linalg.svd(matrices)
+    sign = np.sign(np.linalg.det(u @ vt))
+    u = u.copy()
+    u[..., :, 2] *= sign[..., None]
+    return u @ vt
+
+
+def _rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between rotations [...,3,3] and [...,3,3] in degrees (robust chordal form)."""
+    chord = np.linalg.norm(a - b, axis=(-2, -1))  # = 2 sqrt(2) sin(angle / 2)
+    return np.degrees(2.0 * np.arcsin(np.clip(chord / (2.0 * math.sqrt(2.0)), 0.0, 1.0)))
+
+
+def camera_poses_from_track(evidence: CameraEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame camera pose one track implies: (R_cam_to_world [T,3,3], centre [T,3])."""
+    rotation = axis_angle_to_matrix(evidence.orient_world) @ np.swapaxes(axis_angle_to_matrix(evidence.orient_cam), -1, -2)
+    centre = evidence.hip_world - np.einsum("tij,tj->ti", rotation, evidence.hip_cam)
+    return rotation, centre
+
+
+def _compose(transform: np.ndarray, rotation: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a world correction [4,4] to poses (R [...,3,3], t [...,3])."""
+    return transform[:3, :3] @ rotation, centre @ transform[:3, :3].T + transform[:3, 3]
+
+
+def _fuse(rotations: np.ndarray, centres: np.ndarray, weights: np.ndarray, settings: SceneCameraSettings
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Robust per-frame fusion of K witnesses.
+
+    rotations [K,F,3,3], centres [K,F,3], weights [K,F] (0 = no evidence).
+    Returns (R [F,3,3], t [F,3], total weight [F], spread_deg [F], spread_m [F]).
+    """
+    total = weights.sum(axis=0)                                    # [F]
+    safe_total = np.where(total > 0, total, 1.0)
+    present = weights > 0                                           # [K,F]
+
+    def scaled_sq_distance(reference_r: np.ndarray, reference_t: np.ndarray) -> np.ndarray:
+        """Squared distance of every witness [K,F] to reference poses [...,F,...], in robust scales."""
+        angle = _rotation_angle_deg(rotations, reference_r)
+        distance = np.linalg.norm(centres - reference_t, axis=-1)
+        return (angle / settings.robust_angle_deg) ** 2 + (distance / settings.robust_distance_m) ** 2
+
+    # Start from the medoid witness (least weighted distance to the others), not the plain mean, so a
+    # far-off witness cannot pull the start point so far that the good ones look like outliers.
+    pairwise = np.stack([scaled_sq_distance(rotations[j][None], centres[j][None]) for j in range(len(weights))])  # [J,K,F]
+    spread = (np.sqrt(pairwise) * weights[None]).sum(axis=1)        # [J,F]
+    medoid = np.argmin(np.where(present, spread, np.inf), axis=0)   # [F]
+    frame_index = np.arange(weights.shape[1])
+    fused_r, fused_t = rotations[medoid, frame_index], centres[medoid, frame_index]
+    robust = weights
+    for _ in range(settings.robust_iterations + 1):
+        tukey = np.clip(1.0 - scaled_sq_distance(fused_r[None], fused_t[None]) / 9.0, 0.0, None) ** 2  # 0 beyond 3 scales
+        robust = weights * tukey           # the medoid itself always keeps its weight
+        weighted = np.einsum("kf,kfij->fij", robust, rotations)
+        fused_r = _project_to_rotation(np.where((total > 0)[:, None, None], weighted, np.eye(3)))
+        norm = np.where(robust.sum(axis=0) > 0, robust.sum(axis=0), 1.0)
+        fused_t = np.einsum("kf,kfi->fi", robust, centres) / norm[:, None]
+    angle = _rotation_angle_deg(rotations, fused_r[None])
+    distance = np.linalg.norm(centres - fused_t[None], axis=-1)
+    several = (weights > 0).sum(axis=0) >= 2
+    spread_deg = np.where(several, np.sqrt((weights * angle ** 2).sum(axis=0) / safe_total), np.nan)
+    spread_m = np.where(several, np.sqrt((weights * distance ** 2).sum(axis=0) / safe_total), np.nan)
+    return fused_r, fused_t, total, spread_deg, spread_m
+
+
+def _on_grid(evidence: CameraEvidence, first: int, count: int, transform: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One track's camera poses on the frame grid first .. first+count-1: (R [F,3,3], t [F,3], weights [F]).
+
+    Grid frames the track does not cover get weight 0 (identity / zero placeholders).
+    """
+    rotation, centre = _compose(transform, *camera_poses_from_track(evidence))
+    index = evidence.frames - first
+    inside = (index >= 0) & (index < count)
+    grid_r = np.broadcast_to(np.eye(3), (count, 3, 3)).copy()
+    grid_t = np.zeros((count, 3))
+    grid_w = np.zeros(count)
+    grid_r[index[inside]], grid_t[index[inside]], grid_w[index[inside]] = rotation[inside], centre[inside], evidence.weights[inside]
+    return grid_r, grid_t, grid_w
+
+
+def _mean_rigid(target_r: np.ndarray, target_t: np.ndarray, source_r: np.ndarray, source_t: np.ndarray,
+                weights: np.ndarray) -> np.ndarray:
+    """Rigid G [4,4] with G * source ~ target over frames: R_G = mean(R_tgt R_src^T), t_G = mean(t_tgt - R_G t_src).
+
+    target/source rotations [N,3,3], centres [N,3], weights [N] (> 0 somewhere).
+    """
+    rotation = _project_to_rotation(np.einsum("n,nij,nkj->ik", weights, target_r, source_r))
+    translation = weights @ (target_t - source_t @ rotation.T) / weights.sum()
+    transform = np.eye(4)
+    transform[:3, :3], transform[:3, 3] = rotation, translation
+    return transform
+
+
+def register_tracks(evidence: Sequence[CameraEvidence], settings: SceneCameraSettings | None = None
+                    ) -> list[np.ndarray]:
+    """Rigid corrections [4,4] putting each track's world into the scene world (the first track's).
+
+    Tracks are taken in order of their first weighted frame. A track is registered on the frames it
+    shares with the tracks already registered (fused), else chained to the last known camera pose
+    before its first frame (the camera is assumed not to jump while nobody is seen).
+    """
+    s = settings or SceneCameraSettings()
+    tracks = [e.checked() for e in evidence]
+    identity = np.eye(4)
+    registrations = [identity.copy() for _ in tracks]
+    usable = [k for k, e in enumerate(tracks) if e.weights.sum() > 0]
+    if not s.register_tracks or len(usable) < 2:
+        return registrations
+    first = min(int(tracks[k].frames[tracks[k].weights > 0][0]) for k in usable)
+    last = max(int(tracks[k].frames[tracks[k].weights > 0][-1]) for k in usable)
+    count = last - first + 1
+    order = sorted(usable, key=lambda k: (int(tracks[k].frames[tracks[k].weights > 0][0]), -tracks[k].weights.sum()))
+    stacked_r, stacked_t, stacked_w = [], [], []
+    for position, k in enumerate(order):
+        grid_r, grid_t, grid_w = _on_grid(tracks[k], first, count, identity)
+        if position > 0:
+            scene_r, scene_t, scene_w, _, _ = _fuse(np.stack(stacked_r), np.stack(stacked_t), np.stack(stacked_w), s)
+            overlap = np.minimum(scene_w, grid_w)
+            if overlap.sum() >= s.min_overlap_weight:
+                shared = overlap > 0
+                registrations[k] = _mean_rigid(scene_r[shared], scene_t[shared], grid_r[shared], grid_t[shared], overlap[shared])
+            else:
+                start = int(np.flatnonzero(grid_w > 0)[0])
+                known = np.flatnonzero(scene_w[:start + 1] > 0)
+                anchor = int(known[-1]) if known.size else int(np.flatnonzero(scene_w > 0)[0])
+                registrations[k] = _mean_rigid(scene_r[anchor:anchor + 1], scene_t[anchor:anchor + 1],
+                                               grid_r[start:start + 1], grid_t[start:start + 1], np.ones(1))
+            grid_r, grid_t = _compose(registrations[k], grid_r, grid_t)
+        stacked_r.append(grid_r)
+        stacked_t.append(grid_t)
+        stacked_w.append(grid_w)
+    return registrations
+
+
+def apply_world_transform(transform: np.ndarray, orient_world: np.ndarray, hip_world: np.ndarray,
+                          joints_world: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Map one track's world arrays by a rigid [4,4] (a registration, or the ground alignment).
+
+    orient_world [T,3] axis-angle, hip_world [T,3], joints_world [T,24,3] optional ->
+    the same arrays in the target world (orientation R -> R_G R, points p -> R_G p + t_G).
+    """
+    transform = np.asarray(transform, np.float64)
+    if transform.shape != (4, 4):
+        raise SceneCameraError(f"a world transform must be [4,4], got {transform.shape}")
+    rotation, translation = transform[:3, :3], transform[:3, 3]
+    orient = matrix_to_axis_angle(rotation @ axis_angle_to_matrix(np.asarray(orient_world, np.float64)))
+    hips = np.asarray(hip_world, np.float64) @ rotation.T + translation
+    joints = None if joints_world is None else np.asarray(joints_world, np.float64) @ rotation.T + translation
+    return orient, hips, joints
+
+
+def _gaussian_local_linear(values: np.ndarray, weights: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted Gaussian local-linear regression on a uniform grid.
+
+    values [F,C], weights [F] >= 0, sigma in samples. Returns (estimates [F,C], support [F]) where
+    support = sum of kernel * weight (kernel peak 1). Where the window holds evidence at a single
+    offset only, the local weighted mean is returned; where support is ~0 the estimate is meaningless
+    and the caller fills it.
+    """
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)           # [W]
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)                       # [W]
+    padded_w = np.pad(weights, radius)
+    padded_v = np.pad(values, ((radius, radius), (0, 0)))
+    window_w = np.lib.stride_tricks.sliding_window_view(padded_w, 2 * radius + 1)               # [F,W]
+    window_v = np.lib.stride_tricks.sliding_window_view(padded_v, 2 * radius + 1, axis=0)       # [F,C,W]
+    kw = window_w * kernel                                               # [F,W]
+    s0, s1, s2 = kw.sum(1), kw @ offsets, kw @ offsets ** 2              # [F]
+    y0 = np.einsum("fw,fcw->fc", kw, window_v)                           # [F,C]
+    y1 = np.einsum("fw,fcw->fc", kw * offsets, window_v)                 # [F,C]
+    determinant = s0 * s2 - s1 ** 2
+    safe_s0 = np.where(s0 > 0, s0, 1.0)
+    linear_ok = determinant > 1e-3 * np.maximum(s0 * s2, 1e-12)
+    safe_det = np.where(linear_ok, determinant, 1.0)
+    linear = (s2[:, None] * y0 - s1[:, None] * y1) / safe_det[:, None]
+    constant = y0 / safe_s0[:, None]
+    return np.where(linear_ok[:, None], linear, constant), s0
+
+
+def _slerp_fill(rotations: np.ndarray, centres: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill frames where known[F] is False: slerp / lerp between neighbours, hold at the ends."""
+    index = np.arange(len(known))
+    known_index = np.flatnonzero(known)
+    last = len(known_index) - 1
+    before = np.searchsorted(known_index, index, side="right") - 1      # last known frame <= index (-1: none)
+    after = np.where(before >= 0, before, 0)
+    after = np.where((before >= 0) & ~known, np.minimum(before + 1, last), after)  # first known frame > index
+    before = np.where(before < 0, 0, before)                             # before the first known: hold it
+    lo, hi = known_index[before], known_index[after]
+    hi = np.where(hi < index, lo, hi)                                    # after the last known: hold it
+    span = np.where(hi > lo, hi - lo, 1)
+    fraction = np.where(hi > lo, (index - lo) / span, 0.0)               # [F]
+    q_lo, q_hi = matrix_to_quaternion(rotations[lo]), matrix_to_quaternion(rotations[hi])
+    dot = np.sum(q_lo * q_hi, axis=-1)
+    q_hi = np.where((dot < 0)[:, None], -q_hi, q_hi)
+    angle = np.arccos(np.clip(np.abs(dot), -1.0, 1.0))                   # half the rotation angle
+    small = angle < 1e-6
+    sin_angle = np.where(small, 1.0, np.sin(angle))
+    w_lo = np.where(small, 1.0 - fraction, np.sin((1.0 - fraction) * angle) / sin_angle)
+    w_hi = np.where(small, fraction, np.sin(fraction * angle) / sin_angle)
+    filled_r = quaternion_to_matrix(w_lo[:, None] * q_lo + w_hi[:, None] * q_hi)
+    filled_t = (1.0 - fraction)[:, None] * centres[lo] + fraction[:, None] * centres[hi]
+    out_r = np.where(known[:, None, None], rotations, filled_r)
+    out_t = np.where(known[:, None], centres, filled_t)
+    return out_r, out_t
+
+
+def estimate_scene_camera(evidence: Sequence[CameraEvidence], settings: SceneCameraSettings | None = None,
+                          frame_range: tuple[int, int] | None = None) -> SceneCamera:
+    """The scene camera over a frame range from every track's evidence.
+
+    evidence: one CameraEvidence per track; frame_range: half-open (start, stop) of video frames to
+    cover (default: first to last frame any track has evidence for). Raises SceneCameraError when no
+    track has a usable frame.
+    """
+    s = settings or SceneCameraSettings()
+    tracks = [e.checked() for e in evidence]
+    usable = [k for k, e in enumerate(tracks) if e.weights.sum() > 0]
+    if not usable:
+        raise SceneCameraError("no track has a frame with positive weight: nothing tells where the camera is")
+    registrations = register_tracks(tracks, s)
+    if frame_range is None:
+        first = min(int(tracks[k].frames[tracks[k].weights > 0][0]) for k in usable)
+        stop = max(int(tracks[k].frames[tracks[k].weights > 0][-1]) for k in usable) + 1
+    else:
+        first, stop = int(frame_range[0]), int(frame_range[1])
+        if stop <= first:
+            raise SceneCameraError(f"frame_range {frame_range} is empty")
+    count = stop - first
+    grids = [_on_grid(tracks[k], first, count, registrations[k]) for k in usable]
+    rotations = np.stack([g[0] for g in grids])   # [K,F,3,3]
+    centres = np.stack([g[1] for g in grids])     # [K,F,3]
+    weights = np.stack([g[2] for g in grids])     # [K,F]
+    fused_r, fused_t, total, spread_deg, spread_m = _fuse(rotations, centres, weights, s)
+    observed = total > 0
+    if not observed.any():
+        raise SceneCameraError(f"no track has evidence inside frames [{first}, {stop})")
+    if s.smoothing_sigma_frames > 0:
+        channels = np.concatenate([fused_r.reshape(count, 9), fused_t], axis=1)     # [F,12]
+        smoothed, _ = _gaussian_local_linear(channels, np.minimum(total, 1.0), s.smoothing_sigma_frames)
+        smooth_r = _project_to_rotation(np.where(observed[:, None, None], smoothed[:, :9].reshape(count, 3, 3), np.eye(3)))
+        smooth_t = smoothed[:, 9:]
+    else:
+        smooth_r, smooth_t = fused_r, fused_t
+    # Frames without evidence are bridged between the smoothed observed frames (never extrapolated).
+    final_r, final_t = _slerp_fill(smooth_r, smooth_t, observed)
+    return SceneCamera(
+        frames=np.arange(first, stop), rotations=final_r, positions=final_t, observed=observed,
+        interpolated=~observed, witnesses=(weights > 0).sum(axis=0), spread_deg=spread_deg, spread_m=spread_m,
+        registrations=[registrations[k] for k in range(len(tracks))])
+
+
+def lens_mm_from_fov(fov_deg: float = 50.0, sensor_width_mm: float = 36.0) -> float:
+    """Blender lens (mm) for a field of view spanning the image's longer side.
+
+    TRACE's FOV (50 deg) spans the padded square, i.e. the longer side of the original image; a Blender
+    camera with sensor_fit 'AUTO' applies sensor_width to the longer side too.
+    """
+    if not 0.0 < fov_deg < 180.0:
+        raise SceneCameraError(f"fov_deg must be in (0, 180), got {fov_deg}")
+    return 0.5 * sensor_width_mm / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def lens_mm_from_focal_px(focal_px: float, image_width: int, image_height: int, sensor_width_mm: float = 36.0) -> float:
+    """Blender lens (mm) for a focal length in pixels, sensor_fit 'AUTO' (sensor spans the longer side)."""
+    if focal_px <= 0 or image_width <= 0 or image_height <= 0:
+        raise SceneCameraError("focal length and image size must be positive")
+    return focal_px * sensor_width_mm / max(image_width, image_height)
+
+
+def blender_camera_matrices(camera: SceneCamera, world_transform: np.ndarray) -> np.ndarray:
+    """World matrices [F,4,4] of a Blender camera object following the scene camera.
+
+    world_transform [4,4]: TRACE world -> Blender world (GroundAlignment.matrix, or the fixed swap).
+    The local axes are Blender's camera axes (looks along -Z, +Y up).
+    """
+    rotation, position = camera.in_world(world_transform)
+    matrices = np.broadcast_to(np.eye(4), (len(position), 4, 4)).copy()
+    matrices[:, :3, :3] = rotation @ OPENCV_TO_BLENDER_CAMERA
+    matrices[:, :3, 3] = position
+    return matrices

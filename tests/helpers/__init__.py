@@ -1,0 +1,1 @@
+"""Test helpers: synthetic stand-ins for licensed or large files (SMPL model, official results)."""

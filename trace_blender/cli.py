@@ -1,0 +1,99 @@
+"""`python -m trace_blender import RESULT ...`: headless import and export through the bpy module.
+
+Same code path as the add-on: building.import_result_file and exporting.export_people.
+Exit codes: 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file, 5 SMPL model file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import TraceBlenderError, UsageError
+
+PROG = "python -m trace_blender"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Turn TRACE results into animated SMPL characters "
+                                                            "and export them (needs the bpy module).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("import", help="import a result file (ours or an official trace2 .npz)")
+    command.add_argument("result", type=Path, metavar="RESULT", help="result .npz")
+    command.add_argument("--fbx", type=Path, metavar="OUT.fbx", help="write an FBX (see --preset)")
+    command.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="FBX axes and naming")
+    command.add_argument("--glb", type=Path, metavar="OUT.glb", help="write a binary glTF")
+    command.add_argument("--bvh", type=Path, metavar="OUT.bvh", help="write a BVH (Y up; one file per person)")
+    command.add_argument("--blend", type=Path, metavar="OUT.blend", help="save the scene as a .blend file")
+    command.add_argument("--per-person", action="store_true",
+                         help="one export file per person: OUT_<person>.ext beside OUT.ext")
+    command.add_argument("--smpl-model", type=Path, metavar="FILE",
+                         help="SMPL model file: body shapes and a skinned mesh (default: built-in skeleton)")
+    command.add_argument("--frame-start", type=int, default=1, metavar="N",
+                         help="scene frame of the video's first frame (default 1)")
+    command.add_argument("--fps", type=float, default=None, metavar="F",
+                         help="frame rate of an official trace2 result (it does not store one; default 30)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return _import_command(arguments)
+    except TraceBlenderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _import_command(args: argparse.Namespace) -> int:
+    if args.fps is not None and args.fps <= 0:
+        raise UsageError("--fps must be positive")
+    for option in ("fbx", "glb", "bvh", "blend"):
+        target = getattr(args, option)
+        if target is not None and not target.resolve().parent.is_dir():
+            raise UsageError(f"--{option}: the folder {target.resolve().parent} does not exist")
+    try:
+        import bpy
+    except ImportError as exc:
+        raise UsageError("this command needs Blender as a Python module: `pip install bpy==5.0.1` "
+                         "(Python 3.11), or run it with Blender's own Python") from exc
+    from . import building, exporting
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    context = bpy.context
+    options = building.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
+                                     frame_start=args.frame_start)
+    result = building.read_result_file(args.result, official_fps=args.fps)
+    summary = building.import_result(result, context, options, source_path=args.result)
+    for note in summary.warnings:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"imported {len(summary.people)} people from {args.result.name}: scene frames "
+          f"{summary.frame_start}-{summary.frame_end} at {summary.fps or 'unknown'} fps")
+    armatures = [person.armature for person in summary.people]
+    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh")]
+    for target, export_format in exports:
+        if target is None:
+            continue
+        per_person = args.per_person or (export_format == "bvh" and len(armatures) > 1)
+        for path in exporting.export_people(context, armatures, target, export_format, per_person=per_person):
+            print(f"wrote {path}")
+    if args.blend is not None:
+        print(f"wrote {save_blend_atomic(bpy, args.blend)}")
+    return 0
+
+
+def save_blend_atomic(bpy, path: Path) -> Path:
+    """Save the current file as `path` through a temporary file and os.replace."""
+    target = path.resolve()
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".blend", dir=target.parent)
+    os.close(handle)
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=temporary, check_existing=False, copy=True, compress=False)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return target

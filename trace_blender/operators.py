@@ -1,0 +1,351 @@
+"""Operators: run TRACE on a video, cancel, import a result, export people, select people.
+
+The work happens in plain functions (`start_inference`, `finish_inference`, building.*,
+exporting.*); operators only collect settings and report. In background mode `invoke()` never
+runs, so `execute()` of the run operator drives the subprocess synchronously there; with a UI it
+hands over to `modal()` and a window-manager timer.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from . import building, exporting, runner
+from .errors import TraceBlenderError, UsageError
+from .preferences import addon_settings, user_data_dir
+
+VIDEO_GLOB = ";".join(f"*{ext}" for ext in runner.VIDEO_EXTENSIONS)
+TIMER_INTERVAL_S = 0.25
+
+
+def session_state(context: Any) -> Any:
+    """Transient UI state on the window manager (not saved in .blend files)."""
+    return context.window_manager.trace_blender
+
+
+@dataclass
+class InferenceJob:
+    video: Path
+    run: runner.CoreRun
+
+
+_ACTIVE_JOB: InferenceJob | None = None
+
+
+def active_job() -> InferenceJob | None:
+    return _ACTIVE_JOB
+
+
+def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] | None = None) -> InferenceJob:
+    """Launch `python -m core run VIDEO -o <new folder> --progress-json ...` with the add-on settings."""
+    global _ACTIVE_JOB
+    if _ACTIVE_JOB is not None and not _ACTIVE_JOB.run.state.finished:
+        raise UsageError("TRACE is already running on a video: cancel it or wait until it finishes")
+    video_path = Path(bpy.path.abspath(str(video)))
+    if not video_path.is_file():
+        raise UsageError(f"video not found: {video_path}")
+    if video_path.suffix.lower() not in runner.VIDEO_EXTENSIONS:
+        raise UsageError(f"{video_path.name} is not a supported video ({', '.join(runner.VIDEO_EXTENSIONS)})")
+    settings = addon_settings(context)
+    if launcher is None:
+        problem = runner.check_core_interpreter(settings.python)
+        if problem is not None:
+            raise TraceBlenderError(problem)
+    output_dir = runner.new_run_directory(user_data_dir("runs"), video_path)
+    command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
+                                 weights_dir=settings.weights_dir, device=settings.device,
+                                 smpl_model=settings.smpl_model_path, launcher=launcher,
+                                 offline=not bpy.app.online_access)
+    job = InferenceJob(video_path, runner.CoreRun(command.argv(), output_dir).start())
+    _ACTIVE_JOB = job
+    state = session_state(context)
+    state.running, state.progress, state.status = True, 0.0, "starting TRACE..."
+    return job
+
+
+def update_progress(context: Any, job: InferenceJob) -> runner.RunState:
+    """Poll the subprocess and mirror its progress into the window-manager state."""
+    run_state = job.run.poll()
+    state = session_state(context)
+    state.progress = job.run.progress.fraction
+    state.status = job.run.progress.describe()
+    return run_state
+
+
+def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tuple[str, str]]]:
+    """Import the result of a finished job; returns (operator result, [(report type, message)])."""
+    global _ACTIVE_JOB
+    state = session_state(context)
+    state.running = False
+    if _ACTIVE_JOB is job:
+        _ACTIVE_JOB = None
+    outcome = job.run.outcome
+    reports = [("WARNING", warning) for warning in outcome.warnings]
+    if outcome.state is runner.RunState.CANCELLED:
+        state.status = "cancelled"
+        return {"CANCELLED"}, reports + [("WARNING", "TRACE run cancelled; its output was removed")]
+    if outcome.state is runner.RunState.FAILED or outcome.result_path is None:
+        state.status = f"failed: {outcome.message}"
+        return {"CANCELLED"}, reports + [("ERROR", outcome.message)]
+    try:
+        summary = import_with_settings(context, outcome.result_path)
+    except TraceBlenderError as exc:
+        state.status = f"import failed: {exc}"
+        return {"CANCELLED"}, reports + [("ERROR", str(exc))]
+    state.progress = 1.0
+    state.status = f"imported {len(summary.people)} people from {job.video.name}"
+    if outcome.state is runner.RunState.PARTIAL:
+        reports.append(("WARNING", outcome.message))
+    reports.append(("INFO", state.status))
+    return {"FINISHED"}, reports
+
+
+def import_with_settings(context: Any, path: str | os.PathLike) -> building.ImportSummary:
+    settings = addon_settings(context)
+    options = building.ImportOptions(smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start)
+    summary = building.import_result_file(path, context, options)
+    session_state(context).result_path = str(path)
+    return summary
+
+
+def _report_all(operator: Any, reports: list[tuple[str, str]]) -> None:
+    for kind, message in reports:
+        operator.report({kind}, message)
+
+
+class TRACE_OT_run_video(bpy.types.Operator):
+    """Run TRACE on a video in a separate Python and import every tracked person"""
+
+    bl_idname = "trace.run_video"
+    bl_label = "Run TRACE on Video"
+    bl_options = {"REGISTER"}
+
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
+
+    _timer = None
+    _job: InferenceJob | None = None
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        job = active_job()
+        return job is None or job.run.state.finished
+
+    def _video(self, context: Any) -> str:
+        return self.filepath or session_state(context).video_path
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if not self._video(context):
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def execute(self, context: Any) -> set[str]:
+        video = self._video(context)
+        if not video:
+            self.report({"ERROR"}, "choose a video file first")
+            return {"CANCELLED"}
+        session_state(context).video_path = video
+        try:
+            job = start_inference(context, video)
+        except TraceBlenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background or context.window is None:
+            job.run.wait()
+            result, reports = finish_inference(context, job)
+            _report_all(self, reports)
+            return result
+        self._job = job
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL_S, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: Any, event: Any) -> set[str]:
+        if event.type != "TIMER" or self._job is None:
+            return {"PASS_THROUGH"}
+        state = update_progress(context, self._job)
+        _redraw_view3d(context)
+        if not state.finished:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        result, reports = finish_inference(context, self._job)
+        _report_all(self, reports)
+        self._job = None
+        return result
+
+    def cancel(self, context: Any) -> None:
+        """Blender ends the modal operator (file load, quit): stop the process too."""
+        if self._job is not None:
+            self._job.run.cancel()
+            finish_inference(context, self._job)
+            self._job = None
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+
+
+def _redraw_view3d(context: Any) -> None:
+    screen = getattr(context, "screen", None)
+    for area in (screen.areas if screen else []):
+        if area.type == "VIEW_3D":
+            area.tag_redraw()
+
+
+class TRACE_OT_cancel_run(bpy.types.Operator):
+    """Stop the running TRACE process and delete its temporary output"""
+
+    bl_idname = "trace.cancel_run"
+    bl_label = "Cancel TRACE Run"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        job = active_job()
+        return job is not None and not job.run.state.finished
+
+    def execute(self, context: Any) -> set[str]:
+        job = active_job()
+        if job is None:
+            return {"CANCELLED"}
+        job.run.cancel()
+        session_state(context).status = "cancelling..."
+        self.report({"INFO"}, "TRACE run cancelled")
+        return {"FINISHED"}
+
+
+class TRACE_OT_import_result(bpy.types.Operator):
+    """Import a TRACE result file (.npz, also official trace2 results) as animated characters"""
+
+    bl_idname = "trace.import_result"
+    bl_label = "Import TRACE Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Result file", subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if self.filepath:
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: Any) -> set[str]:
+        if not self.filepath:
+            self.report({"ERROR"}, "choose a result file (.npz) first")
+            return {"CANCELLED"}
+        try:
+            summary = import_with_settings(context, bpy.path.abspath(self.filepath))
+        except TraceBlenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for warning in summary.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, f"imported {len(summary.people)} people (frames {summary.frame_start}-{summary.frame_end})")
+        return {"FINISHED"}
+
+
+def people_to_export(context: Any, scope: str) -> list[Any]:
+    """Armatures of imported people: all of them, or those whose armature or body is selected."""
+    people = building.imported_people(context.scene)
+    if scope == "ALL":
+        return people
+    chosen = []
+    for armature in people:
+        if armature.select_get() or any(body.select_get() for body in building.bodies_of(armature)):
+            chosen.append(armature)
+    return chosen
+
+
+class TRACE_OT_export_people(bpy.types.Operator):
+    """Export imported people as FBX (Unity / Unreal), glTF binary or BVH"""
+
+    bl_idname = "trace.export_people"
+    bl_label = "Export People"
+    bl_options = {"REGISTER"}
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
+    check_existing: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+
+    def _export_format(self, context: Any) -> str:
+        choice = session_state(context).export_format
+        return addon_settings(context).export_preset if choice == "PREFERENCES" else choice.lower()
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        if self.filepath or session_state(context).export_path:
+            return self.execute(context)
+        self.filepath = "trace_people" + exporting.EXTENSIONS[self._export_format(context)]
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: Any) -> set[str]:
+        state = session_state(context)
+        target = bpy.path.abspath(self.filepath or state.export_path)
+        if not target:
+            self.report({"ERROR"}, "choose where to export first")
+            return {"CANCELLED"}
+        people = people_to_export(context, state.export_scope)
+        try:
+            written = exporting.export_people(context, people, target, self._export_format(context),
+                                              per_person=state.export_per_person)
+        except TraceBlenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, "exported " + ", ".join(path.name for path in written))
+        return {"FINISHED"}
+
+
+class TRACE_OT_toggle_person(bpy.types.Operator):
+    """Select or deselect this person (armature and body)"""
+
+    bl_idname = "trace.toggle_person"
+    bl_label = "Toggle Person Selection"
+    bl_options = {"REGISTER", "UNDO"}
+
+    armature_name: StringProperty(options={"SKIP_SAVE"})
+
+    def execute(self, context: Any) -> set[str]:
+        armature = bpy.data.objects.get(self.armature_name)
+        if armature is None or building.PROP_TRACK_ID not in armature.keys():
+            self.report({"ERROR"}, f"no imported person named {self.armature_name!r}")
+            return {"CANCELLED"}
+        select = not armature.select_get()
+        for ob in [armature] + building.bodies_of(armature):
+            if ob.name in context.view_layer.objects:
+                ob.select_set(select)
+        if select:
+            context.view_layer.objects.active = armature
+        return {"FINISHED"}
+
+
+class TRACE_OT_check_core(bpy.types.Operator):
+    """Check that the configured Python can run the TRACE core (imports core and torch)"""
+
+    bl_idname = "trace.check_core"
+    bl_label = "Check TRACE Core"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> set[str]:
+        python = addon_settings(context).python
+        problem = runner.check_core_interpreter(python, use_cache=False)
+        if problem is not None:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{python} can run the TRACE core")
+        return {"FINISHED"}
+
+
+CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_export_people,
+           TRACE_OT_toggle_person, TRACE_OT_check_core)
+
+
+def cancel_active_job() -> None:
+    """Called on unregister: never leave a core process running behind a disabled add-on."""
+    global _ACTIVE_JOB
+    if _ACTIVE_JOB is not None and not _ACTIVE_JOB.run.state.finished:
+        _ACTIVE_JOB.run.cancel()
+    _ACTIVE_JOB = None

@@ -1,0 +1,23 @@
+"""Register / unregister every class of the add-on, in order (reverse order on the way out)."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import PointerProperty
+
+from . import operators, preferences, ui
+
+CLASSES = (preferences.TRACE_AddonPreferences,) + operators.CLASSES + ui.CLASSES
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.WindowManager.trace_blender = PointerProperty(type=ui.TRACE_SessionState)
+
+
+def unregister() -> None:
+    operators.cancel_active_job()
+    if hasattr(bpy.types.WindowManager, "trace_blender"):
+        del bpy.types.WindowManager.trace_blender
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

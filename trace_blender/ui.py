@@ -1,0 +1,143 @@
+"""Sidebar panels (3D viewport, tab 'TRACE'), the window-manager state they show, and drag-and-drop.
+
+The panels draw and call operators; nothing here computes anything.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+
+from . import building, exporting, runner
+from .operators import active_job, session_state
+
+EXPORT_FORMAT_ITEMS = (("PREFERENCES", "Default", "The default export format from the add-on preferences"),) + tuple(
+    (key.upper(), exporting.FORMAT_LABELS[key], f"Export {exporting.FORMAT_LABELS[key]}")
+    for key in exporting.EXPORT_FORMATS)
+
+
+class TRACE_SessionState(bpy.types.PropertyGroup):
+    """Per-session UI state: lives on the WindowManager, so it is never saved into .blend files."""
+
+    video_path: StringProperty(name="Video", subtype="FILE_PATH", description="Video to run TRACE on")
+    result_path: StringProperty(name="Result", subtype="FILE_PATH", description="Last imported result file")
+    running: BoolProperty(name="Running", default=False)
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR", default=0.0)
+    status: StringProperty(name="Status", default="")
+    export_format: EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PREFERENCES")
+    export_scope: EnumProperty(name="People", items=(
+        ("ALL", "All", "Every imported person in the scene"),
+        ("SELECTED", "Selected", "People whose armature or body is selected")), default="ALL")
+    export_per_person: BoolProperty(name="One file per person", default=False,
+                                    description="Write one file per person instead of one combined file")
+    export_path: StringProperty(name="File", subtype="FILE_PATH", default="",
+                                description="Target file (per person: <name>_<person>.<ext> beside it)")
+
+
+class _TracePanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "TRACE"
+
+
+class TRACE_PT_main(_TracePanel, bpy.types.Panel):
+    bl_idname = "TRACE_PT_main"
+    bl_label = "TRACE: Video to People"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        state = session_state(context)
+        layout.prop(state, "video_path", text="")
+        job = active_job()
+        running = job is not None and not job.run.state.finished
+        row = layout.row(align=True)
+        if running:
+            row.operator("trace.cancel_run", text="Cancel", icon="CANCEL")
+        else:
+            run = row.operator("trace.run_video", text="Run TRACE", icon="PLAY")
+            run.filepath = state.video_path
+        if running or state.status:
+            layout.progress(factor=state.progress, type="BAR", text=state.status or "starting...")
+
+
+class TRACE_PT_import(_TracePanel, bpy.types.Panel):
+    bl_idname = "TRACE_PT_import"
+    bl_label = "Import"
+    bl_parent_id = "TRACE_PT_main"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.operator("trace.import_result", text="Import Result (.npz)", icon="IMPORT")
+        state = session_state(context)
+        if state.result_path:
+            layout.label(text=f"Last: {bpy.path.basename(state.result_path)}", icon="FILE")
+
+
+class TRACE_PT_people(_TracePanel, bpy.types.Panel):
+    bl_idname = "TRACE_PT_people"
+    bl_label = "People"
+    bl_parent_id = "TRACE_PT_main"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        people = building.imported_people(context.scene)
+        if not people:
+            layout.label(text="No people imported yet", icon="INFO")
+            return
+        column = layout.column(align=True)
+        for armature in people:
+            selected = armature.select_get()
+            row = column.row(align=True)
+            toggle = row.operator("trace.toggle_person", text=armature.name, depress=selected,
+                                  icon="CHECKBOX_HLT" if selected else "CHECKBOX_DEHLT")
+            toggle.armature_name = armature.name
+            bodies = building.bodies_of(armature)
+            row.label(text="", icon="MESH_DATA" if bodies else "ARMATURE_DATA")
+
+
+class TRACE_PT_export(_TracePanel, bpy.types.Panel):
+    bl_idname = "TRACE_PT_export"
+    bl_label = "Export"
+    bl_parent_id = "TRACE_PT_main"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        state = session_state(context)
+        layout.prop(state, "export_format")
+        layout.prop(state, "export_scope", expand=True)
+        layout.prop(state, "export_per_person")
+        layout.prop(state, "export_path")
+        row = layout.row()
+        row.enabled = bool(building.imported_people(context.scene))
+        row.operator("trace.export_people", text="Export", icon="EXPORT")
+
+
+class TRACE_FH_video(bpy.types.FileHandler):
+    """Drop a video on the 3D viewport: run TRACE on it."""
+
+    bl_idname = "TRACE_FH_video"
+    bl_label = "TRACE: run on video"
+    bl_import_operator = "trace.run_video"
+    bl_file_extensions = ";".join(runner.VIDEO_EXTENSIONS)
+
+    @classmethod
+    def poll_drop(cls, context: Any) -> bool:
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+class TRACE_FH_result(bpy.types.FileHandler):
+    """Drop a result .npz on the 3D viewport: import its people."""
+
+    bl_idname = "TRACE_FH_result"
+    bl_label = "TRACE: import result"
+    bl_import_operator = "trace.import_result"
+    bl_file_extensions = ".npz"
+
+    @classmethod
+    def poll_drop(cls, context: Any) -> bool:
+        return context.area is not None and context.area.type == "VIEW_3D"
+
+
+CLASSES = (TRACE_SessionState, TRACE_PT_main, TRACE_PT_import, TRACE_PT_people, TRACE_PT_export,
+           TRACE_FH_video, TRACE_FH_result)
