@@ -1,6 +1,8 @@
 """Importing results into Blender (bpy 5.0 module): FK equivalence, skinned body, timing, naming, rollback."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -70,8 +72,9 @@ def test_headless_import_reproduces_smpl_fk_with_default_skeleton(empty_scene, l
     assert (scene.render.fps, round(scene.render.fps_base, 6)) == (30, 1.001)
     assert (scene.frame_start, scene.frame_end) == (1, result.video.frame_count)
     for armature in armatures.values():
-        assert [bone.name for bone in armature.data.bones] == list(skeleton.SMPL_JOINT_NAMES)
-        parents = [bone.parent.name if bone.parent else None for bone in armature.data.bones]
+        bones = armature.data.bones
+        assert sorted(bone.name for bone in bones) == sorted(skeleton.SMPL_JOINT_NAMES)
+        parents = [bones[name].parent.name if bones[name].parent else None for name in skeleton.SMPL_JOINT_NAMES]
         assert parents == [None] + [skeleton.SMPL_JOINT_NAMES[p] for p in skeleton.SMPL_PARENTS[1:]]
         np.testing.assert_array_equal(np.array(armature.matrix_world), np.eye(4))
         assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
@@ -111,16 +114,21 @@ def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
     assert len(location.keyframe_points) == 200
 
 
-def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_model_path):
-    result = synthetic_result(num_people=2, num_frames=300, seed=5)
-    summary = building.import_result(result, bpy.context, building.ImportOptions(smpl_model_path=str(smpl_model_path)))
+def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_model_path, tmp_path):
+    path = write_synthetic_result(tmp_path / "shaped.npz", num_people=2, num_frames=300, seed=5)
+    assert cli.main(["import", str(path), "--smpl-model", str(smpl_model_path)]) == 0
+    result = read_result(path)
     model = load_smpl_model_file(smpl_model_path)
     rest_by_track = {t.track_id: model.joints_for_betas(t.betas.mean(0)) for t in result.tracks}
-    assert_fk_equivalence(result, armatures_by_track(bpy.context), rest_by_track)
+    armatures = armatures_by_track(bpy.context)
+    assert_fk_equivalence(result, armatures, rest_by_track)
 
-    for person, track in zip(summary.people, result.tracks):
-        body = person.body
-        assert body is not None and body.parent == person.armature
+    for track in result.tracks:
+        person = SimpleNamespace(armature=armatures[track.track_id])
+        bodies = building.bodies_of(person.armature)
+        assert len(bodies) == 1
+        body = bodies[0]
+        assert body.parent == person.armature
         assert len(body.data.vertices) == model.num_vertices and len(body.data.polygons) == len(model.faces)
         assert [g.name for g in body.vertex_groups] == list(skeleton.SMPL_JOINT_NAMES)
         modifier = body.modifiers["Armature"]
@@ -132,7 +140,7 @@ def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_mode
         ground = np.array([0.0, vertices[:, 1].min(), 0.0])
         rest_mesh = np.array([v.co[:] for v in body.data.vertices])
         np.testing.assert_allclose(rest_mesh, frames.canonical_to_blender_rest(vertices - ground), atol=1e-6)
-        heads = np.array([b.head_local[:] for b in person.armature.data.bones])
+        heads = np.array([person.armature.data.bones[n].head_local[:] for n in skeleton.SMPL_JOINT_NAMES])
         np.testing.assert_allclose(heads, frames.canonical_to_blender_rest(joints - ground), atol=1e-6)
         weight_of_vertex_7 = {g.group: g.weight for g in body.data.vertices[7].groups}
         expected_weights = {j: w for j, w in enumerate(model.weights[7]) if w > 0}

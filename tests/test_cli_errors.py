@@ -215,3 +215,40 @@ def test_progress_reporter_tty_bar():
     text = err.getvalue()
     assert "\r" in text and text.endswith("\n")
     assert "8/8 frames  2.00 frames/s  ETA 0:00" in text
+
+
+# --- cases that run the network (a few frames each) --------------------------------------------------
+@pytest.mark.slow
+def test_unreadable_frame_midway_writes_partial_result(reference_dir, generated_weights, tmp_path):
+    frames = np.load(reference_dir / "clip_seed0.npz")["frames"]           # RGB
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in (0, 1, 3):
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), frames[i][:, :, ::-1])
+    (folder / "frame_002.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")   # damaged image in the middle
+    out = tmp_path / "out"
+    code, events, stderr = run_cli(folder, "-o", out, "--weights", generated_weights, "--offline")
+    assert code == ExitCode.PARTIAL, stderr[-2000:]
+    assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 10
+    warning = [e for e in events if e["event"] == "warning"][-1]["message"]
+    assert "frame_002.png" in warning and "stopped after frame 1" in warning and "was written" in warning
+    from core.result_file import read_result
+    result = read_result(out / "shots.trace.npz")
+    assert Path(events[-1]["result"]) == out / "shots.trace.npz" and events[-1]["tracks"] == len(result.tracks) >= 1
+    assert result.frames_processed.stopped_early and result.frames_processed.last == 1
+    assert "frame_002.png" in result.frames_processed.stop_reason
+    assert all(set(t.frames.tolist()) <= {0, 1} for t in result.tracks)
+    np.testing.assert_allclose(result.tracks[0].times, result.tracks[0].frames / 30.0)   # folder default 30 fps
+
+
+@pytest.mark.slow
+def test_no_person_found_writes_nothing(reference_dir, generated_weights, tmp_path):
+    frame = np.load(reference_dir / "clip_seed0.npz")["frames"][0][:, :, ::-1]
+    video = write_video(tmp_path / "one.avi", [np.ascontiguousarray(frame)], fourcc="MJPG")
+    out = tmp_path / "out"
+    # thresholds no detection can pass: the tracker starts no track
+    code, events, _ = run_cli(video, "-o", out, "--weights", generated_weights, "--offline",
+                              "--tracking", "first_frame_det_thresh=1e9", "--tracking", "tracker_det_thresh=1e9")
+    assert_error(code, events, ExitCode.NO_PERSON, "no_person", "no person was tracked", "nothing was written")
+    assert [e["done"] for e in events if e.get("stage") == "inference"] == [0, 1]   # the network did run
+    assert not out.exists() or list(out.iterdir()) == []

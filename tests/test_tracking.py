@@ -27,15 +27,17 @@ from core.tracking.settings import PRODUCT_NEW_SUBJECT_DET_THRESH
 # ------------------------------------------------------------------------------------------------
 
 
-def _brute_force_best_gain(cost: np.ndarray, limit: float) -> float:
-    """max over partial matchings of sum(limit - cost): the objective of lapjv's extended problem."""
+def _brute_force_best(cost: np.ndarray, limit: float) -> tuple[float, set[tuple[int, int]]]:
+    """max over partial matchings of sum(limit - cost) (lapjv's extended objective) and one best matching."""
     n, m = cost.shape
-    best = 0.0
+    best, best_pairs = 0.0, set()
     for k in range(1, min(n, m) + 1):
         for rows in itertools.combinations(range(n), k):
             for cols in itertools.permutations(range(m), k):
-                best = max(best, sum(limit - cost[r, c] for r, c in zip(rows, cols)))
-    return best
+                gain = sum(limit - cost[r, c] for r, c in zip(rows, cols))
+                if gain > best:
+                    best, best_pairs = gain, set(zip(rows, cols))
+    return best, best_pairs
 
 
 def _check_partition(matches: np.ndarray, unmatched_rows: np.ndarray, unmatched_cols: np.ndarray, n: int, m: int):
@@ -66,10 +68,11 @@ def test_limited_assignment_matches_brute_force_on_rectangular_and_tied_matrices
         matches, unmatched_rows, unmatched_cols = linear_assignment_with_limit(cost, limit)
         _check_partition(matches, unmatched_rows, unmatched_cols, n, m)
         gain = sum(limit - cost[r, c] for r, c in matches)
-        assert gain == pytest.approx(_brute_force_best_gain(cost, limit), abs=1e-9)
+        best_gain, best_pairs = _brute_force_best(cost, limit)
+        assert gain == pytest.approx(best_gain, abs=1e-9)
         assert all(cost[r, c] < limit for r, c in matches)  # a pair at the limit gains nothing: left unmatched
         if trial % 3:  # continuous costs: the optimum is unique, so the matching itself is determined
-            assert np.all(np.diff(matches[:, 0]) > 0) if len(matches) > 1 else True
+            assert {(int(r), int(c)) for r, c in matches} == best_pairs
 
 
 def test_limited_assignment_known_answers():
@@ -438,6 +441,8 @@ def test_memory_refreshes_good_frames_and_inherits_weak_or_untracked_ones():
     batch = gather_trajectory_features(ClipTracks({7: track}, 4), _mesh_maps(0, 4), memory, settings)
     assert batch.track_ids.tolist() == [7]
     assert batch.inherent_flags.tolist() == [[False, True, True, False]]
+    assert batch.tracked.tolist() == [[True, True, False, True]]
+    assert batch.det_scores.tolist() == [[0.9, 0.04, 0.9, 0.9]]
     assert batch.features[0, :, 0].tolist() == [0, 0, 0, 3]           # frames 1-2 inherit frame 0
     assert batch.features[0, :, 2].tolist() == [10, 10, 10, 13]
     assert memory[7].feature.tolist() == [3, 20, 13]

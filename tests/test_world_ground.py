@@ -167,7 +167,7 @@ def test_people_far_apart_share_one_floor():
     for joints in (near, far):
         aligned = alignment.apply_points(to_camera(joints, rotation, centre))
         stance = np.abs(np.diff(joints[:, list(FOOT_JOINTS)], axis=0)).max(axis=-1) < 1e-9   # [T-1,4]
-        assert np.abs(_sole_heights(aligned)[1:][stance]).max() < 0.02 + 0.0
+        assert np.abs(_sole_heights(aligned)[1:][stance]).max() < 0.02
 
 
 def test_jumping_person_and_person_on_a_ledge_do_not_tilt_the_floor():

@@ -136,6 +136,8 @@ def prepare_people(result: Any, model: Any | None) -> list[_PersonData]:
         hips = np.asarray(track.hip_center_world, np.float64)
         betas = np.asarray(track.betas, np.float64)
         count = frames.shape[0]
+        if count == 0:
+            raise ResultFileError(f"track {track.track_id} has no frames")
         expected = {"poses": (poses, (count, 24, 3)), "global_orient_world": (orient, (count, 3)),
                     "hip_center_world": (hips, (count, 3))}
         for key, (array, shape) in expected.items():
@@ -145,8 +147,6 @@ def prepare_people(result: Any, model: Any | None) -> list[_PersonData]:
                 bad = np.flatnonzero(~np.all(np.isfinite(array.reshape(count, -1)), axis=1))
                 raise ResultFileError(f"track {track.track_id}: {key} holds NaN/inf at video frames "
                                       f"{frames[bad[:5]].tolist()}; the result file is damaged")
-        if count == 0:
-            raise ResultFileError(f"track {track.track_id} has no frames")
         if np.any(np.diff(frames) <= 0) or frames[0] < 0:
             raise ResultFileError(f"track {track.track_id}: frame indices must be increasing and non-negative")
         mean_betas = betas.reshape(count, -1).mean(axis=0) if betas.size else np.zeros(10)

@@ -43,7 +43,7 @@ FBX_PRESETS: dict[str, dict[str, Any]] = {
 }
 GLTF_SETTINGS: dict[str, Any] = dict(
     export_format="GLB", use_selection=True, export_yup=True, export_apply=False,
-    export_animations=True, export_animation_mode="ACTIONS", export_frame_range=True,
+    export_animations=True, export_animation_mode="ACTIVE_ACTIONS", export_frame_range=True,
     export_force_sampling=True, export_frame_step=1, export_optimize_animation_size=False,
     export_anim_slide_to_zero=False, export_def_bones=True, export_skins=True,
     export_rest_position_armature=True, export_leaf_bone=False, export_bake_animation=False,

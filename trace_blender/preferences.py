@@ -86,10 +86,10 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
         column = layout.column()
         column.prop(self, "python_path")
         row = column.row()
-        problem = runner._INTERPRETER_CHECKS.get(python, "unchecked")
+        problem = runner.last_interpreter_check(python)
         if problem is None:
             row.label(text=f"OK: {python} can run the TRACE core", icon="CHECKMARK")
-        elif problem == "unchecked":
+        elif problem == runner.NOT_CHECKED:
             row.label(text=f"Not checked yet: {python}", icon="QUESTION")
         else:
             row.alert = True

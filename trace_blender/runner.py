@@ -130,15 +130,22 @@ def new_run_directory(base_dir: str | os.PathLike, video: str | os.PathLike) -> 
 
 
 _INTERPRETER_CHECKS: dict[str, str | None] = {}
+NOT_CHECKED = "not checked yet"
+
+
+def last_interpreter_check(python: str) -> str | None:
+    """The last check's answer for `python` (None = fine), or NOT_CHECKED."""
+    return _INTERPRETER_CHECKS.get(python, NOT_CHECKED)
 
 
 def check_core_interpreter(python: str, timeout_s: float = 120.0, use_cache: bool = True) -> str | None:
     """None when `python` can run the TRACE core (imports core.cli and torch); else why not.
 
-    Cached per interpreter: importing torch takes seconds.
+    Successes are cached per interpreter (importing torch takes seconds); failures are checked
+    again every time, so fixing the installation needs no restart.
     """
-    if use_cache and python in _INTERPRETER_CHECKS:
-        return _INTERPRETER_CHECKS[python]
+    if use_cache and python in _INTERPRETER_CHECKS and _INTERPRETER_CHECKS[python] is None:
+        return None
     if not python or not Path(python).exists():
         problem = f"the Python interpreter '{python}' does not exist"
     else:

@@ -79,7 +79,9 @@ class TrajectoryBatch:
 
     features [K, L, C] mesh features (sampled or inherited); czyxs [K, L, 3] int64;
     batch_inds [K, L] int64 (-1: no tracker row); valid_masks [K, L] bool (batch_inds != -1);
-    track_ids [K] int64; inherent_flags [K, L] bool (True: features came from memory / not refreshed).
+    track_ids [K] int64; inherent_flags [K, L] bool (True: features came from memory / not refreshed);
+    tracked [K, L] bool (the tracker matched a detection in that frame); det_scores [K, L] float64
+    (score of the matched or, for lost frames, last matched detection; 0 without a row).
     """
 
     features: torch.Tensor
@@ -88,6 +90,8 @@ class TrajectoryBatch:
     valid_masks: torch.Tensor
     track_ids: torch.Tensor
     inherent_flags: torch.Tensor
+    tracked: torch.Tensor
+    det_scores: torch.Tensor
 
 
 def gather_trajectory_features(clip_tracks: ClipTracks, mesh_feature_maps: torch.Tensor, memory: TrajectoryMemory,
@@ -101,7 +105,7 @@ def gather_trajectory_features(clip_tracks: ClipTracks, mesh_feature_maps: torch
     device = mesh_feature_maps.device
     length = clip_tracks.clip_length
     channels = mesh_feature_maps.shape[1]
-    features, czyxs, batch_inds, valid_masks, track_ids, flags = [], [], [], [], [], []
+    features, czyxs, batch_inds, valid_masks, track_ids, flags, qualities = [], [], [], [], [], [], []
     for track_id, track in clip_tracks.items():
         remembered = memory.track(track_id)
         track_czyxs = track.czyxs.to(device=device, dtype=torch.long)       # [L, 3]
@@ -132,6 +136,7 @@ def gather_trajectory_features(clip_tracks: ClipTracks, mesh_feature_maps: torch
         valid_masks.append(valid)
         track_ids.append(int(track_id))
         flags.append(inherited)
+        qualities.append(track.quality.to(torch.float64))
     if not features:
         return TrajectoryBatch(
             features=mesh_feature_maps.new_zeros((0, length, channels)),
@@ -139,14 +144,19 @@ def gather_trajectory_features(clip_tracks: ClipTracks, mesh_feature_maps: torch
             batch_inds=torch.zeros((0, length), dtype=torch.long, device=device),
             valid_masks=torch.zeros((0, length), dtype=torch.bool, device=device),
             track_ids=torch.zeros(0, dtype=torch.long, device=device),
-            inherent_flags=torch.zeros((0, length), dtype=torch.bool, device=device))
+            inherent_flags=torch.zeros((0, length), dtype=torch.bool, device=device),
+            tracked=torch.zeros((0, length), dtype=torch.bool, device=device),
+            det_scores=torch.zeros((0, length), dtype=torch.float64, device=device))
+    quality = torch.stack(qualities).to(device)                            # [K, L, 2]
     return TrajectoryBatch(
         features=torch.stack(features),
         czyxs=torch.stack(czyxs),
         batch_inds=torch.stack(batch_inds),
         valid_masks=torch.stack(valid_masks),
         track_ids=torch.tensor(track_ids, dtype=torch.long, device=device),
-        inherent_flags=torch.stack(flags).to(device))
+        inherent_flags=torch.stack(flags).to(device),
+        tracked=quality[..., 1] > TRACKED_FLAG_MIN,
+        det_scores=quality[..., 0])
 
 
 def infill_low_quality_cams(normed_cams: torch.Tensor, track_ids: torch.Tensor, memory: TrajectoryMemory,

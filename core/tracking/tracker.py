@@ -319,9 +319,9 @@ def track_clip(motion_offsets: torch.Tensor, batch_ids: torch.Tensor, normed_cam
         if len(det_inds) == 0 and settings.official_quirks:
             continue
         frame_cams = cams[det_inds]
-        # official: `.float()`; the float64 reference kept float64 here, and a float32 network
-        # already gives float32, so keeping the input dtype matches both
-        offsets = offsets_all[det_inds].clone()
+        # official: `.float()`; the float64 reference kept float64 here. At least float32, else the
+        # input dtype: matches the official for float16/float32 networks and the float64 reference.
+        offsets = offsets_all[det_inds].to(torch.promote_types(offsets_all.dtype, torch.float32), copy=True)
         offsets[torch.norm(offsets, p=2, dim=-1) > settings.motion_offset3D_norm_limit] = 0
         trans_now = cams_to_translations(frame_cams, settings.depth_scale)
         trans_before = cams_to_translations(frame_cams - offsets, settings.depth_scale)

@@ -154,7 +154,9 @@ def load_fixture(path: Path) -> Fixture:
             prefix = m["run"]
             runs.setdefault(prefix, RunSpec(prefix, int(m["subjects"]), int(m["forget"] or 0)))
             if m["clip"] is not None and m["field"] == "clip_start":
-                clip_starts.setdefault(int(m["clip"]), int(arrays[key]))
+                start = clip_starts.setdefault(int(m["clip"]), int(arrays[key]))
+                if start != int(arrays[key]):
+                    raise FixtureError(f"{key} = {int(arrays[key])} disagrees with another run's clip start {start}")
         elif key not in INPUT_KEYS and not GROUND_TRUTH_KEY.match(key):
             unclaimed.append(key)
     if not runs:
@@ -350,11 +352,12 @@ def verify_file(path: Path, verbose: bool = False, out=sys.stdout) -> int:
         produced = {canonical_key(k): v for k, v in replay_run(fixture, settings, parse_cache).items()}
         run_keys = sorted(k for k in fixture.arrays if k.startswith(run.prefix) and RUN_KEY.match(k)
                           and RUN_KEY.match(k)["run"] == run.prefix)
-        run_differences = 0
+        run_differences = run_missing = 0
         for key in run_keys:
             local = canonical_key(key[len(run.prefix):])
             compared += 1
             if local not in produced:
+                run_missing += 1
                 missing.append(key)
                 print(f"  MISSING {key}: recorded in the file but not produced by the replay", file=out)
                 continue
@@ -368,8 +371,7 @@ def verify_file(path: Path, verbose: bool = False, out=sys.stdout) -> int:
                 differences.append(difference)
                 print(f"  DIFFERS {difference.key}: {difference.message}", file=out)
         print(f"run {run.prefix}: subject_num {settings.subject_num}, time2forget {settings.time2forget}: "
-              f"{len(run_keys)} keys, {len(run_keys) - run_differences - sum(k.startswith(run.prefix) for k in missing)} match",
-              file=out)
+              f"{len(run_keys)} keys, {len(run_keys) - run_differences - run_missing} match", file=out)
     status = "PASS" if not differences and not missing else "FAIL"
     print(f"tracking: {status}: {len(fixture.runs)} runs, {compared} keys compared, {matched} match, "
           f"{len(differences)} differ, {len(missing)} missing", file=out)

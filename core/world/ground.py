@@ -23,7 +23,7 @@ Steps (docs/world.md has the parameters and measured accuracy):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -161,7 +161,6 @@ class GroundAlignment:
     prior_angle_deg: float = float("nan")  # floor normal vs up prior
     note: str = ""
     people: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def rotation(self) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""build.py's extension zip: Blender's validator accepts it, it installs, enables and disables in bpy, and
+the INSTALLED copy imports a result with its vendored core (the repository's `core` hidden)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("bpy")
+
+from helpers.blender import write_synthetic_result  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Runs in a fresh interpreter: BLENDER_USER_RESOURCES must be set before bpy is imported, and the
+# editable install of this repository (a meta-path finder from a .pth file) must be invisible.
+INSTALLED_EXTENSION_SCRIPT = r'''
+import importlib.util, json, os, sys
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if not (f if isinstance(f, type) else type(f)).__module__.startswith("__editable__")]
+sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd()) and not p.startswith(REPO_ROOT)]
+report = {"core_visible": importlib.util.find_spec("core") is not None,
+          "trace_blender_visible": importlib.util.find_spec("trace_blender") is not None}
+import bpy
+import addon_utils
+zip_path, result_path = sys.argv[1], sys.argv[2]
+bpy.ops.wm.read_factory_settings(use_empty=True)
+report["install"] = sorted(bpy.ops.extensions.package_install_files(
+    filepath=zip_path, repo="user_default", enable_on_install=True))
+module = "bl_ext.user_default.trace_blender"
+report["enabled"] = module in bpy.context.preferences.addons
+report["panel_registered"] = hasattr(bpy.types, "TRACE_PT_main")
+report["file_handler_registered"] = hasattr(bpy.types, "TRACE_FH_video")
+bridge = sys.modules[module + ".core_bridge"]
+report["vendored"] = bridge.IS_VENDORED
+report["result_file_module"] = bridge.result_file().__file__
+report["skeleton_file"] = str(bridge.rig.DEFAULT_SKELETON_PATH)
+report["prefs_device"] = bpy.context.preferences.addons[module].preferences.device
+report["import"] = sorted(bpy.ops.trace.import_result(filepath=result_path))
+report["people"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "ARMATURE")
+report["torch_loaded"] = "torch" in sys.modules
+addon_utils.disable(module, default_set=True)
+report["enabled_after_disable"] = module in bpy.context.preferences.addons
+report["panel_after_disable"] = hasattr(bpy.types, "TRACE_PT_main")
+print("REPORT " + json.dumps(report))
+'''
+
+
+def load_build_module():
+    spec = importlib.util.spec_from_file_location("trace_build", REPO_ROOT / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def extension_zip(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("dist")
+    completed = subprocess.run([sys.executable, str(REPO_ROOT / "build.py"), "--output-dir", str(output)],
+                               capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    path = Path(completed.stdout.strip().splitlines()[-1])
+    assert path.parent == output and path.name == "trace_blender-0.1.0.zip"
+    return path
+
+
+def test_zip_contents_and_blender_validator(extension_zip):
+    names = set(zipfile.ZipFile(extension_zip).namelist())
+    for required in ("blender_manifest.toml", "__init__.py", "building.py", "core_bridge.py", "runner.py",
+                     "core/__init__.py", "core/result_file.py", "core/official_result.py", "core/safe_pickle.py",
+                     "core/smpl/__init__.py", "core/smpl/model_file.py", "core/rig/frames.py",
+                     "assets/default_skeleton.json"):
+        assert required in names, required
+    for forbidden in ("core/pipeline.py", "core/cli.py", "core/smpl/body_model.py"):
+        assert forbidden not in names
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+    assert not any(name.startswith("core/nn/") or name.startswith("core/tracking/") for name in names)
+    build = load_build_module()
+    completed = subprocess.run([sys.executable, str(build.find_blender_ext_script()), "validate", str(extension_zip)],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_import_scan_rejects_what_the_zip_cannot_run(tmp_path):
+    build = load_build_module()
+    sample = tmp_path / "sample.py"
+    sample.write_text("import numpy as np\nfrom . import sibling\n\ndef f():\n    import torch\n")
+    assert [p for p in build.import_problems(sample, vendored_core=True) if "torch" in p]
+    sample.write_text("from core.rig import fk\n")
+    assert "relative imports" in build.import_problems(sample, vendored_core=True)[0]
+    assert build.import_problems(sample, vendored_core=False) == []  # the add-on may fall back to top-level core
+    sample.write_text("import cv2\n")
+    assert build.import_problems(sample, vendored_core=False)
+    sample.write_text("import requests\n")
+    assert "third-party" in build.import_problems(sample, vendored_core=True)[0]
+    sample.write_text("import json, os\nimport numpy\nfrom .rig import frames\n")
+    assert build.import_problems(sample, vendored_core=True) == []
+
+
+def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_path):
+    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=15)
+    script = tmp_path / "installed_extension.py"
+    script.write_text(f"REPO_ROOT = {str(REPO_ROOT)!r}\n" + INSTALLED_EXTENSION_SCRIPT)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender_user")
+    completed = subprocess.run([sys.executable, str(script), str(extension_zip), str(result_path)], cwd=workdir,
+                               env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")]
+    assert completed.returncode == 0 and lines, completed.stdout[-3000:] + completed.stderr[-3000:]
+    report = json.loads(lines[-1][len("REPORT "):])
+    installed_root = tmp_path / "blender_user" / "extensions" / "user_default" / "trace_blender"
+    assert report["core_visible"] is False and report["trace_blender_visible"] is False
+    assert report["install"] == ["FINISHED"] and report["enabled"] and report["panel_registered"]
+    assert report["file_handler_registered"]
+    assert report["vendored"] is True
+    assert Path(report["result_file_module"]) == installed_root / "core" / "result_file.py"
+    assert Path(report["skeleton_file"]) == installed_root / "assets" / "default_skeleton.json"
+    assert report["prefs_device"] == "auto"
+    assert report["import"] == ["FINISHED"] and report["people"] == ["clip_person1", "clip_person2"]
+    assert report["torch_loaded"] is False
+    assert report["enabled_after_disable"] is False and report["panel_after_disable"] is False

@@ -1,0 +1,207 @@
+"""The add-on's UI layer in background Blender: registration, panels, file handlers, every operator."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import addon_utils  # noqa: E402  (ships with bpy)
+
+from helpers.blender import RecordingLayout, fake_video, scene_fingerprint, write_fake_core, write_synthetic_result  # noqa: E402
+
+from trace_blender import building, operators, preferences, runner, ui  # noqa: E402
+
+ADDON = "trace_blender"
+
+
+@pytest.fixture()
+def addon(tmp_path, monkeypatch):
+    """Clean scene, add-on enabled through Blender's add-on manager, runs written under tmp_path."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True)
+    monkeypatch.setattr(operators, "user_data_dir", lambda sub: (tmp_path / sub).mkdir(exist_ok=True) or tmp_path / sub)
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    yield prefs
+    operators.cancel_active_job()
+    addon_utils.disable(ADDON, default_set=True)
+
+
+@pytest.fixture()
+def fake_python(tmp_path):
+    return write_fake_core(tmp_path)
+
+
+def draw(panel_class, context=None) -> RecordingLayout:
+    layout = RecordingLayout()
+    panel_class.draw(SimpleNamespace(layout=layout), context or bpy.context)
+    return layout
+
+
+def test_register_and_unregister(addon):
+    for name in ("TRACE_PT_main", "TRACE_PT_import", "TRACE_PT_people", "TRACE_PT_export", "TRACE_FH_video",
+                 "TRACE_FH_result", "TRACE_OT_run_video", "TRACE_OT_import_result", "TRACE_OT_export_people"):
+        assert hasattr(bpy.types, name), name
+    assert isinstance(bpy.context.window_manager.trace_blender, ui.TRACE_SessionState)
+    assert "trace_blender" not in bpy.context.scene.keys()  # UI state is not stored in the file
+    for prop in ("python_path", "weights_dir", "smpl_model_path", "device", "export_preset", "frame_start"):
+        assert prop in addon.bl_rna.properties
+    addon_utils.disable(ADDON, default_set=True)
+    assert not hasattr(bpy.types, "TRACE_PT_main") and not hasattr(bpy.types.WindowManager, "trace_blender")
+    addon_utils.enable(ADDON, default_set=True)
+    assert hasattr(bpy.types, "TRACE_PT_main")
+
+
+def test_file_handlers_accept_drops_only_on_the_3d_viewport(addon):
+    assert ui.TRACE_FH_video.bl_import_operator == "trace.run_video"
+    assert set(ui.TRACE_FH_video.bl_file_extensions.split(";")) == {".mp4", ".mov", ".avi", ".mkv", ".webm"}
+    assert ui.TRACE_FH_result.bl_import_operator == "trace.import_result"
+    assert ui.TRACE_FH_result.bl_file_extensions == ".npz"
+    for operator in (bpy.ops.trace.run_video, bpy.ops.trace.import_result):
+        filepath = operator.get_rna_type().properties["filepath"]
+        assert filepath.is_skip_save
+    window = bpy.context.window_manager.windows[0]
+    areas = {area.type: area for area in window.screen.areas}
+    assert "VIEW_3D" in areas
+    for area_type, expected in (("VIEW_3D", True), ("OUTLINER", False)):
+        area = areas[area_type]
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        with bpy.context.temp_override(window=window, area=area, region=region):
+            assert ui.TRACE_FH_video.poll_drop(bpy.context) is expected
+            assert ui.TRACE_FH_result.poll_drop(bpy.context) is expected
+    assert ui.TRACE_FH_video.poll_drop(bpy.context) is False  # no area at all
+
+
+def test_panels_draw_in_every_state(addon, tmp_path):
+    layout = draw(ui.TRACE_PT_main)
+    assert layout.operators() == ["trace.run_video"]
+    assert draw(ui.TRACE_PT_import).operators() == ["trace.import_result"]
+    assert "No people imported yet" in draw(ui.TRACE_PT_people).texts()
+    export_layout = draw(ui.TRACE_PT_export)
+    assert export_layout.operators() == ["trace.export_people"]
+    assert ("set", "enabled", False) in export_layout.calls  # nothing to export yet
+
+    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=10)
+    assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
+    bpy.context.window_manager.trace_blender.status = "imported 2 people from clip.mp4"
+    main = draw(ui.TRACE_PT_main)
+    assert any(call[0] == "progress" for call in main.calls)
+    people = draw(ui.TRACE_PT_people)
+    assert people.operators() == ["trace.toggle_person", "trace.toggle_person"]
+    toggles = [call for call in people.calls if call[0] == "operator"]
+    assert [call[2]["text"] for call in toggles] == ["clip_person1", "clip_person2"]
+    assert all(call[2]["depress"] for call in toggles)  # an import selects what it made
+    assert "Last: clip.npz" in draw(ui.TRACE_PT_import).texts()
+    assert ("set", "enabled", True) in draw(ui.TRACE_PT_export).calls
+
+    prefs_layout = RecordingLayout()
+    preferences.TRACE_AddonPreferences.draw(SimpleNamespace(layout=prefs_layout, python_path="", weights_dir="",
+                                                            smpl_model_path="", device="auto", export_preset="unity",
+                                                            frame_start=1, bl_rna=addon.bl_rna), bpy.context)
+    assert "trace.check_core" in prefs_layout.operators()
+
+
+def test_import_operator_and_its_errors(addon, tmp_path):
+    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=1, num_frames=12)
+    addon.frame_start = 50
+    assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
+    assert bpy.context.scene.frame_start == 50
+    assert bpy.context.window_manager.trace_blender.result_path == str(result_path)
+    before = scene_fingerprint(bpy)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(result_path.read_bytes()[:3000])
+    with pytest.raises(RuntimeError, match="cannot read the TRACE result"):
+        bpy.ops.trace.import_result(filepath=str(broken))
+    with pytest.raises(RuntimeError, match="choose a result file"):
+        bpy.ops.trace.import_result()  # background: INVOKE has no file browser, execute explains
+    assert scene_fingerprint(bpy) == before
+
+
+def test_toggle_and_export_operators(addon, tmp_path):
+    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=8)
+    bpy.ops.trace.import_result(filepath=str(result_path))
+    first, second = building.imported_people(bpy.context.scene)
+    assert bpy.ops.trace.toggle_person(armature_name=first.name) == {"FINISHED"}
+    assert not first.select_get() and second.select_get()
+    with pytest.raises(RuntimeError, match="no imported person"):
+        bpy.ops.trace.toggle_person(armature_name="Cube")
+
+    state = bpy.context.window_manager.trace_blender
+    state.export_format, state.export_scope, state.export_per_person = "GLTF", "SELECTED", False
+    state.export_path = str(tmp_path / "out" / "selected.glb")
+    (tmp_path / "out").mkdir()
+    assert bpy.ops.trace.export_people() == {"FINISHED"}
+    assert (tmp_path / "out" / "selected.glb").is_file()
+    state.export_format, state.export_scope, state.export_per_person = "PREFERENCES", "ALL", True
+    addon.export_preset = "bvh"
+    assert bpy.ops.trace.export_people(filepath=str(tmp_path / "out" / "all.bvh")) == {"FINISHED"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["all_clip_person1.bvh", "all_clip_person2.bvh",
+                                                                    "selected.glb"]
+    second.select_set(False)
+    state.export_scope = "SELECTED"
+    with pytest.raises(RuntimeError, match="no people to export"):
+        bpy.ops.trace.export_people()
+
+
+def test_run_operator_in_background_imports_the_result(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    addon.weights_dir = str(tmp_path / "weights")
+    video = fake_video(tmp_path, "ok")
+    assert bpy.ops.trace.run_video(filepath=str(video)) == {"FINISHED"}
+    people = building.imported_people(bpy.context.scene)
+    assert len(people) == 2
+    state = bpy.context.window_manager.trace_blender
+    assert state.status == "imported 2 people from ok_clip.mp4" and state.progress == 1.0 and not state.running
+    assert state.video_path == str(video)
+    run_dirs = list((tmp_path / "runs").iterdir())
+    assert len(run_dirs) == 1 and (run_dirs[0] / "result.npz").is_file()  # kept: the imported people refer to it
+    import json
+    argv = json.loads((run_dirs[0] / "argv.json").read_text())
+    assert argv[argv.index("--weights") + 1] == str(tmp_path / "weights")
+    assert ("--offline" in argv) == (not bpy.app.online_access)
+
+
+def test_run_operator_reports_core_errors_and_partial_results(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    before = scene_fingerprint(bpy)
+    with pytest.raises(RuntimeError, match="TRACE weights not found in /nowhere"):
+        bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "error")))
+    assert scene_fingerprint(bpy) == before
+    assert list((tmp_path / "runs").iterdir()) == []  # the failed run's folder is gone
+    assert bpy.context.window_manager.trace_blender.status.startswith("failed: TRACE weights not found")
+    assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "partial"))) == {"FINISHED"}
+    assert len(building.imported_people(bpy.context.scene)) == 2
+    with pytest.raises(RuntimeError, match="video not found"):
+        bpy.ops.trace.run_video(filepath=str(tmp_path / "missing.mp4"))
+    addon.python_path = str(tmp_path / "no_such_python")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "ok")))
+
+
+def test_cancel_operator_stops_a_running_job(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    assert not bpy.ops.trace.cancel_run.poll()
+    job = operators.start_inference(bpy.context, fake_video(tmp_path, "slow"))
+    deadline = time.monotonic() + 20
+    while operators.update_progress(bpy.context, job) is runner.RunState.RUNNING and job.run.progress.stage != "smpl":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    main = draw(ui.TRACE_PT_main)
+    assert main.operators() == ["trace.cancel_run"]
+    assert "smpl 1/2 frames, 1.0/s, ETA 0:01" in main.texts()
+    assert not bpy.ops.trace.run_video.poll()  # one run at a time
+    assert bpy.ops.trace.cancel_run() == {"FINISHED"}
+    assert job.run.state is runner.RunState.CANCELLED and not job.run.output_dir.exists()
+    result, reports = operators.finish_inference(bpy.context, job)
+    assert result == {"CANCELLED"} and ("WARNING", "TRACE run cancelled; its output was removed") in reports
+    assert operators.active_job() is None and bpy.ops.trace.run_video.poll()
+    assert building.imported_people(bpy.context.scene) == []
+
+
+def test_check_core_operator(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    assert bpy.ops.trace.check_core() == {"FINISHED"}
+    addon.python_path = str(tmp_path / "nothing_here")
+    with pytest.raises(RuntimeError, match="pip install -e"):
+        bpy.ops.trace.check_core()
