@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="people to track: 'all' (default: everyone who appears) or a fixed number N")
     run.add_argument("--official-tracking", action="store_true",
                      help="the official TRACE tracker settings exactly (1 subject unless --subjects N)")
+    cuts = run.add_mutually_exclusive_group()
+    cuts.add_argument("--shot-cuts", dest="shot_cuts", action="store_const", const=True, default=None,
+                      help="restart tracking at hard cuts (default, except with --official-tracking)")
+    cuts.add_argument("--no-shot-cuts", dest="shot_cuts", action="store_const", const=False,
+                      help="never split the video at detected cuts")
     run.add_argument("--tracking", action="append", default=[], metavar="KEY=VALUE",
                      help="override one tracking setting (repeatable), e.g. --tracking time2forget=60; "
                           "keys: the fields of core.tracking.TrackingSettings (docs/cli.md)")
@@ -167,7 +172,7 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         dtype=args.dtype, subjects=args.subjects, official_tracking=args.official_tracking, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
         smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
-        tracking_overrides=parse_tracking_overrides(args.tracking))
+        tracking_overrides=parse_tracking_overrides(args.tracking), shot_cuts=args.shot_cuts)
     summary = run_video(options, reporter)
     rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
     summary_stream.write(

@@ -152,16 +152,22 @@ class InferenceOutcome:
     read_error: FrameReadError | None = None
     first_frame: int | None = None
     last_frame: int | None = None
+    shot_cuts: list[int] = field(default_factory=list)   # first source frame of each new shot
 
 
 def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking_settings: Any, lens: Lens,
                   decode_params: Callable[[Any], dict], reporter: ProgressReporter | None = None,
-                  total_frames: int = 0, clip_length: int = CLIP_LENGTH) -> InferenceOutcome:
+                  total_frames: int = 0, clip_length: int = CLIP_LENGTH,
+                  shot_detector: Any = None) -> InferenceOutcome:
     """Feed consecutive clips of preprocessed frames through the network, accumulating tracks.
 
     `frames` yields video.Frame objects (already selected by start/end/stride). The StreamState
     carries the previous frame, ConvGRU hidden state, tracker and memory between clips. A
     FrameReadError from the source ends the loop after the frames read so far (outcome.read_error).
+
+    With a `shot_detector` (core.world.ShotCutDetector) the stream restarts at every hard cut: the
+    frames before the cut finish as a (shorter) clip, and tracks of the new shot get ids above all
+    earlier ones, so no track spans a cut (TRACE's tracker and world cams assume one camera).
     """
     offsets = input_offsets(info.height, info.width)                        # [10], same for every frame
     accumulator = TrackAccumulator()
@@ -171,16 +177,21 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
     times = np.empty(clip_length, np.float64)
     filled = processed = clips = 0
     first_frame = last_frame = None
+    shot_cuts: list[int] = []
+    id_offset = max_id = 0          # track ids of later shots start above every earlier id
     started = time.monotonic()
     if reporter:
         reporter.begin_stage("inference", total_frames)
 
     def flush() -> None:
-        nonlocal filled, processed, clips
+        nonlocal filled, processed, clips, max_id
         clip = ClipFrames(indices[:filled].copy(), times[:filled].copy())
         output = model.run_clip(images[:filled], stream, tracking_settings)
         if output is not None and len(_numpy(output.track_ids)) > 0:
-            accumulator.add(decode_clip_rows(output, clip, offsets, lens, decode_params))
+            rows = decode_clip_rows(output, clip, offsets, lens, decode_params)
+            rows["track_id"] = rows["track_id"] + id_offset
+            max_id = max(max_id, int(rows["track_id"].max()))
+            accumulator.add(rows)
         processed += filled
         clips += 1
         filled = 0
@@ -195,6 +206,12 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
                     f"frame {frame.index} is {frame.rgb.shape[1]}x{frame.rgb.shape[0]}, not "
                     f"{info.width}x{info.height} like the rest of the video; stopped after frame {last_frame}",
                     frame_index=frame.index, last_good_frame=last_frame)
+            if shot_detector is not None and shot_detector.push(frame.index, frame.rgb):
+                if filled:
+                    flush()
+                stream = model.new_stream()
+                id_offset = max_id
+                shot_cuts.append(frame.index)
             images[filled] = preprocess_frame(frame.rgb)
             indices[filled] = frame.index
             times[filled] = frame.timestamp_s
@@ -210,7 +227,7 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
     if reporter:
         reporter.end_stage()
     return InferenceOutcome(accumulator, processed, clips, time.monotonic() - started, read_error,
-                            first_frame, last_frame)
+                            first_frame, last_frame, shot_cuts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,6 +291,7 @@ class RunOptions:
     offline: bool = False
     threads: int | None = None
     tracking_overrides: dict[str, Any] = field(default_factory=dict)   # TrackingSettings field -> value
+    shot_cuts: bool | None = None       # restart tracking at hard cuts; None: on, off with official tracking
 
 
 @dataclass
@@ -433,9 +451,15 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         reporter.update(1)
         reporter.end_stage()
 
+        detect_cuts = (not options.official_tracking) if options.shot_cuts is None else options.shot_cuts
+        shot_detector = None
+        if detect_cuts:
+            from .world.shots import ShotCutDetector
+
+            shot_detector = ShotCutDetector()
         with torch.inference_mode():
             outcome = run_inference(model, source.frames(frame_range), info, tracking, lens, decode_params,
-                                    reporter=reporter, total_frames=total)
+                                    reporter=reporter, total_frames=total, shot_detector=shot_detector)
     finally:
         source.close()
     del model
@@ -448,6 +472,10 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         raise NoFramesError(f"no frames could be read from {options.input_path} in the selected range")
     if outcome.read_error is not None:
         notes.append(f"stopped early: {outcome.read_error.message}")
+    if outcome.shot_cuts:
+        notes.append(f"{len(outcome.shot_cuts)} hard cut(s) at frames {outcome.shot_cuts}: tracking restarted "
+                     f"there, so each shot has its own tracks and world frame")
+        reporter.info(notes[-1])
     tracks = outcome.accumulator.finalize()
     if not tracks:
         stopped = f" (reading stopped early: {outcome.read_error.message})" if outcome.read_error else ""
@@ -483,6 +511,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "threads": torch.get_num_threads(),
         "smpl_model": str(options.smpl_model) if options.smpl_model else None,
         "save_vertices": bool(options.save_vertices),
+        "shot_cut_detection": bool(detect_cuts),
+        "shot_cuts": list(outcome.shot_cuts),
         "input": str(options.input_path),
     }
     written = write_run_result(result_path, tracks, info, lens, settings, weights_sha256, smpl_info, notes,

@@ -6,6 +6,14 @@ pickles. `meta_json` (a 0-d unicode array) holds the JSON metadata; `track_ids[K
 (track k owns rows `track_offsets[k]:track_offsets[k+1]`). Reading is vectorised: each
 `TrackResult` holds views into those arrays, so hours of motion load in one pass.
 
+Version 2 adds the world a user animates in (core.world, docs/world.md): shots (`meta.shots`, one
+per hard cut, each with its TRACE world -> Blender world alignment), per track its shot
+(`track_shots[K]`) and the rigid registration of its TRACE world into the shot's shared world
+(`track_registrations[K,4,4]`), optional foot contacts and skate-cleaned motion per frame, the scene
+camera (`camera_*` arrays) and `meta.world_processing` (settings and metrics). The raw TRACE-world
+arrays of version 1 are untouched: `TraceResult.blender_transform(track)` = shot alignment @ track
+registration maps them (and the cleaned motion) into Blender's world.
+
 `read_result` also reads the official trace2 result `.npz` (see `core.official_result`). Older
 format versions are upgraded on read through `_UPGRADES`; newer ones are refused with a message.
 
@@ -32,16 +40,37 @@ from . import __version__
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "SOURCE_FORMAT_TRACE_BLENDER", "NUM_JOINTS", "NUM_BETAS",
     "ResultFormatError", "ResultValidationError",
-    "VideoInfo", "CameraInfo", "FramesProcessed", "TrackResult", "TraceResult",
+    "VideoInfo", "CameraInfo", "FramesProcessed", "TrackResult", "TraceResult", "ShotInfo", "SceneCameraPath",
+    "DEFAULT_ALIGNMENT_MATRIX", "DEFAULT_ALIGNMENT_INFO", "default_alignment_matrix",
     "write_result", "read_result", "default_software",
 ]
 
 FORMAT_NAME = "trace-blender-result"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SOURCE_FORMAT_TRACE_BLENDER = "trace-blender"
 NUM_JOINTS = 24
 NUM_BETAS = 10
 META_MEMBER = "meta_json"
+
+
+# The fixed TRACE world -> Blender world mapping (x, z, -y) as a rigid 4x4: what a shot without a
+# ground alignment uses. Equal to core.rig.frames.TRACE_TO_BLENDER and core.world.default_alignment();
+# spelled out here so that reading a result needs nothing beyond numpy.
+DEFAULT_ALIGNMENT_MATRIX = np.array([[1.0, 0.0, 0.0, 0.0],
+                                     [0.0, 0.0, 1.0, 0.0],
+                                     [0.0, -1.0, 0.0, 0.0],
+                                     [0.0, 0.0, 0.0, 1.0]])
+DEFAULT_ALIGNMENT_MATRIX.setflags(write=False)
+DEFAULT_ALIGNMENT_INFO = {"method": "none", "note": "no ground alignment: fixed axis swap (x, z, -y)"}
+# Tolerance of the rigid-matrix checks (float64 matrices computed by SVD / products of rotations).
+_RIGID_TOLERANCE = 1e-6
+# Camera rotations are stored as float32: orthonormal to about 1e-6.
+_CAMERA_ROTATION_TOLERANCE = 1e-4
+
+
+def default_alignment_matrix() -> np.ndarray:
+    """A writable copy [4,4] of the fixed TRACE -> Blender mapping (x, z, -y)."""
+    return np.array(DEFAULT_ALIGNMENT_MATRIX)
 
 
 class ResultFormatError(Exception):
@@ -76,7 +105,22 @@ OPTIONAL_TRACK_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "joints_world": ((NUM_JOINTS, 3), np.float32),
     "vertices_cam": ((-1, 3), np.float32),
     "vertices_world": ((-1, 3), np.float32),
+    # Version 2, written by core.world.postprocess (docs/world.md):
+    "contacts": ((2,), np.bool_),                                # foot contacts (left, right)
+    "clean_body_pose": ((NUM_JOINTS - 1, 3), np.float32),       # poses[:, 1:] after foot-skate cleanup
+    "clean_hip_center_world": ((3,), np.float32),               # hip centre after cleanup, track's TRACE world
 }
+# The cleaned motion comes as a pair: body pose and hip centre.
+_CLEAN_MOTION_FIELDS = ("clean_body_pose", "clean_hip_center_world")
+# Scene camera arrays (version 2): member name -> (shape after the frame axis, dtype).
+CAMERA_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
+    "frames": ((), np.int64),
+    "rotations": ((3, 3), np.float32),
+    "positions": ((3,), np.float32),
+    "interpolated": ((), np.bool_),
+    "shots": ((), np.int64),
+}
+CAMERA_MEMBER_PREFIX = "camera_"
 # Arrays that may hold NaN: center_2d is unknown where no detection was seen.
 _NAN_ALLOWED = frozenset({"center_2d"})
 _ALL_TRACK_FIELDS = {**TRACK_FIELDS, **OPTIONAL_TRACK_FIELDS}
@@ -142,14 +186,21 @@ class TrackResult:
     joints_world: np.ndarray | None = None    # [T,24,3] posed SMPL joints, TRACE world
     vertices_cam: np.ndarray | None = None    # [T,V,3] mesh vertices, camera frame
     vertices_world: np.ndarray | None = None  # [T,V,3] mesh vertices, TRACE world
+    contacts: np.ndarray | None = None                # [T,2] bool foot contacts (left, right)
+    clean_body_pose: np.ndarray | None = None         # [T,23,3] joints 1-23 after foot-skate cleanup
+    clean_hip_center_world: np.ndarray | None = None  # [T,3] cleaned hip centre, this track's TRACE world
+    shot: int = 0                                     # index of the shot the track belongs to
+    registration: np.ndarray | None = None            # [4,4] track's TRACE world -> its shot's world; None = identity
 
     def __post_init__(self) -> None:
         # Storage dtypes; np.asarray keeps views (no copy) when the dtype already matches.
         self.track_id = int(self.track_id)
+        self.shot = int(self.shot)
         for name, (_, dtype) in _ALL_TRACK_FIELDS.items():
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, np.asarray(value, dtype=dtype))
+        self.registration = np.eye(4) if self.registration is None else np.asarray(self.registration, np.float64)
 
     @property
     def num_frames(self) -> int:
@@ -157,6 +208,20 @@ class TrackResult:
 
     def present_optional_fields(self) -> tuple[str, ...]:
         return tuple(name for name in OPTIONAL_TRACK_FIELDS if getattr(self, name) is not None)
+
+    @property
+    def has_clean_motion(self) -> bool:
+        return self.clean_body_pose is not None and self.clean_hip_center_world is not None
+
+    def world_poses(self, cleaned: bool = True) -> np.ndarray:
+        """[T,24,3] pose for world-space animation: joint 0 = global_orient_world, joints 1-23 the
+        skate-cleaned body pose when present and `cleaned`, else `poses[:, 1:]` (TRACE world)."""
+        body = self.clean_body_pose if cleaned and self.has_clean_motion else self.poses[:, 1:]
+        return np.concatenate([self.global_orient_world[:, None], body], axis=1)
+
+    def world_hip_centers(self, cleaned: bool = True) -> np.ndarray:
+        """[T,3] hip centres in this track's TRACE world (the cleaned ones when present and `cleaned`)."""
+        return self.clean_hip_center_world if cleaned and self.has_clean_motion else self.hip_center_world
 
     def index_of(self, frames: Any) -> np.ndarray:
         """Row index of each given source frame in this track, -1 where the track has no such frame."""
@@ -177,11 +242,13 @@ class TrackResult:
         """A TrackResult made of the selected rows (a slice gives views)."""
         values = {name: (None if getattr(self, name) is None else getattr(self, name)[selection])
                   for name in _ALL_TRACK_FIELDS}
-        return TrackResult(track_id=self.track_id, **values)
+        return TrackResult(track_id=self.track_id, shot=self.shot, registration=self.registration, **values)
 
     def equals(self, other: "TrackResult") -> bool:
-        """Exact equality of id and every array (NaN equal to NaN)."""
-        if not isinstance(other, TrackResult) or self.track_id != other.track_id:
+        """Exact equality of id, shot, registration and every array (NaN equal to NaN)."""
+        if not isinstance(other, TrackResult) or self.track_id != other.track_id or self.shot != other.shot:
+            return False
+        if not _arrays_equal(self.registration, other.registration):
             return False
         for name in _ALL_TRACK_FIELDS:
             mine, theirs = getattr(self, name), getattr(other, name)
@@ -201,6 +268,83 @@ def _arrays_equal(first: np.ndarray, second: np.ndarray) -> bool:
 
 
 @dataclass(eq=False)
+class ShotInfo:
+    """One shot: source frames start <= f < stop between two hard cuts, and its world alignment.
+
+    Every track of the shot is mapped into the shot's shared world by its registration, then into
+    Blender's world (floor z = 0, +Z up) by `alignment_matrix`. `aligned` False means the fixed axis
+    swap (x, z, -y) (no floor was fitted, or the user turned alignment off).
+    """
+
+    index: int
+    start: int
+    stop: int                                    # exclusive
+    aligned: bool = False
+    alignment_matrix: np.ndarray | None = None   # [4,4] shared TRACE world -> Blender world; None = the swap
+    alignment_info: dict = field(default_factory=lambda: dict(DEFAULT_ALIGNMENT_INFO))  # method, fit quality
+
+    def __post_init__(self) -> None:
+        self.index, self.start, self.stop = int(self.index), int(self.start), int(self.stop)
+        self.aligned = bool(self.aligned)
+        matrix = DEFAULT_ALIGNMENT_MATRIX if self.alignment_matrix is None else self.alignment_matrix
+        self.alignment_matrix = np.array(matrix, dtype=np.float64)
+        self.alignment_info = dict(self.alignment_info)
+
+    @property
+    def frame_count(self) -> int:
+        return self.stop - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        """The shot's entry in `meta_json["shots"]` (the matrix as nested lists inside `alignment`)."""
+        return {"index": self.index, "start": self.start, "stop": self.stop, "aligned": self.aligned,
+                "alignment": {**self.alignment_info, "matrix": self.alignment_matrix.tolist()}}
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "ShotInfo":
+        alignment = dict(entry.get("alignment") or {})
+        matrix = alignment.pop("matrix", None)
+        return cls(index=entry["index"], start=entry["start"], stop=entry["stop"], aligned=entry.get("aligned", False),
+                   alignment_matrix=None if matrix is None else np.asarray(matrix, dtype=np.float64),
+                   alignment_info=alignment)
+
+
+@dataclass(eq=False)
+class SceneCameraPath:
+    """The scene camera per source frame (core.world.scene_camera), concatenated over shots.
+
+    Rotations map camera axes (x right, y down, z forward) into the shot's shared TRACE world and
+    positions are the camera centre there; the shot's alignment maps both into Blender's world.
+    """
+
+    frames: np.ndarray         # [F] int64 source frames, strictly increasing
+    rotations: np.ndarray      # [F,3,3] float32 camera -> shared TRACE world of the frame's shot
+    positions: np.ndarray      # [F,3] float32 camera centre, metres
+    interpolated: np.ndarray   # [F] bool: nobody gave evidence; bridged or held from neighbours
+    shots: np.ndarray          # [F] int64 shot index of each frame
+
+    def __post_init__(self) -> None:
+        for name, (_, dtype) in CAMERA_FIELDS.items():
+            setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def for_shot(self, shot_index: int) -> "SceneCameraPath":
+        """The frames of one shot (empty when the shot has no camera estimate)."""
+        rows = np.flatnonzero(self.shots == int(shot_index))
+        return SceneCameraPath(**{name: getattr(self, name)[rows] for name in CAMERA_FIELDS})
+
+    def equals(self, other: "SceneCameraPath | None") -> bool:
+        return isinstance(other, SceneCameraPath) and all(
+            _arrays_equal(getattr(self, name), getattr(other, name)) for name in CAMERA_FIELDS)
+
+
+# Blender cameras look along local -Z with +Y up; the stored camera axes are OpenCV's (+Z forward, +Y down).
+_OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(eq=False)
 class TraceResult:
     """Everything one run produced: the tracks plus the metadata needed to interpret them."""
 
@@ -215,6 +359,9 @@ class TraceResult:
     notes: list[str] = field(default_factory=list)        # caveats a user should see
     frames_processed: FramesProcessed | None = None
     created_utc: str | None = None                        # ISO 8601; set on write when None
+    shots: list[ShotInfo] = field(default_factory=list)   # empty: one unaligned shot over all frames
+    scene_camera: SceneCameraPath | None = None           # None: no camera estimate
+    world_processing: dict | None = None                  # settings and metrics of core.world.postprocess
     format_version: int = FORMAT_VERSION                  # version of the file this was read from
     source_path: str | None = None                        # where it was read from (not stored)
 
@@ -227,6 +374,7 @@ class TraceResult:
             self.frames_processed = FramesProcessed(**self.frames_processed)
         self.tracks = list(self.tracks)
         self.notes = list(self.notes)
+        self.shots = [ShotInfo.from_json(shot) if isinstance(shot, dict) else shot for shot in self.shots]
 
     @property
     def track_ids(self) -> list[int]:
@@ -245,6 +393,57 @@ class TraceResult:
         firsts = [int(track.frames[0]) for track in self.tracks if track.num_frames]
         lasts = [int(track.frames[-1]) for track in self.tracks if track.num_frames]
         return min(firsts), max(lasts)
+
+    def processed_range(self) -> tuple[int, int]:
+        """Half-open (start, stop) source frames this result covers: frames_processed, else the tracks'
+        frames, else the whole video (at least one frame)."""
+        processed = self.frames_processed
+        if isinstance(processed, FramesProcessed):
+            return int(processed.first), int(processed.last) + 1
+        spans = [(int(track.frames[0]), int(track.frames[-1])) for track in self.tracks
+                 if isinstance(track, TrackResult) and track.frames.ndim == 1 and track.num_frames]
+        if spans:
+            return min(first for first, _ in spans), max(last for _, last in spans) + 1
+        frame_count = getattr(self.video, "frame_count", 0)
+        return 0, max(int(frame_count) if isinstance(frame_count, numbers.Integral) else 0, 1)
+
+    def effective_shots(self) -> list[ShotInfo]:
+        """The shots; without explicit ones, a single unaligned shot over `processed_range()`."""
+        if self.shots:
+            return list(self.shots)
+        start, stop = self.processed_range()
+        return [ShotInfo(index=0, start=start, stop=stop)]
+
+    def shot_of(self, track: "TrackResult | int") -> ShotInfo:
+        """The shot a track (or track id) belongs to."""
+        track = self.track(track) if isinstance(track, numbers.Integral) else track
+        shots = self.effective_shots()
+        if not 0 <= track.shot < len(shots):
+            raise KeyError(f"track {track.track_id} names shot {track.shot}, but this result has {len(shots)} shot(s)")
+        return shots[track.shot]
+
+    def blender_transform(self, track: "TrackResult | int") -> np.ndarray:
+        """Rigid [4,4] mapping a track's TRACE-world arrays (raw or cleaned) into Blender's world:
+        its shot's alignment @ its registration."""
+        track = self.track(track) if isinstance(track, numbers.Integral) else track
+        return self.shot_of(track).alignment_matrix @ track.registration
+
+    def camera_blender_matrices(self, shot_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(frames [F], world matrices [F,4,4]) of a Blender camera object following the scene
+        camera in one shot (local axes: looks along -Z, +Y up). Raises KeyError without a camera."""
+        shots = self.effective_shots()
+        if not 0 <= int(shot_index) < len(shots):
+            raise KeyError(f"no shot {shot_index} in this result ({len(shots)} shot(s))")
+        path = None if self.scene_camera is None else self.scene_camera.for_shot(shot_index)
+        if path is None or path.num_frames == 0:
+            raise KeyError(f"no scene camera stored for shot {shot_index}: run the world post-processing "
+                           "(core.world.postprocess.apply_world_processing) on a result with tracked people")
+        alignment = shots[int(shot_index)].alignment_matrix
+        rotations = path.rotations.astype(np.float64)   # [F,3,3]
+        matrices = np.broadcast_to(np.eye(4), (path.num_frames, 4, 4)).copy()
+        matrices[:, :3, :3] = alignment[:3, :3] @ rotations @ _OPENCV_TO_BLENDER_CAMERA
+        matrices[:, :3, 3] = path.positions.astype(np.float64) @ alignment[:3, :3].T + alignment[:3, 3]
+        return path.frames, matrices
 
     def validate(self) -> None:
         """Raise ResultValidationError listing what is inconsistent; return None when all is well."""
@@ -269,6 +468,8 @@ class TraceResult:
             "created_utc": created_utc or self.created_utc,
             "frames_processed": None if processed is None else _dataclass_dict(processed),
             "notes": list(self.notes),
+            "shots": [shot.to_json() for shot in self.effective_shots()],
+            "world_processing": self.world_processing,
         }
 
     def equals(self, other: "TraceResult") -> bool:
@@ -276,6 +477,9 @@ class TraceResult:
         if not isinstance(other, TraceResult) or len(self.tracks) != len(other.tracks):
             return False
         if _json_normalised(self.metadata()) != _json_normalised(other.metadata()):
+            return False
+        if (self.scene_camera is None) != (other.scene_camera is None) or (
+                self.scene_camera is not None and not self.scene_camera.equals(other.scene_camera)):
             return False
         return all(mine.equals(theirs) for mine, theirs in zip(self.tracks, other.tracks))
 
@@ -340,6 +544,10 @@ def _validation_problems(result: TraceResult) -> list[str]:
         problems.append("smpl_model must be None or a dict with 'path' and 'sha256'")
     if not all(isinstance(note, str) for note in result.notes):
         problems.append("notes must be strings")
+    if not isinstance(result.shots, list) or not all(isinstance(shot, ShotInfo) for shot in result.shots):
+        return problems + ["shots must be a list of ShotInfo (empty: one shot over all frames)"]
+    if result.world_processing is not None and not isinstance(result.world_processing, dict):
+        problems.append("world_processing must be a dict or None")
     try:
         json.dumps(result.metadata(created_utc="check"), allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -348,6 +556,10 @@ def _validation_problems(result: TraceResult) -> list[str]:
     if processed is not None and not (isinstance(processed, FramesProcessed) and 0 <= processed.first
                                       and processed.first <= processed.last):
         problems.append(f"frames_processed must have 0 <= first <= last, got {processed!r}")
+    shots = result.effective_shots()
+    problems.extend(_shot_problems(shots, processed))
+    if result.scene_camera is not None:
+        problems.extend(_camera_problems(result.scene_camera, shots))
 
     seen_ids: set[int] = set()
     optional_sets = set()
@@ -363,14 +575,15 @@ def _validation_problems(result: TraceResult) -> list[str]:
             problems.append(f"{label}: duplicate track id")
         seen_ids.add(track.track_id)
         problems.extend(_track_problems(track, label, processed))
+        problems.extend(_track_world_problems(track, label, shots))
         optional_sets.add(track.present_optional_fields())
         for name in ("vertices_cam", "vertices_world"):
             value = getattr(track, name)
             if value is not None and value.ndim == 3:
                 vertex_counts.add(value.shape[1])
     if len(optional_sets) > 1:
-        problems.append("optional arrays (joints_*/vertices_*) must be present for all tracks or for none; "
-                        f"found the combinations {sorted(optional_sets)}")
+        problems.append("optional arrays (joints_*, vertices_*, contacts, clean_*) must be present for all tracks "
+                        f"or for none; found the combinations {sorted(optional_sets)}")
     if len(vertex_counts) > 1:
         problems.append(f"all vertex arrays must have the same vertex count, found {sorted(vertex_counts)}")
     return problems
@@ -414,6 +627,104 @@ def _track_problems(track: TrackResult, label: str, processed: FramesProcessed |
     return problems
 
 
+def _rigid_problem(matrix: Any, label: str) -> str | None:
+    """Why `matrix` is not a finite rigid 4x4 (rotation with det +1, last row 0 0 0 1), or None."""
+    matrix = np.asarray(matrix)
+    if matrix.shape != (4, 4) or not np.issubdtype(matrix.dtype, np.floating):
+        return f"{label} must be a float 4x4 matrix, got shape {matrix.shape} ({matrix.dtype})"
+    if not np.all(np.isfinite(matrix)):
+        return f"{label} has non-finite entries"
+    rotation = matrix[:3, :3]
+    if (not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=_RIGID_TOLERANCE)
+            or not np.allclose(rotation.T @ rotation, np.eye(3), atol=_RIGID_TOLERANCE)
+            or np.linalg.det(rotation) <= 0):
+        return f"{label} must be rigid (orthonormal rotation with det +1, last row 0 0 0 1)"
+    return None
+
+
+def _shot_problems(shots: list[ShotInfo], processed: FramesProcessed | None) -> list[str]:
+    """Shots are numbered 0.., contiguous, non-empty, cover the processed frames, with rigid alignments."""
+    problems: list[str] = []
+    if not shots:
+        return ["there must be at least one shot"]
+    for position, shot in enumerate(shots):
+        label = f"shot {position}"
+        if shot.index != position:
+            problems.append(f"{label}: index must be {position} (shots are numbered in order), got {shot.index}")
+        if not 0 <= shot.start < shot.stop:
+            problems.append(f"{label}: frames [{shot.start}, {shot.stop}) must be a non-empty range of frames >= 0")
+        if position and shot.start != shots[position - 1].stop:
+            problems.append(f"{label}: starts at frame {shot.start} but the previous shot stops at "
+                            f"{shots[position - 1].stop} (shots must be contiguous)")
+        problem = _rigid_problem(shot.alignment_matrix, f"{label}: alignment matrix")
+        if problem:
+            problems.append(problem)
+        elif not shot.aligned and not np.allclose(shot.alignment_matrix, DEFAULT_ALIGNMENT_MATRIX, atol=_RIGID_TOLERANCE):
+            problems.append(f"{label}: aligned is False, so its alignment matrix must be the fixed swap (x, z, -y)")
+        if "matrix" in shot.alignment_info:
+            problems.append(f"{label}: alignment_info must not hold 'matrix' (use alignment_matrix)")
+    if processed is not None and isinstance(processed, FramesProcessed) and (
+            shots[0].start > processed.first or shots[-1].stop <= processed.last):
+        problems.append(f"shots [{shots[0].start}, {shots[-1].stop}) do not cover the processed frames "
+                        f"{processed.first}..{processed.last}")
+    return problems
+
+
+def _track_world_problems(track: TrackResult, label: str, shots: list[ShotInfo]) -> list[str]:
+    """A track lies inside its shot, has a rigid registration and both halves of the cleaned motion."""
+    problems: list[str] = []
+    problem = _rigid_problem(track.registration, f"{label}: registration")
+    if problem:
+        problems.append(problem)
+    if (track.clean_body_pose is None) != (track.clean_hip_center_world is None):
+        problems.append(f"{label}: clean_body_pose and clean_hip_center_world come together (both or neither)")
+    if not 0 <= track.shot < len(shots):
+        problems.append(f"{label}: shot {track.shot} does not exist ({len(shots)} shot(s))")
+    elif track.frames.ndim == 1 and track.num_frames:
+        shot = shots[track.shot]
+        if track.frames[0] < shot.start or track.frames[-1] >= shot.stop:
+            problems.append(f"{label}: frames {int(track.frames[0])}..{int(track.frames[-1])} lie outside its shot "
+                            f"{shot.index} [{shot.start}, {shot.stop}) (a track must not span a cut)")
+    return problems
+
+
+def _camera_problems(camera: SceneCameraPath, shots: list[ShotInfo]) -> list[str]:
+    """Shapes, finiteness, increasing frames inside their shots, orthonormal rotations."""
+    if not isinstance(camera, SceneCameraPath):
+        return ["scene_camera must be a SceneCameraPath or None"]
+    frames = camera.frames
+    if frames.ndim != 1:
+        return [f"scene camera: frames must be 1-D, got shape {frames.shape}"]
+    count = frames.shape[0]
+    problems: list[str] = []
+    for name, (tail, _) in CAMERA_FIELDS.items():
+        value = getattr(camera, name)
+        if value.shape != (count,) + tail:
+            problems.append(f"scene camera: {name} must have shape {_shape_text((count,) + tail)}, got {value.shape}")
+    if problems:
+        return problems
+    if not (np.all(np.isfinite(camera.rotations)) and np.all(np.isfinite(camera.positions))):
+        problems.append("scene camera: rotations/positions have non-finite values")
+    elif count:
+        rotations = camera.rotations.astype(np.float64)
+        gram = np.swapaxes(rotations, -1, -2) @ rotations
+        if np.abs(gram - np.eye(3)).max() > _CAMERA_ROTATION_TOLERANCE or np.linalg.det(rotations).min() <= 0:
+            problems.append("scene camera: rotations must be orthonormal with det +1")
+    if count:
+        if frames[0] < 0 or np.any(np.diff(frames) <= 0):
+            problems.append("scene camera: frames must be >= 0 and strictly increasing")
+        shot_index = camera.shots
+        if shot_index.min() < 0 or shot_index.max() >= len(shots):
+            problems.append(f"scene camera: shot indices must be in 0..{len(shots) - 1}")
+        else:
+            starts = np.array([shot.start for shot in shots], dtype=np.int64)[shot_index]   # [F]
+            stops = np.array([shot.stop for shot in shots], dtype=np.int64)[shot_index]     # [F]
+            outside = (frames < starts) | (frames >= stops)
+            if outside.any():
+                problems.append(f"scene camera: frames {frames[outside][:5].tolist()} lie outside their shots")
+    return problems
+
+
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ",".join("V" if s == -1 else str(s) for s in shape) + "]"
 
@@ -441,6 +752,12 @@ def _result_arrays(result: TraceResult) -> dict[str, np.ndarray]:
     present = tracks[0].present_optional_fields() if tracks else ()
     for name in present:
         arrays[name] = np.concatenate([getattr(track, name) for track in tracks])
+    arrays["track_shots"] = np.array([track.shot for track in tracks], dtype=np.int64)  # [K]
+    arrays["track_registrations"] = (np.stack([track.registration for track in tracks]).astype(np.float64)
+                                     if tracks else np.zeros((0, 4, 4)))              # [K,4,4]
+    if result.scene_camera is not None:
+        for name in CAMERA_FIELDS:
+            arrays[CAMERA_MEMBER_PREFIX + name] = getattr(result.scene_camera, name)
     return arrays
 
 
@@ -474,9 +791,30 @@ def write_result(path: str | os.PathLike, result: TraceResult) -> Path:
 # Reading
 # ---------------------------------------------------------------------------------------------
 
+def _upgrade_version_1(meta: dict, arrays: dict) -> tuple[dict, dict]:
+    """Version 1 -> 2: one unaligned shot over the processed frames, every track in it with an
+    identity registration; no camera, contacts, cleaned motion or world processing."""
+    frames = arrays.get("frames")
+    processed = meta.get("frames_processed")
+    if isinstance(processed, dict) and isinstance(processed.get("first"), int) and isinstance(processed.get("last"), int):
+        start, stop = processed["first"], processed["last"] + 1
+    elif isinstance(frames, np.ndarray) and frames.ndim == 1 and frames.size and frames.dtype.kind in "iu":
+        start, stop = int(frames.min()), int(frames.max()) + 1
+    else:
+        frame_count = (meta.get("video") or {}).get("frame_count")
+        start, stop = 0, max(frame_count if isinstance(frame_count, int) else 0, 1)
+    track_ids = arrays.get("track_ids")
+    track_count = int(track_ids.shape[0]) if isinstance(track_ids, np.ndarray) and track_ids.ndim == 1 else 0
+    shot = ShotInfo(index=0, start=start, stop=stop)
+    meta = dict(meta, version=2, shots=[shot.to_json()], world_processing=None)
+    arrays = dict(arrays, track_shots=np.zeros(track_count, dtype=np.int64),
+                  track_registrations=np.broadcast_to(np.eye(4), (track_count, 4, 4)))
+    return meta, arrays
+
+
 # Upgrades of older format versions, applied in sequence on read: version -> function mapping
 # (meta, arrays) of that version to (meta, arrays) of version + 1. Version 1 is the first.
-_UPGRADES: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {}
+_UPGRADES: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {1: _upgrade_version_1}
 
 
 def read_result(path: str | os.PathLike, *, official_fps: float | None = None) -> TraceResult:
@@ -571,7 +909,8 @@ def _upgrade_to_current(meta: dict, arrays: dict, path: Path) -> tuple[dict, dic
 def _result_from_current(meta: dict, arrays: dict[str, np.ndarray], path: Path, stored_version: int) -> TraceResult:
     """Build a TraceResult (tracks as views into the concatenated arrays) from version-current data."""
     name = path.name
-    missing = [key for key in ("track_ids", "track_offsets", *TRACK_FIELDS) if key not in arrays]
+    missing = [key for key in ("track_ids", "track_offsets", *TRACK_FIELDS, "track_shots", "track_registrations")
+               if key not in arrays]
     if missing:
         raise ResultFormatError(f"{name}: missing arrays {', '.join(missing)}; the file is damaged")
     track_ids = arrays["track_ids"]
@@ -586,12 +925,29 @@ def _result_from_current(meta: dict, arrays: dict[str, np.ndarray], path: Path, 
     for key in (*TRACK_FIELDS, *optional):
         if arrays[key].ndim == 0 or arrays[key].shape[0] != rows:
             raise ResultFormatError(f"{name}: array '{key}' has {arrays[key].shape} rows, expected {rows}")
+    track_shots, registrations = arrays["track_shots"], arrays["track_registrations"]
+    track_count = track_ids.shape[0]
+    if track_shots.shape != (track_count,) or track_shots.dtype.kind not in "iu" \
+            or registrations.shape != (track_count, 4, 4) or registrations.dtype.kind != "f":
+        raise ResultFormatError(f"{name}: track_shots {track_shots.shape} / track_registrations {registrations.shape} "
+                                f"do not match the {track_count} tracks")
+    camera_members = [CAMERA_MEMBER_PREFIX + key for key in CAMERA_FIELDS]
+    present_camera = [key for key in camera_members if key in arrays]
+    if present_camera and len(present_camera) != len(camera_members):
+        raise ResultFormatError(f"{name}: scene camera arrays incomplete (has {', '.join(present_camera)}; "
+                                f"needs {', '.join(camera_members)}); the file is damaged")
+    for key in present_camera:
+        if arrays[key].ndim == 0:
+            raise ResultFormatError(f"{name}: array '{key}' must have a frame axis")
+    scene_camera = SceneCameraPath(**{key: arrays[CAMERA_MEMBER_PREFIX + key] for key in CAMERA_FIELDS}) \
+        if present_camera else None
 
     tracks = []
     for index, track_id in enumerate(track_ids.tolist()):
         part = slice(int(offsets[index]), int(offsets[index + 1]))
         values = {key: arrays[key][part] for key in (*TRACK_FIELDS, *optional)}
-        tracks.append(TrackResult(track_id=track_id, **values))
+        tracks.append(TrackResult(track_id=track_id, shot=int(track_shots[index]),
+                                  registration=registrations[index], **values))
 
     try:
         video = VideoInfo(**meta["video"])
@@ -604,6 +960,8 @@ def _result_from_current(meta: dict, arrays: dict[str, np.ndarray], path: Path, 
             notes=list(meta.get("notes") or []),
             frames_processed=None if processed is None else FramesProcessed(**processed),
             created_utc=meta.get("created_utc"), format_version=stored_version, source_path=str(path),
+            shots=[ShotInfo.from_json(entry) for entry in meta["shots"]], scene_camera=scene_camera,
+            world_processing=meta.get("world_processing"),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ResultFormatError(f"{name}: metadata is incomplete ({type(exc).__name__}: {exc})") from exc

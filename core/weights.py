@@ -75,15 +75,19 @@ def offline_requested(offline_flag: bool, environ: Mapping[str, str] | None = No
 
 
 def weights_not_found_message(folder: Path, missing: list[str], reason: str | None = None,
-                              base_url: str | None = None) -> str:
+                              base_url: str | None = None, offline: bool = False) -> str:
     """The actionable message: which files, where to put them, where to get them."""
     lines = [f"TRACE weights not found: {len(missing)} of the 3 checkpoint files missing in {folder}"]
     if reason:
         lines[0] += f" ({reason})"
     lines.append("Put these files in that folder (or pass --weights DIR, or set $TRACE_WEIGHTS_DIR):")
+    width = max(len(name) for name in missing) if missing else 0
     for name in missing:
-        lines.append(f"  {name}   <- {release_url(name, base_url)}")
-    lines.append("Run again without --offline on a machine with internet access to download them automatically.")
+        lines.append(f"  {name:<{width}}  <- {release_url(name, base_url)}")
+    if offline:
+        lines.append("Or run again without --offline (and without TRACE_OFFLINE=1) to download them automatically.")
+    else:
+        lines.append("Or connect to the internet and run again: missing files are downloaded automatically (~220 MB).")
     return "\n".join(lines)
 
 
@@ -140,7 +144,7 @@ def ensure_weight_files(folder: Path, offline: bool = False, base_url: str | Non
         return weight_paths(folder)
     if offline_requested(offline):
         raise WeightsNotFoundError(weights_not_found_message(folder, missing, "offline mode: not downloading",
-                                                             base_url))
+                                                             base_url, offline=True))
     for name in list(missing):
         url = release_url(name, base_url)
         if on_message:

@@ -205,3 +205,28 @@ def test_check_core_operator(addon, fake_python, tmp_path):
     addon.python_path = str(tmp_path / "nothing_here")
     with pytest.raises(RuntimeError, match="pip install -e"):
         bpy.ops.trace.check_core()
+
+
+def test_modal_timer_path_tracks_progress_and_imports(addon, fake_python, tmp_path):
+    """What the UI does after invoke(): timer events poll the run, then the result is imported."""
+    addon.python_path = str(fake_python)
+    wm = bpy.context.window_manager
+    job = operators.start_inference(bpy.context, fake_video(tmp_path, "ok"))
+    reports = []
+    operator = SimpleNamespace(_job=job, _timer=wm.event_timer_add(0.25, window=wm.windows[0]),
+                               report=lambda kind, message: reports.append((kind, message)))
+    assert operators.TRACE_OT_run_video.modal(operator, bpy.context, SimpleNamespace(type="MOUSEMOVE")) == \
+        {"PASS_THROUGH"}
+    deadline = time.monotonic() + 30
+    fractions = []
+    while True:
+        outcome = operators.TRACE_OT_run_video.modal(operator, bpy.context, SimpleNamespace(type="TIMER"))
+        fractions.append(wm.trace_blender.progress)
+        if outcome != {"PASS_THROUGH"}:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert outcome == {"FINISHED"} and operator._job is None
+    assert fractions[-1] == 1.0 and not wm.trace_blender.running
+    assert ({"INFO"}, "imported 2 people from ok_clip.mp4") in reports
+    assert len(building.imported_people(bpy.context.scene)) == 2

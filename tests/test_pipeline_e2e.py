@@ -201,14 +201,16 @@ class _StandInModel:
     def __init__(self):
         self.clip_sizes = []
         self.streams = set()
+        self.created = 0
 
     def new_stream(self):
-        return object()
+        self.created += 1
+        return {"stream": self.created}
 
     def run_clip(self, images, stream, settings, capture=None):
         assert images.dtype == np.uint8 and images.shape[1:] == (512, 512, 3)
         self.clip_sizes.append(len(images))
-        self.streams.add(id(stream))
+        self.streams.add(stream["stream"])
         return fake_clip_output([(1, i) for i in range(len(images))])
 
 
@@ -223,3 +225,57 @@ def test_loop_feeds_clips_of_eight_with_start_and_stride(tmp_path):
     np.testing.assert_array_equal(track["frame"], np.arange(3, 39, 2))
     np.testing.assert_allclose(track["time"], np.arange(3, 39, 2) / 10.0, atol=1e-6)
     assert (outcome.frames_processed, outcome.first_frame, outcome.last_frame) == (18, 3, 37)
+
+
+def two_shot_frames() -> np.ndarray:
+    """20 RGB frames: a blue room with a moving block (0-9), then a hard cut to an orange street (10-19)."""
+    rng = np.random.default_rng(1)
+    frames = np.empty((20, 48, 64, 3), np.uint8)
+    texture_a = rng.integers(0, 40, (48, 64, 1))
+    texture_b = rng.integers(0, 40, (48, 64, 1))
+    for i in range(20):
+        if i < 10:
+            frame = np.concatenate([texture_a + 20, texture_a + 60, texture_a + 170], axis=2)
+            frame[10:30, 2 + 2 * i:12 + 2 * i] = (240, 240, 240)
+        else:
+            frame = np.concatenate([texture_b + 200, texture_b + 110, texture_b + 10], axis=2)
+            frame[30:44, 40 - 2 * (i - 10):56 - 2 * (i - 10)] = (20, 20, 20)
+        frames[i] = frame
+    return frames
+
+
+def test_stream_restarts_at_hard_cuts(tmp_path):
+    from core.world.shots import ShotCutDetector
+
+    video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
+    model = _StandInModel()
+    with open_frame_source(video) as source:
+        outcome = run_inference(model, source.frames(), source.info, None, official_lens(64, 48), decode_params,
+                                shot_detector=ShotCutDetector())
+    assert outcome.shot_cuts == [10]
+    assert model.clip_sizes == [8, 2, 8, 2] and len(model.streams) == 2
+    tracks = outcome.accumulator.finalize()
+    assert sorted(tracks) == [1, 2]                         # the second shot's person gets a new id
+    np.testing.assert_array_equal(tracks[1]["frame"], np.arange(10))
+    np.testing.assert_array_equal(tracks[2]["frame"], np.arange(10, 20))
+
+
+def test_tracking_modes_and_lens_choice():
+    from core.errors import UsageError
+    from core.pipeline import build_lens, build_tracking_settings
+    from core.tracking import TrackingSettings, TrackingSettingsError
+
+    assert build_tracking_settings(True, None, 25.0) == TrackingSettings.official()
+    assert build_tracking_settings(True, "3", 25.0) == TrackingSettings.official(subject_num=3)
+    assert build_tracking_settings(False, None, 25.0) == TrackingSettings.product_default(25.0)
+    assert build_tracking_settings(False, None, 25.0).subjects == "all"
+    assert build_tracking_settings(False, 2, 25.0) == TrackingSettings.product_default(25.0, subjects=2)
+    assert build_tracking_settings(False, None, 25.0, {"time2forget": 7}).time2forget == 7
+    with pytest.raises(TrackingSettingsError, match="unknown setting"):
+        build_tracking_settings(False, None, 25.0, {"time_to_forget": 7})
+    info = SourceInfo("v.mp4", "video", 1920, 1080, 30.0, 10)
+    assert build_lens(info, None, None).normalized_focal == pytest.approx(1 / np.tan(np.radians(25)))
+    assert build_lens(info, 60.0, None).focal_px == pytest.approx(960 / np.tan(np.radians(30)))
+    assert build_lens(info, None, 1000.0).normalized_focal == pytest.approx(1000 / 960)
+    with pytest.raises(UsageError):
+        build_lens(info, None, -5.0)

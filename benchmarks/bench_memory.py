@@ -1,0 +1,180 @@
+"""Peak memory of the streaming pipeline for a short and a long video: it must not grow with length.
+
+Each measurement runs in a fresh Python process (peak RSS from getrusage) on a generated video:
+decode (cv2 stream) -> preprocess -> clips of 8 -> network -> per-row decoding -> per-track
+accumulation -> result file, i.e. core.pipeline.run_inference + write_run_result.
+
+--network synthetic (default) replaces TraceModel.run_clip by a cheap deterministic stand-in that
+returns ClipOutputs of the real shapes (P people tracked in every frame). It measures the memory of
+streaming, preprocessing, decoding and accumulation, NOT of the network. --network real runs the
+true network (seconds per frame on a CPU: use short counts, e.g. --frames 16 48).
+
+    python benchmarks/bench_memory.py                                   # synthetic, 300 vs 1200 frames
+    python benchmarks/bench_memory.py --network real --frames 16 48 --weights tests/.generated/weights_seed0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def make_video(path: Path, frames: int, width: int = 320, height: int = 240, fps: float = 30.0) -> Path:
+    """A moving-shapes MJPG video (cheap to write, decodes like any camera file)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError("cannot write MJPG video with this OpenCV build")
+    for i in range(frames):
+        image = np.full((height, width, 3), 200, np.uint8)
+        x = int((i * 3) % (width - 40))
+        image[60:200, x:x + 40] = (40, 80, 160)
+        image[20:60, x + 8:x + 32] = (150, 180, 230)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+class SyntheticNetwork:
+    """Stand-in for TraceModel: ClipOutputs of the right shapes for `people` persons in every frame."""
+
+    def __init__(self, people: int = 3) -> None:
+        self.people = people
+
+    def new_stream(self) -> dict:
+        return {"clips": 0}
+
+    def run_clip(self, images_u8: np.ndarray, stream: dict, settings, capture=None):
+        import torch
+
+        from core.nn import ClipOutput
+
+        n = len(images_u8)
+        generator = torch.Generator().manual_seed(stream["clips"])
+        stream["clips"] += 1
+        rows = self.people * n
+        track_ids = torch.arange(1, self.people + 1).repeat_interleave(n)          # track-major, like TRACE
+        frame_ids = torch.arange(n).repeat(self.people)
+        params = torch.randn(rows, 156, generator=generator) * 0.1
+        params[:, 3:135] += torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(22)          # near-identity rotations
+        cam = torch.stack([torch.full((rows,), 0.6), torch.zeros(rows), (track_ids.float() - 2) * 0.3], 1)
+        params[:, :3] = cam
+        # touch the images so the stand-in reads its input like the network would
+        brightness = torch.from_numpy(images_u8.reshape(n, -1)[:, ::4096].astype(np.float32)).mean(1)
+        return ClipOutput(
+            params_pred=params, cam=cam, cams_init=cam.clone(), world_cams=cam + 0.01 * frame_ids[:, None],
+            world_global_rots=torch.zeros(rows, 3), motion_offsets3D=torch.zeros(rows, 3),
+            motion_offsets2D=torch.zeros(rows, 3), pred_batch_ids=frame_ids,
+            pred_czyxs=torch.stack([torch.full((rows,), 30), torch.full((rows,), 64), 20 + 30 * track_ids], 1),
+            top_score=(brightness[frame_ids] / 255.0)[:, None], track_ids=track_ids,
+            detection_flag=torch.ones(n, dtype=torch.bool), inherited=torch.zeros(rows, dtype=torch.bool),
+            tracked=torch.ones(rows, dtype=torch.bool))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measurement; prints a JSON line."""
+    import torch
+
+    from core.camera import official_lens
+    from core.nn import decode_params
+    from core.pipeline import run_inference, write_run_result
+    from core.tracking import TrackingSettings
+    from core.video import FrameRange, open_frame_source
+
+    torch.set_num_threads(args.threads)
+    if args.network == "real":
+        from core.nn import TraceModel
+
+        model = TraceModel.from_weights(args.weights, device=args.device)
+    else:
+        model = SyntheticNetwork(args.people)
+    rss_ready = current_rss_mb()
+    peak_ready = peak_rss_mb()
+    started = time.monotonic()
+    with open_frame_source(args.video) as source:
+        info = source.info
+        outcome = run_inference(model, source.frames(FrameRange()), info, TrackingSettings.product_default(info.fps),
+                                official_lens(info.width, info.height), decode_params)
+    tracks = outcome.accumulator.finalize()
+    accumulated_mb = sum(a.nbytes for t in tracks.values() for a in t.values()) / 2**20
+    if tracks:
+        with tempfile.TemporaryDirectory() as folder:
+            write_run_result(Path(folder) / "bench.trace.npz", tracks, info, official_lens(info.width, info.height),
+                             {"benchmark": True}, {}, None, [], outcome)
+    print(json.dumps({
+        "frames": outcome.frames_processed, "network": args.network, "tracks": len(tracks),
+        "rows": int(sum(len(t["frame"]) for t in tracks.values())), "seconds": round(time.monotonic() - started, 2),
+        "rss_after_setup_mb": round(rss_ready, 1), "peak_before_loop_mb": round(peak_ready, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1), "accumulated_arrays_mb": round(accumulated_mb, 2)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--network", choices=("synthetic", "real"), default="synthetic")
+    parser.add_argument("--frames", type=int, nargs="+", default=None,
+                        help="frame counts to compare (default: 300 1200 synthetic, 16 48 real)")
+    parser.add_argument("--people", type=int, default=3, help="synthetic: people tracked in every frame")
+    parser.add_argument("--weights", type=Path, default=REPO_ROOT / "tests" / ".generated" / "weights_seed0")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--video", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    counts = args.frames or ([300, 1200] if args.network == "synthetic" else [16, 48])
+    print(f"bench_memory: network={args.network} (synthetic = streaming/decoding/accumulation only, "
+          f"not the network), frame counts {counts}")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for count in counts:
+            video = make_video(Path(folder) / f"bench_{count}.avi", count)
+            command = [sys.executable, __file__, "--child", "--video", str(video), "--network", args.network,
+                       "--people", str(args.people), "--weights", str(args.weights), "--device", args.device,
+                       "--threads", str(args.threads)]
+            run = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+            if run.returncode != 0:
+                raise SystemExit(f"measurement for {count} frames failed:\n{run.stderr[-3000:]}")
+            rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    print(f"{'frames':>7} {'tracks':>6} {'rows':>6} {'seconds':>8} {'RSS ready MB':>13} {'peak RSS MB':>12} "
+          f"{'loop growth MB':>15} {'arrays MB':>10}")
+    for r in rows:
+        growth = r["peak_rss_mb"] - r["peak_before_loop_mb"]
+        print(f"{r['frames']:>7} {r['tracks']:>6} {r['rows']:>6} {r['seconds']:>8.1f} {r['rss_after_setup_mb']:>13.1f} "
+              f"{r['peak_rss_mb']:>12.1f} {growth:>15.1f} {r['accumulated_arrays_mb']:>10.2f}")
+    if len(rows) >= 2:
+        first, last = rows[0], rows[-1]
+        ratio = last["frames"] / max(first["frames"], 1)
+        print(f"peak RSS: {last['peak_rss_mb'] - first['peak_rss_mb']:+.1f} MB for {ratio:.0f}x the frames "
+              f"({first['frames']} -> {last['frames']})")
+
+
+if __name__ == "__main__":
+    main()
