@@ -110,6 +110,10 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     if args.network == "real":
         from core.nn import TraceModel
+        from core.pipeline import disable_tf32
+
+        if args.device == "cuda":
+            disable_tf32()
 
         model = TraceModel.from_weights(args.weights, device=args.device)
     else:
@@ -127,7 +131,9 @@ def child(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as folder:
             write_run_result(Path(folder) / "bench.trace.npz", tracks, info, official_lens(info.width, info.height),
                              {"benchmark": True}, {}, None, [], outcome)
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     print(json.dumps({
+        "cuda_peak_mb": None if cuda_peak is None else round(cuda_peak, 1),
         "frames": outcome.frames_processed, "network": args.network, "tracks": len(tracks),
         "rows": int(sum(len(t["frame"]) for t in tracks.values())), "seconds": round(time.monotonic() - started, 2),
         "rss_after_setup_mb": round(rss_ready, 1), "peak_before_loop_mb": round(peak_ready, 1),
@@ -167,8 +173,9 @@ def main() -> None:
           f"{'loop growth MB':>15} {'arrays MB':>10}")
     for r in rows:
         growth = r["peak_rss_mb"] - r["peak_before_loop_mb"]
+        cuda = "" if r["cuda_peak_mb"] is None else f"  (GPU peak {r['cuda_peak_mb']:.0f} MB)"
         print(f"{r['frames']:>7} {r['tracks']:>6} {r['rows']:>6} {r['seconds']:>8.1f} {r['rss_after_setup_mb']:>13.1f} "
-              f"{r['peak_rss_mb']:>12.1f} {growth:>15.1f} {r['accumulated_arrays_mb']:>10.2f}")
+              f"{r['peak_rss_mb']:>12.1f} {growth:>15.1f} {r['accumulated_arrays_mb']:>10.2f}{cuda}")
     if len(rows) >= 2:
         first, last = rows[0], rows[-1]
         ratio = last["frames"] / max(first["frames"], 1)

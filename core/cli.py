@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import traceback
@@ -114,6 +115,36 @@ def parse_tracking_overrides(items: Sequence[str]) -> dict[str, object]:
     return overrides
 
 
+class _ProtectedStdout:
+    """Keeps stdout for JSON lines only: file descriptor 1 is pointed at stderr for the run, so stray
+    prints from libraries (Python or C level) cannot corrupt the protocol; JSON goes to a duplicate
+    of the original stdout."""
+
+    def __init__(self, saved_fd: int, json_stream: TextIO) -> None:
+        self.saved_fd = saved_fd
+        self.json_stream = json_stream
+
+    @classmethod
+    def open(cls) -> "_ProtectedStdout | None":
+        try:
+            sys.stdout.flush()
+            saved_fd = os.dup(1)
+            json_stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+            os.dup2(2, 1)
+        except (OSError, ValueError, AttributeError):   # no real file descriptors (embedded use)
+            return None
+        return cls(saved_fd, json_stream)
+
+    def close(self) -> None:
+        try:
+            self.json_stream.flush()
+            sys.stdout.flush()
+            os.dup2(self.saved_fd, 1)
+        finally:
+            os.close(self.saved_fd)
+            self.json_stream.close()
+
+
 class _Interrupted(BaseException):
     """Raised from the SIGTERM handler (a BaseException so nothing swallows it on the way up)."""
 
@@ -125,9 +156,12 @@ def _raise_interrupted(signum: int, _frame) -> None:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
     json_mode = "--progress-json" in argv
+    protected = None
+    if stdout is None and json_mode:
+        protected = _ProtectedStdout.open()
+    stdout = (protected.json_stream if protected else None) or stdout or sys.stdout
+    stderr = stderr or sys.stderr
     reporter = ProgressReporter(json_stream=stdout if json_mode else None, human_stream=stderr)
     previous_term = None
     try:
@@ -160,6 +194,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         reporter.close()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
+        if protected is not None:
+            protected.close()
 
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:

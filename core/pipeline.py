@@ -5,12 +5,12 @@
         -> compact per-track numpy accumulation -> optional SMPL joints/vertices -> result file
 
 Memory stays constant in the video length: one clip of preprocessed frames (8 x 512x512x3 uint8) is
-alive at a time, and each tracked (person, frame) pair costs a few hundred bytes of numpy arrays.
+alive at a time, and each tracked (person, frame) pair costs under a kilobyte of numpy arrays
+(benchmarks/bench_memory.py measures it).
 """
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_hor
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
-from .video import FrameRange, FrameSource, SourceInfo, open_frame_source, parse_frame_position
+from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
 
 CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
 SMPL_BATCH = 256           # (track, frame) rows per SMPL forward pass
@@ -316,6 +316,14 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def disable_tf32() -> None:
+    """Full float32 on CUDA. PyTorch lets cuDNN convolutions use TF32 (10-bit mantissa) by default;
+    on the H100 that changed which person the official tracker picked on the reference clip, while
+    with TF32 off CUDA float32 matched the official float64 output to 1.3e-5 (relative)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     dtypes = {"float32": torch.float32, "float64": torch.float64}
     if name not in dtypes:
@@ -423,6 +431,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                            options.tracking_overrides)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype)
+        if device == "cuda":
+            disable_tf32()
         if options.threads:
             torch.set_num_threads(options.threads)
             import cv2
@@ -506,6 +516,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "lens": lens.as_dict(),
         "device": device,
         "dtype": options.dtype,
+        "cuda_tf32": False if device == "cuda" else None,
         "frame_range": frame_range.as_dict(),
         "clip_length": CLIP_LENGTH,
         "threads": torch.get_num_threads(),

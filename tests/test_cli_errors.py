@@ -252,3 +252,19 @@ def test_no_person_found_writes_nothing(reference_dir, generated_weights, tmp_pa
     assert_error(code, events, ExitCode.NO_PERSON, "no_person", "no person was tracked", "nothing was written")
     assert [e["done"] for e in events if e.get("stage") == "inference"] == [0, 1]   # the network did run
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_stdout_carries_only_json_lines(small_video, tmp_path):
+    """A library printing to stdout mid-run must not corrupt the protocol (it is sent to stderr)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, core.pipeline as p, core.cli as c\n"
+              "def noisy(options, reporter):\n"
+              "    print('library chatter'); reporter.warning('careful'); raise KeyboardInterrupt\n"
+              "p.run_video = noisy\n"
+              f"sys.exit(c.main(['run', {str(small_video)!r}, '-o', {str(tmp_path / 'out')!r}, '--progress-json']))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["warning", "error"] and run.returncode == 130
+    assert "library chatter" in run.stderr

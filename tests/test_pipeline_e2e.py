@@ -29,7 +29,7 @@ from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_in
 from core.preprocess import input_offsets
 from core.result_file import read_result
 from core.video import FrameRange, SourceInfo, open_frame_source
-from tests.helpers.synthetic_smpl import write_synthetic_smpl_pkl
+from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 E2E_FRAMES = 3

@@ -1,6 +1,9 @@
 """`python -m trace_blender import RESULT ...`: headless import and export through the bpy module.
 
-Same code path as the add-on: building.import_result_file and exporting.export_people.
+Same code path as the add-on: building.import_result and exporting.export_people. A result with
+shots imports each shot as its own frame range (`--shot N` picks shots), with its ground alignment
+(`--no-align`: the fixed (x, z, -y) mapping), the skate-cleaned legs (`--no-clean-feet`: the raw
+motion) and one camera per shot with the source video as background (`--video` when it moved).
 Exit codes: 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file, 5 SMPL model file.
 """
 from __future__ import annotations
@@ -36,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="scene frame of the video's first frame (default 1)")
     command.add_argument("--fps", type=float, default=None, metavar="F",
                          help="frame rate of an official trace2 result (it does not store one; default 30)")
+    command.add_argument("--shot", type=int, action="append", default=None, metavar="N", dest="shots",
+                         help="import only this shot (repeatable; default: every shot)")
+    command.add_argument("--no-align", dest="align", action="store_false",
+                         help="ignore the stored ground alignment: the fixed (x, z, -y) mapping of TRACE's world")
+    command.add_argument("--no-clean-feet", dest="clean_feet", action="store_false",
+                         help="use the raw motion instead of the foot-skate-cleaned legs and hips")
+    command.add_argument("--no-camera", dest="camera", action="store_false",
+                         help="do not create the scene camera")
+    command.add_argument("--video", type=Path, metavar="FILE",
+                         help="source video for the camera background (default: the path stored in the result)")
     return parser
 
 
@@ -64,14 +77,22 @@ def _import_command(args: argparse.Namespace) -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     context = bpy.context
+    if args.shots is not None and any(shot < 0 for shot in args.shots):
+        raise UsageError("--shot: shot numbers start at 0")
     options = building.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
-                                     frame_start=args.frame_start)
+                                     frame_start=args.frame_start, apply_alignment=args.align,
+                                     use_clean_motion=args.clean_feet, shots=args.shots, build_camera=args.camera,
+                                     video_path=str(args.video) if args.video else None)
     result = building.read_result_file(args.result, official_fps=args.fps)
     summary = building.import_result(result, context, options, source_path=args.result)
     for note in summary.warnings:
         print(f"note: {note}", file=sys.stderr)
     print(f"imported {len(summary.people)} people from {args.result.name}: scene frames "
           f"{summary.frame_start}-{summary.frame_end} at {summary.fps or 'unknown'} fps")
+    for shot in summary.shots:
+        camera = f", camera {shot.camera.name}" if shot.camera is not None else ""
+        print(f"shot {shot.index}: scene frames {shot.first_frame}-{shot.last_frame}, {len(shot.people)} people, "
+              f"{'floor aligned' if shot.aligned else 'not aligned'}{camera}")
     armatures = [person.armature for person in summary.people]
     exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh")]
     for target, export_format in exports:

@@ -2,7 +2,7 @@
 
 Inside the extension zip, build.py vendors `core` as a sub-package of the add-on (`<addon>.core`);
 from a repository checkout or a pip install the top-level `core` package is used. Only these
-modules are reached through here: result_file, smpl.model_file, rig.
+modules are reached through here: result_file, smpl.model_file, rig, world.scene_camera.
 """
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ rig = _sub("rig")
 def result_file() -> ModuleType:
     """core.result_file (imported on first use: it is written by another part of the project)."""
     return _sub("result_file")
+
+
+def scene_camera() -> ModuleType:
+    """core.world.scene_camera: camera axes and lens helpers (numpy only)."""
+    return _sub("world.scene_camera")
 
 
 def smpl_model_file() -> ModuleType:

@@ -31,6 +31,10 @@ EXIT_OK = 0
 EXIT_PARTIAL = 10
 EXIT_INTERRUPTED = 130
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+# `python -m core run` options that turn the world post-processing steps off (all on by default).
+NO_ALIGN_FLAG = "--no-align"
+NO_FOOT_CLEANUP_FLAG = "--no-foot-cleanup"
+NO_SHOT_DETECTION_FLAG = "--no-shot-detection"
 
 
 class RunState(enum.Enum):
@@ -97,6 +101,8 @@ class RunOutcome:
 class CoreCommand:
     """How to launch the core: `<python> -m core run VIDEO -o OUT --progress-json [options]`.
 
+    The panel's world toggles become `--no-align`, `--no-foot-cleanup`, `--no-shot-detection` when off.
+
     `launcher` replaces `[python, "-m", "core"]` (tests use a fake core script).
     """
 
@@ -108,6 +114,9 @@ class CoreCommand:
     smpl_model: str | None = None
     launcher: Sequence[str] | None = None
     offline: bool = False      # Blender's "Allow Online Access" is off: the core must not download weights
+    align: bool = True         # ground and gravity alignment (floor at z = 0)
+    foot_cleanup: bool = True  # foot contacts and skate cleanup
+    shot_detection: bool = True  # restart tracking, world and camera at hard cuts
 
     def argv(self) -> list[str]:
         prefix = list(self.launcher) if self.launcher else [self.python, "-m", "core"]
@@ -118,6 +127,12 @@ class CoreCommand:
             args += ["--smpl-model", str(self.smpl_model)]
         if self.offline:
             args.append("--offline")
+        if not self.align:
+            args.append(NO_ALIGN_FLAG)
+        if not self.foot_cleanup:
+            args.append(NO_FOOT_CLEANUP_FLAG)
+        if not self.shot_detection:
+            args.append(NO_SHOT_DETECTION_FLAG)
         return args
 
 

@@ -6,6 +6,7 @@
 * `ground`: floor plane + gravity alignment shared by everyone: one rigid TRACE-world -> aligned-world
   transform (floor z = 0, +Z up, camera forward +Y); the default is the fixed (x, z, -y) swap.
 * `contacts`: foot contacts, foot-skate cleanup (root + two-bone leg IK) and the sliding metric.
+* `postprocess`: the orchestrator that applies all of the above to a result (-> result file version 2).
 
 Order of use and parameters: docs/world.md.
 """
@@ -18,6 +19,8 @@ from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneC
                            lens_mm_from_focal_px, lens_mm_from_fov, register_tracks)
 from .shots import (FrameChange, ShotCutDetector, ShotCutError, ShotCutSettings, detect_shots, shot_segments,
                     split_track_arrays)
+from .postprocess import (RestBody, WorldProcessingError, WorldProcessingSettings, apply_world_processing,
+                          smpl_rest_body)
 
 __all__ = [
     "ContactError", "ContactSettings", "SkateCleanup", "SkateCleanupSettings", "clean_foot_skate",
@@ -29,4 +32,5 @@ __all__ = [
     "lens_mm_from_fov", "register_tracks",
     "FrameChange", "ShotCutDetector", "ShotCutError", "ShotCutSettings", "detect_shots", "shot_segments",
     "split_track_arrays",
+    "RestBody", "WorldProcessingError", "WorldProcessingSettings", "apply_world_processing", "smpl_rest_body",
 ]

@@ -242,3 +242,235 @@ class RecordingLayout:
 
     def texts(self) -> list[str]:
         return [str(call[2].get("text", "")) for call in self.calls if call[0] in ("label", "operator", "progress")]
+
+
+# ------------------------------------------------------------------------------------------------ world scene
+# A scene with a known answer in Blender's world (floor z = 0, +Z up): people walking and standing on
+# the floor, filmed by a pitched and rolled camera that dollies and pans, two shots. Each shot's TRACE
+# world is its first camera's frame; a track that starts late lives in the world of the camera at its
+# own first frame (as TRACE does), which its registration undoes.
+WORLD_FPS = 30.0
+WORLD_VIDEO_SIZE = (160, 120)       # width, height (landscape 4:3)
+WORLD_SHOTS = ((0, 60), (60, 90))   # half-open source frame ranges
+WORLD_FOV_DEG = 50.0
+
+
+def axis_rotation(axis: str, angle: float | np.ndarray) -> np.ndarray:
+    """Rotation(s) [..., 3, 3] about a coordinate axis (right-handed)."""
+    vector = {"x": [1.0, 0.0, 0.0], "y": [0.0, 1.0, 0.0], "z": [0.0, 0.0, 1.0]}[axis]
+    angle = np.asarray(angle, np.float64)
+    return rotations.axis_angle_to_matrix(angle[..., None] * np.asarray(vector))
+
+
+def camera_in_blender(yaw: np.ndarray, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """Camera rotations [F, 3, 3]: OpenCV camera axes -> Blender world; looks along +Y at yaw 0, pitched down."""
+    level = frames.TRACE_TO_BLENDER   # columns: camera x -> +X, y (down) -> -Z, z (forward) -> +Y
+    roll = axis_rotation("z", np.radians(roll_deg))
+    return axis_rotation("z", yaw) @ axis_rotation("x", -np.radians(pitch_deg)) @ level @ roll
+
+
+def rigid(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = rotation, translation
+    return matrix
+
+
+def upright_facing(heading: np.ndarray) -> np.ndarray:
+    """Body rotation [3, 3] (canonical SMPL -> Blender world): upright (+Y -> +Z), facing `heading`."""
+    forward = np.asarray(heading, np.float64) / np.linalg.norm(heading)
+    up = np.array([0.0, 0.0, 1.0])
+    return np.stack([np.cross(up, forward), up, forward], axis=1)
+
+
+def sole_heights(joints: np.ndarray, foot_heights: np.ndarray) -> np.ndarray:
+    """Sole height [T, 2] (left, right) above z = 0 from ankle/toe joints [T, 24, 3] (Blender world, Z up)."""
+    ankle = joints[:, [7, 8], 2] - foot_heights[[0, 1]]
+    toe = joints[:, [10, 11], 2] - foot_heights[[2, 3]]
+    return np.minimum(ankle, toe)
+
+
+def _walk(rest: np.ndarray, count: int, start_xy: tuple[float, float], heading: np.ndarray, speed: float,
+          phase: float, foot_heights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A walk on the floor in Blender world: (poses [T,24,3] joint 0 = world orientation, hips [T,3], contacts [T,2]).
+
+    Legs swing, the hips follow the lower sole at z = 0, then the planted feet are pinned
+    (core.world.contacts.clean_foot_skate with the stance phases as contacts), so the truth has no skate.
+    """
+    from core.world import contacts as contact_math
+
+    t = np.arange(count) / WORLD_FPS                          # [T]
+    omega = 2 * np.pi * 0.9                                   # steps per second / 2
+    swing = 0.35 * np.sin(omega * t + phase)                  # [T] hip flexion of the left leg
+    poses = np.zeros((count, 24, 3))
+    poses[:, 0] = rotations.matrix_to_axis_angle(upright_facing(heading))
+    poses[:, 1, 0] = -swing                                   # left hip (negative x: leg forward)
+    poses[:, 2, 0] = swing
+    poses[:, 4, 0] = 0.6 * np.clip(np.cos(omega * t + phase), 0, None)          # knees bend in swing
+    poses[:, 5, 0] = 0.6 * np.clip(-np.cos(omega * t + phase), 0, None)
+    poses[:, 16, 2] = -1.2 + 0.2 * np.sin(2 * omega * t)      # arms down-ish, swinging
+    poses[:, 17, 2] = 1.2 + 0.2 * np.sin(2 * omega * t + 1.0)
+    heading = np.asarray(heading, np.float64) / np.linalg.norm(heading)
+    hips = np.zeros((count, 3))
+    hips[:, :2] = np.asarray(start_xy) + speed * t[:, None] * heading[:2]
+    _, joints = fk.forward_kinematics(rest, poses)
+    placed = fk.place_by_hip_center(joints, hips)
+    hips[:, 2] -= sole_heights(placed, foot_heights).min(axis=1)                # lower sole on z = 0
+    stance = np.stack([np.cos(omega * t + phase) < -0.2, np.cos(omega * t + phase) > 0.2], axis=1)  # [T, 2]
+    cleaned = contact_math.clean_foot_skate(rest, poses, hips, t, contacts=stance, foot_heights=foot_heights)
+    return cleaned.poses, cleaned.hip_centers, cleaned.contacts
+
+
+def _standing(rest: np.ndarray, count: int, position_xy: tuple[float, float], heading: np.ndarray,
+              foot_heights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standing on both feet, waving one arm and turning the head: (poses, hips, contacts all True)."""
+    t = np.arange(count) / WORLD_FPS
+    poses = np.zeros((count, 24, 3))
+    poses[:, 0] = rotations.matrix_to_axis_angle(upright_facing(heading))
+    poses[:, 17, 2] = 0.8 * np.sin(3.0 * t)
+    poses[:, 15, 1] = 0.4 * np.sin(1.5 * t)
+    hips = np.zeros((count, 3))
+    hips[:, :2] = position_xy
+    _, joints = fk.forward_kinematics(rest, poses)
+    hips[:, 2] = -sole_heights(fk.place_by_hip_center(joints, hips), foot_heights).min(axis=1)
+    return poses, hips, np.ones((count, 2), bool)
+
+
+def _to_track_world(to_blender: np.ndarray, poses_blender: np.ndarray, hips_blender: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Blender-world orientation (poses[:, 0]) and hips -> a track's TRACE world, given its TRACE -> Blender [4,4]."""
+    inverse = np.linalg.inv(to_blender)
+    orient = rotations.matrix_to_axis_angle(inverse[:3, :3] @ rotations.axis_angle_to_matrix(poses_blender[:, 0]))
+    return orient, frames.map_points(inverse, hips_blender)
+
+
+def write_world_video(path: str | Path, num_frames: int, size: tuple[int, int] = WORLD_VIDEO_SIZE) -> Path:
+    """A tiny MPEG-4 video (cv2) whose frame i is a flat colour with the number i on it."""
+    import cv2
+
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), WORLD_FPS, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"cv2 cannot write {path}")
+    for index in range(num_frames):
+        image = np.full((height, width, 3), (40, 2 * index % 256, 120), np.uint8)
+        cv2.putText(image, str(index), (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+        writer.write(image)
+    writer.release()
+    return Path(path)
+
+
+def world_scene(video_path: str | Path = "world.mp4", raw_sliding_m_per_s: float = 0.04) -> tuple[TraceResult, dict]:
+    """The synthetic two-shot scene as TRACE would report it, plus its truth.
+
+    Returns (raw result: every track in its own TRACE world, no v2 world fields; truth) with truth =
+    {"shots": [{"alignment": [4,4] shared TRACE world -> Blender, "camera_blender": [F,3,3] OpenCV axes
+    -> Blender, "camera_centres": [F,3], "frames": [F]}], "tracks": {id: {"shot", "registration" [4,4],
+    "clean_poses" [T,24,3] and "clean_hips" [T,3] (Blender world), "contacts" [T,2]}}}.
+    The raw motion is the truth plus a sideways drift of the hips (foot skate) of raw_sliding_m_per_s.
+    """
+    from core.result_file import FramesProcessed
+    from core.world.ground import foot_joint_heights
+
+    rest = skeleton.load_default_skeleton()
+    feet = foot_joint_heights(rest)
+    # Each shot's first camera stands above the origin looking along +Y (the gauge the ground alignment
+    # uses: core.world.ground.alignment_from_plane), then pans and dollies.
+    shot_cameras = (dict(yaw_rate=0.15, pitch=18.0, roll=4.0, height=1.6, velocity=(0.4, 0.2, 0.0)),
+                    dict(yaw_rate=-0.1, pitch=12.0, roll=-3.0, height=1.2, velocity=(0.0, 0.3, 0.05)))
+    people = (  # (track id, shot, first frame, last frame + 1, kind, start position, heading, gait phase)
+        (1, 0, 0, 60, "walk", (-1.0, 4.5), np.array([1.0, 0.3, 0.0]), 0.0),
+        (2, 0, 12, 60, "walk", (0.8, 5.5), np.array([-0.4, -1.0, 0.0]), 1.7),
+        (3, 1, 60, 90, "stand", (0.0, 4.0), np.array([0.2, -1.0, 0.0]), 0.0),
+    )
+    truth: dict[str, Any] = {"shots": [], "tracks": {}}
+    for (start, stop), spec in zip(WORLD_SHOTS, shot_cameras):
+        local = np.arange(stop - start) / WORLD_FPS
+        camera_rotation = camera_in_blender(spec["yaw_rate"] * local, spec["pitch"], spec["roll"])
+        centres = np.array([0.0, 0.0, spec["height"]]) + local[:, None] * np.asarray(spec["velocity"])
+        truth["shots"].append({"alignment": rigid(camera_rotation[0], centres[0]), "camera_blender": camera_rotation,
+                               "camera_centres": centres, "frames": np.arange(start, stop)})
+    tracks = []
+    for track_id, shot, first, stop, kind, position, heading, phase in people:
+        count = stop - first
+        if kind == "walk":
+            poses, hips, contacts = _walk(rest, count, position, heading, 1.0, phase, feet)
+        else:
+            poses, hips, contacts = _standing(rest, count, position, heading, feet)
+        shot_truth = truth["shots"][shot]
+        rows = np.arange(first, stop) - WORLD_SHOTS[shot][0]
+        camera_rotation, centres = shot_truth["camera_blender"][rows], shot_truth["camera_centres"][rows]
+        # TRACE puts the track in the world of the camera at its first frame.
+        track_to_blender = rigid(camera_rotation[0], centres[0])
+        registration = np.linalg.inv(shot_truth["alignment"]) @ track_to_blender
+        t = np.arange(count) / WORLD_FPS
+        drift = np.zeros((count, 3))
+        drift[:, :2] = raw_sliding_m_per_s * t[:, None] * np.array([heading[1], -heading[0]]) / np.linalg.norm(heading)
+        raw_hips = hips + drift
+        orient_world, hips_world = _to_track_world(track_to_blender, poses, raw_hips)
+        _, clean_hips_world = _to_track_world(track_to_blender, poses, hips)
+        body = rotations.axis_angle_to_matrix(poses[:, 0])
+        orient_cam = rotations.matrix_to_axis_angle(np.swapaxes(camera_rotation, 1, 2) @ body)
+        hips_cam = np.einsum("tji,tj->ti", camera_rotation, raw_hips - centres)     # R^T (hip - c)
+        video_frames = np.arange(first, stop, dtype=np.int64)
+        raw_poses = np.array(poses)
+        raw_poses[:, 0] = orient_cam
+        tracks.append(TrackResult(
+            track_id=track_id, frames=video_frames, times=video_frames / WORLD_FPS, poses=raw_poses,
+            global_orient_world=orient_world, betas=np.zeros((count, 10)), hip_center_cam=hips_cam,
+            hip_center_world=hips_world, confidence=np.full(count, 0.95), observed=np.ones(count, bool),
+            center_2d=np.full((count, 2), 80.0)))
+        truth["tracks"][track_id] = {"shot": shot, "registration": registration, "clean_poses": poses,
+                                     "clean_hips": hips, "contacts": contacts, "clean_hips_world": clean_hips_world,
+                                     "to_blender": track_to_blender}
+    width, height = WORLD_VIDEO_SIZE
+    focal = 0.5 * max(width, height) / np.tan(np.radians(WORLD_FOV_DEG) / 2)
+    total = WORLD_SHOTS[-1][1]
+    result = TraceResult(tracks=tracks, video=VideoInfo(path=str(video_path), fps=WORLD_FPS, width=width, height=height,
+                                                        frame_count=total),
+                         camera=CameraInfo(fov_deg=WORLD_FOV_DEG, focal_px=float(focal)),
+                         frames_processed=FramesProcessed(first=0, last=total - 1), notes=[])
+    return result, truth
+
+
+def world_result_from_truth(result: TraceResult, truth: dict) -> TraceResult:
+    """The v2 result the world post-processing should produce, written from the known answer:
+    shots with their alignments, registrations, contacts, cleaned motion and the exact scene camera."""
+    import dataclasses
+
+    from core.result_file import SceneCameraPath, ShotInfo
+
+    shots = [ShotInfo(index=index, start=start, stop=stop, aligned=True, alignment_matrix=shot["alignment"],
+                      alignment_info={"method": "synthetic_truth"})
+             for index, ((start, stop), shot) in enumerate(zip(WORLD_SHOTS, truth["shots"]))]
+    tracks = []
+    for track in result.tracks:
+        known = truth["tracks"][track.track_id]
+        tracks.append(dataclasses.replace(track, shot=known["shot"], registration=known["registration"],
+                                          contacts=known["contacts"], clean_body_pose=known["clean_poses"][:, 1:],
+                                          clean_hip_center_world=known["clean_hips_world"]))
+    rotations_trace, positions_trace, camera_frames, camera_shots = [], [], [], []
+    for index, shot in enumerate(truth["shots"]):
+        inverse = np.linalg.inv(shot["alignment"])
+        rotations_trace.append(inverse[:3, :3] @ shot["camera_blender"])
+        positions_trace.append(frames.map_points(inverse, shot["camera_centres"]))
+        camera_frames.append(shot["frames"])
+        camera_shots.append(np.full(len(shot["frames"]), index))
+    count = sum(len(f) for f in camera_frames)
+    interpolated = np.zeros(count, bool)
+    interpolated[5:9] = True   # a few bridged frames, to see them on the camera's curve
+    camera = SceneCameraPath(frames=np.concatenate(camera_frames), rotations=np.concatenate(rotations_trace),
+                             positions=np.concatenate(positions_trace), interpolated=interpolated,
+                             shots=np.concatenate(camera_shots))
+    processed = dataclasses.replace(result, tracks=tracks, shots=shots, scene_camera=camera,
+                                    world_processing={"settings": {"align": True, "clean_feet": True}})
+    processed.validate()
+    return processed
+
+
+def expected_camera_matrices(truth: dict, shot: int) -> np.ndarray:
+    """Blender camera object world matrices [F, 4, 4] of the true camera (local -Z forward, +Y up)."""
+    known = truth["shots"][shot]
+    matrices = np.broadcast_to(np.eye(4), (len(known["frames"]), 4, 4)).copy()
+    matrices[:, :3, :3] = known["camera_blender"] @ np.diag([1.0, -1.0, -1.0])
+    matrices[:, :3, 3] = known["camera_centres"]
+    return matrices

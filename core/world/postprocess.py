@@ -1,0 +1,438 @@
+"""World post-processing of a TRACE result: shots, one camera, a level floor and planted feet.
+
+`apply_world_processing(result)` turns a result as TRACE produced it (every track in its own TRACE
+world, one long sequence) into a result-file version 2 (`core.result_file`) that a user can animate
+in, following the recipe of docs/world.md:
+
+1. **Shots**: the tracks are split at the hard cuts so that no track spans one. The piece in the
+   earliest shot keeps the track id; every later piece gets a fresh id above all existing ids
+   (`world_processing["split_tracks"]` says which track each piece came from).
+2. **Per shot, one camera** (`scene_camera.estimate_scene_camera`): fused over people by
+   confidence, smoothed; it also gives each track the rigid registration of its TRACE world into
+   the shot's shared world (TRACE starts a late track in the camera frame where it appeared).
+3. **Per shot, the floor** (`ground.estimate_ground`) from everybody's feet, with the bodies' up
+   axes as the prior; one rigid transform per shot (floor z = 0, +Z up) shared by every person and
+   the camera. With `align=False`, or when no floor can be fitted, the shot keeps the fixed
+   (x, z, -y) mapping and the reason is recorded (`alignment_info`, notes): never silently.
+4. **Per track, contacts and skate cleanup** (`contacts.clean_foot_skate`) in the floor-aligned world.
+   The cleaned hip centres are mapped back into the track's own TRACE world, so the same
+   `TraceResult.blender_transform(track)` (shot alignment @ registration) places raw and cleaned
+   motion. The cleanup needs a floor even when the output is not aligned: it then uses the fitted
+   floor internally and stores TRACE-world results all the same.
+
+Body joints come from forward kinematics on a rest skeleton: the SMPL body of the track's mean
+shape when the caller passes `rest_joints_for_track` (see `smpl_rest_body`), else the default
+skeleton. The raw TRACE-world arrays of every track are copied unchanged (the raw world stays
+recoverable). numpy only, like the rest of core.world.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..result_file import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
+from ..rig.rotations import axis_angle_to_matrix
+from ..rig.skeleton import load_default_skeleton
+from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, detect_foot_contacts, foot_sliding,
+                       pose_to_joints)
+from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
+from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
+                           estimate_scene_camera)
+from .shots import shot_segments
+
+__all__ = [
+    "WorldProcessingError",
+    "WorldProcessingSettings",
+    "RestBody",
+    "smpl_rest_body",
+    "apply_world_processing",
+]
+
+# Per-frame arrays TRACE produced; copied unchanged into the pieces (the v2 world fields are recomputed).
+_RAW_TRACK_FIELDS = ("frames", "times", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
+                     "confidence", "observed", "center_2d", "joints_cam", "joints_world", "vertices_cam",
+                     "vertices_world")
+
+# A rest body: canonical rest joints [24,3] and, for an SMPL body, its rest vertices [V,3] (they locate the sole).
+RestBody = tuple[np.ndarray, np.ndarray | None]
+
+
+class WorldProcessingError(ValueError):
+    """The world post-processing cannot run on what was given (bad rest skeleton, bad cut frames)."""
+
+
+@dataclass(frozen=True)
+class WorldProcessingSettings:
+    """Parameters of every step (defaults: docs/world.md)."""
+
+    ground: GroundFitSettings = field(default_factory=GroundFitSettings)
+    camera: SceneCameraSettings = field(default_factory=SceneCameraSettings)
+    contacts: ContactSettings = field(default_factory=ContactSettings)
+    cleanup: SkateCleanupSettings = field(default_factory=SkateCleanupSettings)
+    # Weight (x confidence) of frames TRACE infilled from its memory (observed False) as evidence for
+    # the camera and the floor: 0 = only detected frames count.
+    infilled_weight: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def smpl_rest_body(model: Any) -> Callable[[TrackResult], RestBody]:
+    """`rest_joints_for_track` for an SMPL model (core.smpl.model_file.SmplModelData or alike).
+
+    Each track gets the rest joints and vertices of its mean shape (betas averaged with the
+    confidence of its detected frames, all frames when none was detected).
+    """
+    def rest_body(track: TrackResult) -> RestBody:
+        weights = track.confidence.astype(np.float64) * track.observed                     # [T]
+        if weights.sum() <= 0:
+            weights = np.ones(track.num_frames)
+        betas = weights @ track.betas.astype(np.float64) / weights.sum()                   # [10]
+        return np.asarray(model.joints_for_betas(betas), np.float64), np.asarray(model.vertices_for_betas(betas), np.float64)
+    return rest_body
+
+
+@dataclass
+class _Body:
+    """A track's rest skeleton and the rest heights of its foot joints above the sole."""
+
+    rest_joints: np.ndarray   # [24,3] canonical
+    foot_heights: np.ndarray  # [4] (ground.FOOT_JOINTS order)
+
+
+@dataclass
+class _TrackOutcome:
+    """What the processing of one shot gives one of its tracks."""
+
+    registration: np.ndarray = field(default_factory=lambda: np.eye(4))   # [4,4]
+    contacts: np.ndarray | None = None                                     # [T,2] bool
+    clean_body_pose: np.ndarray | None = None                              # [T,23,3]
+    clean_hip_center_world: np.ndarray | None = None                       # [T,3] track's TRACE world
+    metrics: dict = field(default_factory=dict)
+
+
+def apply_world_processing(result: TraceResult, *, align: bool = True, clean_feet: bool = True,
+                           cut_frames: Sequence[int] = (),
+                           rest_joints_for_track: Callable[[TrackResult], np.ndarray | RestBody] | None = None,
+                           settings: WorldProcessingSettings | None = None) -> TraceResult:
+    """A new version-2 result with shots, registrations, per-shot alignment, camera and feet.
+
+    result: as TRACE produced it (any version; an already processed result is processed again from
+    its raw arrays, keeping its shot boundaries). align: fit the floor and put it at z = 0 with +Z up
+    (else the fixed (x, z, -y) mapping). clean_feet: detect contacts and remove foot skate (stored as
+    clean_* arrays; the raw motion stays). Contacts are stored whenever align or clean_feet is on.
+    cut_frames: first frames of new shots (core.world.shots.ShotCutDetector.cut_frames).
+    rest_joints_for_track(track) -> rest joints [24,3] standing on y = 0, or (joints [24,3], rest
+    vertices [V,3]) for an SMPL body (`smpl_rest_body(model)`); default: the default skeleton.
+    """
+    s = settings or WorldProcessingSettings()
+    result.validate()
+    notes: list[str] = []
+    start, stop = result.processed_range()
+    cuts = _shot_cuts(result, cut_frames, start, stop, notes)
+    bounds = [start, *cuts, stop]
+    shot_ranges = list(zip(bounds[:-1], bounds[1:]))
+    pieces, split_records = _split_tracks(result.tracks, cuts)
+    default_rest = load_default_skeleton() if rest_joints_for_track is None else None
+    fps = float(result.video.fps)
+
+    shots: list[ShotInfo] = []
+    camera_parts: list[SceneCameraPath] = []
+    outcomes: dict[int, _TrackOutcome] = {}
+    shot_metrics: list[dict] = []
+    for index, (shot_start, shot_stop) in enumerate(shot_ranges):
+        members = [piece for piece in pieces if piece.shot == index]
+        bodies = [_rest_body(piece, rest_joints_for_track, default_rest) for piece in members]
+        shot, camera, shot_outcomes, metrics = _process_shot(index, shot_start, shot_stop, members, bodies, align,
+                                                             clean_feet, s, fps, notes)
+        shots.append(shot)
+        shot_metrics.append(metrics)
+        if camera is not None:
+            camera_parts.append(camera)
+        outcomes.update({piece.track_id: outcome for piece, outcome in zip(members, shot_outcomes)})
+
+    tracks = []
+    for piece in sorted(pieces, key=lambda p: p.shot):  # stable: original order within a shot
+        outcome = outcomes[piece.track_id]
+        tracks.append(dataclasses.replace(
+            piece, registration=outcome.registration, contacts=outcome.contacts,
+            clean_body_pose=outcome.clean_body_pose, clean_hip_center_world=outcome.clean_hip_center_world))
+    track_metrics = [outcomes[track.track_id].metrics for track in tracks]
+
+    world_processing = _json_safe({
+        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "cut_frames": cuts,
+                     "rest_skeleton": "default skeleton" if rest_joints_for_track is None else "given per track",
+                     **s.to_dict()},
+        "split_tracks": split_records,
+        "metrics": {"foot_sliding": _overall_sliding(track_metrics, clean_feet), "tracks": track_metrics,
+                    "shots": shot_metrics},
+    })
+    processed = TraceResult(
+        tracks=tracks, video=result.video, camera=result.camera, settings=dict(result.settings),
+        software=dict(result.software), weights_sha256=dict(result.weights_sha256), smpl_model=result.smpl_model,
+        source_format=result.source_format, notes=list(result.notes) + notes,
+        frames_processed=result.frames_processed, created_utc=None, shots=shots,
+        scene_camera=_concatenate_cameras(camera_parts), world_processing=world_processing)
+    processed.validate()
+    return processed
+
+
+# ---------------------------------------------------------------------------------------------
+# Shots and track pieces
+# ---------------------------------------------------------------------------------------------
+
+
+def _shot_cuts(result: TraceResult, cut_frames: Sequence[int], start: int, stop: int, notes: list[str]) -> list[int]:
+    """Sorted cut frames strictly inside [start, stop): the given ones plus the result's own shot starts."""
+    try:
+        given = {int(frame) for frame in cut_frames}
+    except (TypeError, ValueError) as exc:
+        raise WorldProcessingError(f"cut_frames must be frame numbers, got {cut_frames!r}") from exc
+    existing = {shot.start for shot in result.shots[1:]}
+    outside = sorted(frame for frame in given if not start < frame < stop)
+    if outside:
+        notes.append(f"shot cuts at frames {outside[:10]} ignored: outside the processed frames {start}..{stop - 1} "
+                     "(a cut at the first frame starts nothing new)")
+    return sorted(frame for frame in given | existing if start < frame < stop)
+
+
+def _split_tracks(tracks: Sequence[TrackResult], cuts: list[int]) -> tuple[list[TrackResult], list[dict]]:
+    """Raw copies of the tracks cut at the shot boundaries, each with its shot index.
+
+    The piece in the earliest shot keeps the id; later pieces get new ids above every existing id.
+    Returns (pieces, records of the renamed pieces {track_id, source_track_id, shot}).
+    """
+    next_id = max((track.track_id for track in tracks), default=-1) + 1
+    cut_array = np.asarray(cuts, dtype=np.int64)
+    pieces, records = [], []
+    for track in tracks:
+        for position, rows in enumerate(shot_segments(track.frames, cuts)):
+            shot = int(np.searchsorted(cut_array, track.frames[rows[0]], side="right"))
+            values = {name: (None if getattr(track, name) is None else np.array(getattr(track, name)[rows]))
+                      for name in _RAW_TRACK_FIELDS}
+            track_id = track.track_id
+            if position:
+                track_id, next_id = next_id, next_id + 1
+                records.append({"track_id": track_id, "source_track_id": track.track_id, "shot": shot})
+            pieces.append(TrackResult(track_id=track_id, shot=shot, **values))
+    return pieces, records
+
+
+def _rest_body(track: TrackResult, rest_joints_for_track: Callable | None, default_rest: np.ndarray | None) -> _Body:
+    """The track's rest skeleton and foot-joint heights (from the caller's body or the default skeleton)."""
+    if rest_joints_for_track is None:
+        joints, vertices = default_rest, None
+    else:
+        given = rest_joints_for_track(track)
+        joints, vertices = given if isinstance(given, tuple) else (given, None)
+    joints = np.asarray(joints, np.float64)
+    if joints.shape != (24, 3) or not np.all(np.isfinite(joints)):
+        raise WorldProcessingError(f"rest_joints_for_track gave rest joints of shape {joints.shape} for track "
+                                   f"{track.track_id}; it must return finite [24,3] canonical SMPL joints")
+    try:
+        heights = foot_joint_heights(joints, vertices)
+    except GroundFitError as exc:
+        raise WorldProcessingError(
+            f"track {track.track_id}: {exc}. For an SMPL body return (joints, rest vertices), e.g. with "
+            "core.world.postprocess.smpl_rest_body(model)") from exc
+    return _Body(joints, heights)
+
+
+# ---------------------------------------------------------------------------------------------
+# One shot
+# ---------------------------------------------------------------------------------------------
+
+
+def _evidence_weights(track: TrackResult, infilled_weight: float) -> np.ndarray:
+    """[T] confidence x (1 for detected frames, infilled_weight for frames infilled from memory)."""
+    weights = track.confidence.astype(np.float64) * np.where(track.observed, 1.0, float(infilled_weight))
+    return np.clip(np.nan_to_num(weights), 0.0, None)
+
+
+def _strict_times(track: TrackResult, fps: float) -> np.ndarray:
+    """[T] seconds, strictly increasing (container timestamps can repeat: then frames / fps)."""
+    times = track.times.astype(np.float64)
+    if track.num_frames > 1 and np.any(np.diff(times) <= 0):
+        return track.frames.astype(np.float64) / fps
+    return times
+
+
+def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], bodies: list[_Body], align: bool,
+                  clean_feet: bool, s: WorldProcessingSettings, fps: float, notes: list[str]
+                  ) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
+    """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop)."""
+    where = f"shot {index} (frames {start}..{stop - 1})"
+    outcomes = [_TrackOutcome(metrics={"track_id": track.track_id, "shot": index, "frames": track.num_frames})
+                for track in tracks]
+    metrics: dict[str, Any] = {"shot": index, "start": start, "stop": stop, "people": len(tracks)}
+    if not tracks:
+        reason = f"no person tracked in {where}: no camera, no floor (fixed axis swap)"
+        notes.append(reason)
+        metrics.update(camera=None, ground=None)
+        return _unaligned_shot(index, start, stop, reason), None, outcomes, metrics
+
+    weights = [_evidence_weights(track, s.infilled_weight) for track in tracks]
+    times = [_strict_times(track, fps) for track in tracks]
+
+    # 1. One camera for the shot; registrations put every track into one shared world.
+    camera_path, camera = None, None
+    try:
+        evidence = [CameraEvidence(track.frames, track.poses[:, 0], track.global_orient_world, track.hip_center_cam,
+                                   track.hip_center_world, weights=weight) for track, weight in zip(tracks, weights)]
+        camera = estimate_scene_camera(evidence, s.camera, frame_range=(start, stop))
+        for outcome, registration in zip(outcomes, camera.registrations):
+            outcome.registration = np.asarray(registration, np.float64)
+        camera_path = SceneCameraPath(frames=camera.frames, rotations=camera.rotations, positions=camera.positions,
+                                      interpolated=camera.interpolated, shots=np.full(len(camera.frames), index))
+        metrics["camera"] = _camera_metrics(camera)
+    except SceneCameraError as exc:
+        notes.append(f"no scene camera for {where}: {exc}; its tracks keep their own TRACE worlds")
+        metrics["camera"] = {"error": str(exc)}
+
+    registered = [apply_world_transform(outcome.registration, track.global_orient_world, track.hip_center_world)[:2]
+                  for outcome, track in zip(outcomes, tracks)]      # (orient [T,3], hips [T,3]) in the shot world
+
+    # 2. The floor from everybody's feet (also needed for the cleanup when the output is not aligned).
+    ground: GroundAlignment | None = None
+    ground_error = ""
+    if align or clean_feet:
+        people = []
+        for track, body, weight, time, (orient, hips) in zip(tracks, bodies, weights, times, registered):
+            _, joints = pose_to_joints(body.rest_joints, _with_root(orient, track.poses), hips)      # [T,24,3]
+            people.append(PersonJoints(joints, time, weights=weight, foot_heights=body.foot_heights,
+                                       up_axes=axis_angle_to_matrix(orient)[:, :, 1]))
+        try:
+            ground = estimate_ground(people, s.ground)
+        except GroundFitError as exc:
+            ground_error = str(exc)
+            notes.append(f"no floor found in {where}: {exc}")
+        metrics["ground"] = None if ground is None else _ground_dict(ground)
+        if ground is not None:
+            metrics["ground"]["used_for"] = "alignment and contacts" if align else "contacts only (alignment off)"
+    else:
+        metrics["ground"] = None
+
+    if align and ground is not None:
+        shot = ShotInfo(index=index, start=start, stop=stop, aligned=True, alignment_matrix=ground.matrix,
+                        alignment_info=_ground_dict(ground))
+        if ground.method != "plane_fit":
+            notes.append(f"{where}: {ground.note}")
+    elif align:
+        shot = _unaligned_shot(index, start, stop, f"ground alignment failed, fixed axis swap kept: {ground_error}")
+    else:
+        shot = _unaligned_shot(index, start, stop, "ground alignment turned off: fixed axis swap (x, z, -y)")
+
+    # 3. Contacts and skate cleanup per track, in the floor-aligned world.
+    if align or clean_feet:
+        for track, body, time, outcome, (orient, hips) in zip(tracks, bodies, times, outcomes, registered):
+            _feet(track, body, time, orient, hips, ground, clean_feet, s, outcome)
+        if ground is None:
+            notes.append(f"{where}: without a floor no foot contacts were detected"
+                         + (" and the feet were not cleaned" if clean_feet else ""))
+    return shot, camera_path, outcomes, metrics
+
+
+def _with_root(orient: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """[T,24,3] pose with joint 0 replaced by a world orientation [T,3]."""
+    return np.concatenate([np.asarray(orient, np.float64)[:, None], np.asarray(poses, np.float64)[:, 1:]], axis=1)
+
+
+def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, hips: np.ndarray,
+          ground: GroundAlignment | None, clean_feet: bool, s: WorldProcessingSettings, outcome: _TrackOutcome) -> None:
+    """Contacts (and, with clean_feet, the cleaned motion mapped back to the track's TRACE world)."""
+    count = track.num_frames
+    if ground is None:
+        outcome.contacts = np.zeros((count, 2), bool)
+        if clean_feet:   # nothing to clean against: the cleaned motion is the raw one
+            outcome.clean_body_pose = np.array(track.poses[:, 1:])
+            outcome.clean_hip_center_world = np.array(track.hip_center_world)
+        outcome.metrics.update(contact_frames=[0, 0], sliding_before_m=None, sliding_after_m=None, sliding_pairs=0,
+                               cleaned=False)
+        return
+    floor_orient, floor_hips, _ = apply_world_transform(ground.matrix, orient, hips)      # [T,3], [T,3]
+    floor_poses = _with_root(floor_orient, track.poses)                                   # [T,24,3]
+    if clean_feet:
+        cleaned = clean_foot_skate(body.rest_joints, floor_poses, floor_hips, times, foot_heights=body.foot_heights,
+                                   contact_settings=s.contacts, settings=s.cleanup)
+        contacts = cleaned.contacts
+        to_track_world = np.linalg.inv(ground.matrix @ outcome.registration)               # floor world -> TRACE world
+        outcome.clean_body_pose = cleaned.poses[:, 1:]
+        outcome.clean_hip_center_world = cleaned.hip_centers @ to_track_world[:3, :3].T + to_track_world[:3, 3]
+        before, after = cleaned.sliding_before_m, cleaned.sliding_after_m
+        outcome.metrics.update(unreached_ik_frames=cleaned.unreached_frames, cleaned=True)
+    else:
+        _, joints = pose_to_joints(body.rest_joints, floor_poses, floor_hips)
+        contacts = detect_foot_contacts(joints, times, body.foot_heights, s.contacts)
+        before, after = foot_sliding(joints, contacts), None
+        outcome.metrics.update(cleaned=False)
+    outcome.contacts = contacts
+    pairs = int(2 * np.count_nonzero(contacts[1:] & contacts[:-1]))   # (foot, frame pair) x ankle and toe
+    outcome.metrics.update(contact_frames=contacts.sum(axis=0).tolist(), sliding_before_m=before,
+                           sliding_after_m=after, sliding_pairs=pairs)
+
+
+def _unaligned_shot(index: int, start: int, stop: int, reason: str) -> ShotInfo:
+    return ShotInfo(index=index, start=start, stop=stop, aligned=False, alignment_matrix=default_alignment_matrix(),
+                    alignment_info={"method": "none", "note": reason})
+
+
+def _ground_dict(ground: GroundAlignment) -> dict:
+    """GroundAlignment.to_dict() without the matrix (stored on its own), JSON-safe."""
+    info = ground.to_dict()
+    info.pop("matrix", None)
+    return _json_safe(info)
+
+
+def _camera_metrics(camera: SceneCamera) -> dict:
+    """How well people agreed on the camera (spread = residual of the fusion) and how much was bridged."""
+    def summary(values: np.ndarray) -> tuple[float | None, float | None]:
+        finite = values[np.isfinite(values)]
+        return (float(np.median(finite)), float(finite.max())) if finite.size else (None, None)
+
+    median_deg, max_deg = summary(camera.spread_deg)
+    median_m, max_m = summary(camera.spread_m)
+    return {"frames": int(len(camera.frames)), "observed_frames": int(camera.observed.sum()),
+            "interpolated_frames": int(camera.interpolated.sum()), "max_witnesses": int(camera.witnesses.max()),
+            "spread_deg_median": median_deg, "spread_deg_max": max_deg,
+            "spread_m_median": median_m, "spread_m_max": max_m}
+
+
+def _overall_sliding(track_metrics: list[dict], clean_feet: bool) -> dict:
+    """Foot sliding over all tracks: per-track means weighted by their (frame pair, joint) counts."""
+    def pooled(key: str) -> float | None:
+        values = [(m[key], m["sliding_pairs"]) for m in track_metrics
+                  if m.get(key) is not None and m.get("sliding_pairs") and math.isfinite(m[key])]
+        total = sum(pairs for _, pairs in values)
+        return sum(value * pairs for value, pairs in values) / total if total else None
+
+    before = pooled("sliding_before_m")
+    after = pooled("sliding_after_m") if clean_feet else None
+    reduction = None if before is None or after is None or before <= 0 else 1.0 - after / before
+    return {"metric": "mean per-frame displacement of ankle and toe joints of feet in contact at both frames (m)",
+            "before_m": before, "after_m": after, "reduction": reduction}
+
+
+def _concatenate_cameras(parts: list[SceneCameraPath]) -> SceneCameraPath | None:
+    if not parts:
+        return None
+    return SceneCameraPath(**{name: np.concatenate([getattr(part, name) for part in parts])
+                              for name in ("frames", "rotations", "positions", "interpolated", "shots")})
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
