@@ -84,9 +84,10 @@ def test_file_layout_and_metadata(tmp_path):
         assert archive["poses"].shape == (46, 24, 3) and archive["joints_world"].shape == (46, 24, 3)
         assert "vertices_cam" not in archive.files
         meta = json.loads(str(archive["meta_json"][()]))
-    assert meta["format"] == FORMAT_NAME and meta["version"] == FORMAT_VERSION == 1
+    assert meta["format"] == FORMAT_NAME and meta["version"] == FORMAT_VERSION == 2
     assert set(meta) == {"format", "version", "software", "video", "camera", "settings", "weights_sha256",
-                         "smpl_model", "source_format", "created_utc", "frames_processed", "notes"}
+                         "smpl_model", "source_format", "created_utc", "frames_processed", "notes", "shots",
+                         "world_processing"}
     assert meta["video"] == {"path": "/footage/walk.mp4", "fps": 25.0, "width": 1920, "height": 1080,
                              "frame_count": 50, "rotation_deg": 90, "variable_frame_rate": False}
     assert meta["camera"] == {"fov_deg": 50.0, "focal_px": 2058.6, "focal_source": "official"}
@@ -236,8 +237,8 @@ def _rewrite_meta(source: Path, target: Path, change) -> Path:
 
 def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
     good = write_result(tmp_path / "good.npz", make_result())
-    newer = _rewrite_meta(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=2))
-    with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 2.*Update"):
+    newer = _rewrite_meta(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=3))
+    with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 3.*Update"):
         read_result(newer)
     bad_version = _rewrite_meta(good, tmp_path / "v0.npz", lambda meta, arrays: meta.update(version=0))
     with pytest.raises(ResultFormatError, match="invalid format version"):
@@ -250,19 +251,19 @@ def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
     with pytest.raises(ResultFormatError, match="increasing|non-finite|track_offsets"):
         read_result(offsets)
 
-    # Pretend the current version is 2: a version-1 file goes through the registered upgrade.
+    # Pretend the current version is 3: a version-2 file goes through the registered upgrade.
     calls = []
 
-    def upgrade_1_to_2(meta, arrays):
+    def upgrade_2_to_3(meta, arrays):
         calls.append(meta["version"])
-        meta = dict(meta, version=2, notes=meta["notes"] + ["upgraded from format version 1"])
+        meta = dict(meta, version=3, notes=meta["notes"] + ["upgraded from format version 2"])
         return meta, arrays
 
-    monkeypatch.setattr(result_file, "FORMAT_VERSION", 2)
-    monkeypatch.setitem(result_file._UPGRADES, 1, upgrade_1_to_2)
+    monkeypatch.setattr(result_file, "FORMAT_VERSION", 3)
+    monkeypatch.setitem(result_file._UPGRADES, 2, upgrade_2_to_3)
     upgraded = read_result(good)
-    assert calls == [1] and upgraded.format_version == 1
-    assert upgraded.notes[-1] == "upgraded from format version 1"
+    assert calls == [2] and upgraded.format_version == 2
+    assert upgraded.notes[-1] == "upgraded from format version 2"
 
 
 def test_object_arrays_in_a_result_are_refused_without_running_code(tmp_path):
