@@ -1,10 +1,11 @@
 """Build the Blender extension zip: `python build.py` -> dist/trace_blender-<version>.zip.
 
 Stages a folder with the add-on package (trace_blender/*.py at the zip root), the manifest, the
-torch-free part of `core` vendored as the sub-package `core/` and `assets/default_skeleton.json`
-(same relative place as in the repository, so core/rig/skeleton.py finds it in both), checks by
-parsing every staged file that nothing imports torch / cv2 / smplx (nor any third-party package
-but numpy, nor the top-level `core` from inside the vendored copy), then runs Blender's own
+torch-free part of `core` (result file, SMPL reader, rig math, world) vendored as the sub-package
+`core/` and `assets/default_skeleton.json` (same relative place as in the repository, so
+core/rig/skeleton.py finds it in both), checks by parsing every staged file that nothing imports
+torch / cv2 / smplx (nor any third-party package but numpy, nor the top-level `core` from inside
+the vendored copy), then runs Blender's own
 extension builder and validator (`blender_ext.py`, shipped inside the bpy wheel) with this Python.
 Torch is not bundled: inference runs in a separately installed core (see docs/blender.md).
 """
@@ -31,8 +32,9 @@ VENDORED_CORE_FILES = (
     "core/smpl/__init__.py",
     "core/smpl/model_file.py",
 )
-VENDORED_CORE_GLOBS = ("core/rig/*.py",)
-OPTIONAL_CORE_GLOBS = ("core/world/*.py",)  # vendored when present and torch-free
+# core/world: the add-on needs its camera/lens helpers; the whole package is numpy-only by contract
+# (docs/architecture.md), so a file there that needs more fails the build instead of being dropped.
+VENDORED_CORE_GLOBS = ("core/rig/*.py", "core/world/*.py")
 ASSETS = ("assets/default_skeleton.json",)
 FORBIDDEN_MODULES = frozenset({"torch", "torchvision", "cv2", "smplx", "scipy", "chumpy"})
 ALLOWED_THIRD_PARTY = frozenset({"numpy"})
@@ -98,12 +100,6 @@ def _core_sources() -> list[Path]:
         if not matched:
             raise BuildError(f"no files match {pattern}")
         files.extend(matched)
-    for pattern in OPTIONAL_CORE_GLOBS:
-        for path in sorted(REPO_ROOT.glob(pattern)):
-            if import_problems(path, vendored_core=True):
-                print(f"note: not vendoring {path.relative_to(REPO_ROOT)} (it needs more than numpy)")
-            else:
-                files.append(path)
     return files
 
 

@@ -545,11 +545,17 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
                      settings: dict, weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
                      outcome: InferenceOutcome) -> Path:
     """Assemble the TraceResult (core.result_file) and write it atomically."""
-    from .result_file import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo, write_result
+    from .result_file import CameraInfo, FramesProcessed, ShotInfo, TraceResult, TrackResult, VideoInfo, write_result
 
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
+    # Shots only when cuts were found (no entry = one shot over everything); unaligned: the world
+    # post-processing (core.world.postprocess) fits floors and cameras per shot later.
+    bounds = [int(outcome.first_frame), *outcome.shot_cuts, int(outcome.last_frame) + 1]
+    shots = ([ShotInfo(index=i, start=a, stop=b) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+             if outcome.shot_cuts else [])
     track_results = []
     for track_id, arrays in tracks.items():
+        shot_index = int(np.searchsorted(outcome.shot_cuts, arrays["frame"][0], side="right"))
         extra = {name: arrays[name].astype(np.float32) for name in optional if name in arrays}
         track_results.append(TrackResult(
             track_id=int(track_id),
@@ -563,6 +569,7 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
             confidence=arrays["confidence"].astype(np.float32),
             observed=arrays["observed"].astype(bool),
             center_2d=arrays["center_2d"].astype(np.float32),
+            shot=shot_index,
             **extra))
     read_error = outcome.read_error
     result = TraceResult(
@@ -580,5 +587,6 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
         frames_processed=FramesProcessed(
             first=int(outcome.first_frame), last=int(outcome.last_frame), stopped_early=read_error is not None,
             stop_reason=None if read_error is None else read_error.message),
+        shots=shots,
     )
     return write_result(path, result)

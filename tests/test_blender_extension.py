@@ -14,7 +14,9 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from helpers.blender import write_synthetic_result  # noqa: E402
+from helpers.blender import world_result_from_truth, world_scene  # noqa: E402
+
+from core.result_file import write_result  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,8 @@ report["skeleton_file"] = str(bridge.rig.DEFAULT_SKELETON_PATH)
 report["prefs_device"] = bpy.context.preferences.addons[module].preferences.device
 report["import"] = sorted(bpy.ops.trace.import_result(filepath=result_path))
 report["people"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "ARMATURE")
+report["cameras"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "CAMERA")
+report["layered_actions"] = all(len(action.slots) == 1 for action in bpy.data.actions)
 report["torch_loaded"] = "torch" in sys.modules
 addon_utils.disable(module, default_set=True)
 report["enabled_after_disable"] = module in bpy.context.preferences.addons
@@ -75,12 +79,17 @@ def test_zip_contents_and_blender_validator(extension_zip):
     for required in ("blender_manifest.toml", "__init__.py", "building.py", "core_bridge.py", "runner.py",
                      "core/__init__.py", "core/result_file.py", "core/official_result.py", "core/safe_pickle.py",
                      "core/smpl/__init__.py", "core/smpl/model_file.py", "core/rig/frames.py",
+                     "core/world/__init__.py", "core/world/scene_camera.py", "scene_math.py",
                      "assets/default_skeleton.json"):
         assert required in names, required
     for forbidden in ("core/pipeline.py", "core/cli.py", "core/smpl/body_model.py"):
         assert forbidden not in names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     assert not any(name.startswith("core/nn/") or name.startswith("core/tracking/") for name in names)
+    import tomllib
+
+    manifest = tomllib.loads(zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode())
+    assert manifest["blender_version_min"] == "4.2.0"   # extensions exist from 4.2; 4.2/4.3 key via action.fcurves
     build = load_build_module()
     completed = subprocess.run([sys.executable, str(build.find_blender_ext_script()), "validate", str(extension_zip)],
                                capture_output=True, text=True, timeout=120)
@@ -104,7 +113,8 @@ def test_import_scan_rejects_what_the_zip_cannot_run(tmp_path):
 
 
 def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_path):
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=15)
+    raw, truth = world_scene(tmp_path / "clip.mp4")   # two shots, three people, a scene camera (no video file)
+    result_path = write_result(tmp_path / "clip.npz", world_result_from_truth(raw, truth))
     script = tmp_path / "installed_extension.py"
     script.write_text(f"REPO_ROOT = {str(REPO_ROOT)!r}\n" + INSTALLED_EXTENSION_SCRIPT)
     workdir = tmp_path / "cwd"
@@ -124,6 +134,7 @@ def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_p
     assert Path(report["result_file_module"]) == installed_root / "core" / "result_file.py"
     assert Path(report["skeleton_file"]) == installed_root / "assets" / "default_skeleton.json"
     assert report["prefs_device"] == "auto"
-    assert report["import"] == ["FINISHED"] and report["people"] == ["clip_person1", "clip_person2"]
+    assert report["import"] == ["FINISHED"] and report["people"] == ["clip_person1", "clip_person2", "clip_person3"]
+    assert report["cameras"] == ["clip_shot0_camera", "clip_shot1_camera"] and report["layered_actions"]
     assert report["torch_loaded"] is False
     assert report["enabled_after_disable"] is False and report["panel_after_disable"] is False

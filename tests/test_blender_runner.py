@@ -54,6 +54,11 @@ def test_command_line_follows_the_core_cli():
                               "--device", "cuda", "--weights", "/w", "--smpl-model", "/s.pkl", "--offline"]
     minimal = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"))
     assert minimal.argv() == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device", "auto"]
+    # The panel's world toggles, passed only when turned off (each step is on by default in the core).
+    for field, flag in (("align", "--no-align"), ("foot_cleanup", "--no-foot-cleanup"),
+                        ("shot_detection", "--no-shot-detection")):
+        off = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), **{field: False})
+        assert off.argv() == minimal.argv() + [flag]
 
 
 def test_successful_run_reports_progress_and_result(tmp_path, fake_core):

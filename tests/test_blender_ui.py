@@ -9,7 +9,10 @@ import pytest
 bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (ships with bpy)
 
-from helpers.blender import RecordingLayout, fake_video, scene_fingerprint, write_fake_core, write_synthetic_result  # noqa: E402
+from helpers.blender import (RecordingLayout, fake_video, scene_fingerprint, world_result_from_truth,  # noqa: E402
+                             world_scene, write_fake_core, write_synthetic_result)
+
+from core.result_file import write_result  # noqa: E402
 
 from trace_blender import building, operators, preferences, runner, ui  # noqa: E402
 
@@ -40,8 +43,9 @@ def draw(panel_class, context=None) -> RecordingLayout:
 
 
 def test_register_and_unregister(addon):
-    for name in ("TRACE_PT_main", "TRACE_PT_import", "TRACE_PT_people", "TRACE_PT_export", "TRACE_FH_video",
-                 "TRACE_FH_result", "TRACE_OT_run_video", "TRACE_OT_import_result", "TRACE_OT_export_people"):
+    for name in ("TRACE_PT_main", "TRACE_PT_import", "TRACE_PT_shots", "TRACE_PT_people", "TRACE_PT_export",
+                 "TRACE_FH_video", "TRACE_FH_result", "TRACE_OT_run_video", "TRACE_OT_import_result",
+                 "TRACE_OT_view_shot", "TRACE_OT_export_people"):
         assert hasattr(bpy.types, name), name
     assert isinstance(bpy.context.window_manager.trace_blender, ui.TRACE_SessionState)
     assert "trace_blender" not in bpy.context.scene.keys()  # UI state is not stored in the file
@@ -160,6 +164,69 @@ def test_run_operator_in_background_imports_the_result(addon, fake_python, tmp_p
     argv = json.loads((run_dirs[0] / "argv.json").read_text())
     assert argv[argv.index("--weights") + 1] == str(tmp_path / "weights")
     assert ("--offline" in argv) == (not bpy.app.online_access)
+    assert not {"--no-align", "--no-foot-cleanup", "--no-shot-detection"} & set(argv)   # all on by default
+
+
+def test_world_toggles_reach_the_core_and_the_import(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    state = bpy.context.window_manager.trace_blender
+    assert (state.align, state.foot_cleanup, state.shot_detection) == (True, True, True)
+    main = draw(ui.TRACE_PT_main)
+    assert [call[1][1] for call in main.calls if call[0] == "prop"] == ["video_path", "align", "foot_cleanup",
+                                                                        "shot_detection"]
+    state.align, state.foot_cleanup, state.shot_detection = False, False, False
+    assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "ok"))) == {"FINISHED"}
+    import json
+    run_dir = next((tmp_path / "runs").iterdir())
+    argv = json.loads((run_dir / "argv.json").read_text())
+    assert argv[-3:] == ["--no-align", "--no-foot-cleanup", "--no-shot-detection"]
+
+    raw, truth = world_scene(tmp_path / "no_video.mp4")
+    path = write_result(tmp_path / "scene.npz", world_result_from_truth(raw, truth))
+    assert bpy.ops.trace.import_result(filepath=str(path)) == {"FINISHED"}   # the panel's toggle: align off
+    assert [item.aligned for item in state.shots] == [False, False]
+    assert bpy.ops.trace.import_result(filepath=str(path), apply_alignment=True) == {"FINISHED"}  # explicit wins
+    assert [item.aligned for item in state.shots] == [True, True]
+
+
+def test_shots_panel_lists_views_and_reimports_shots(addon, tmp_path):
+    state = bpy.context.window_manager.trace_blender
+    assert "Import a result to list its shots" in draw(ui.TRACE_PT_shots).texts()
+    raw, truth = world_scene(tmp_path / "no_video.mp4")
+    path = write_result(tmp_path / "scene.npz", world_result_from_truth(raw, truth))
+    assert bpy.ops.trace.import_result(filepath=str(path)) == {"FINISHED"}
+    assert [(i.index, i.first_frame, i.last_frame, i.people, i.imported, i.aligned) for i in state.shots] == \
+        [(0, 1, 60, 2, True, True), (1, 61, 90, 1, True, True)]
+    assert [i.camera_name for i in state.shots] == ["scene_shot0_camera", "scene_shot1_camera"]
+    layout = draw(ui.TRACE_PT_shots)
+    assert layout.operators() == ["trace.view_shot", "trace.view_shot", "trace.view_shot", "trace.import_result"]
+    assert {"Shot 0: 1-60", "Shot 1: 61-90", "Whole Video", "Import Selected Shots"} <= set(layout.texts())
+
+    scene = bpy.context.scene
+    assert bpy.ops.trace.view_shot(shot_index=1) == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end, scene.frame_current) == (61, 90, 61)
+    assert scene.camera.name == "scene_shot1_camera" and state.active_shot == 1
+    assert bpy.ops.trace.view_shot(shot_index=0) == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end, scene.camera.name) == (1, 60, "scene_shot0_camera")
+    assert bpy.ops.trace.view_shot(shot_index=-1) == {"FINISHED"}
+    assert (scene.frame_start, scene.frame_end) == (1, 90)
+    with pytest.raises(RuntimeError, match="no shot 7 listed"):
+        bpy.ops.trace.view_shot(shot_index=7)
+
+    views = [op.properties for op in layout.operator_log if op.idname == "trace.view_shot"]
+    assert views == [{"shot_index": 0}, {"shot_index": 1}, {"shot_index": -1}]
+    state.shots[0].selected = False
+    button = draw(ui.TRACE_PT_shots).operator_log[-1]
+    assert button.idname == "trace.import_result" and button.properties == {"filepath": str(path), "shots": "1"}
+    before = len(building.imported_people(scene))
+    assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
+    assert len(building.imported_people(scene)) == before + 1
+    assert [(i.index, i.imported, i.selected) for i in state.shots] == [(0, False, False), (1, True, True)]
+    assert (scene.frame_start, scene.frame_end) == (61, 90)
+    with pytest.raises(RuntimeError, match="comma-separated shot numbers"):
+        bpy.ops.trace.import_result(filepath=str(path), shots="first")
+    with pytest.raises(RuntimeError, match="shot 3 does not exist"):
+        bpy.ops.trace.import_result(filepath=str(path), shots="3")
 
 
 def test_run_operator_reports_core_errors_and_partial_results(addon, fake_python, tmp_path):

@@ -279,3 +279,20 @@ def test_tracking_modes_and_lens_choice():
     assert build_lens(info, None, 1000.0).normalized_focal == pytest.approx(1000 / 960)
     with pytest.raises(UsageError):
         build_lens(info, None, -5.0)
+
+
+def test_cuts_become_shots_in_the_result(tmp_path):
+    from core.pipeline import write_run_result
+    from core.world.shots import ShotCutDetector
+
+    video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
+    lens = official_lens(64, 48)
+    with open_frame_source(video) as source:
+        outcome = run_inference(_StandInModel(), source.frames(), source.info, None, lens, decode_params,
+                                shot_detector=ShotCutDetector())
+        info = source.info
+    path = write_run_result(tmp_path / "r.trace.npz", outcome.accumulator.finalize(), info, lens, {}, {}, None, [],
+                            outcome)
+    result = read_result(path)
+    assert [(s.start, s.stop, s.aligned) for s in result.shots] == [(0, 10, False), (10, 20, False)]
+    assert [(t.track_id, t.shot) for t in result.tracks] == [(1, 0), (2, 1)]

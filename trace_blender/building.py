@@ -102,8 +102,8 @@ class ImportSummary:
     frame_end: int
     fps: float | None
     warnings: list[str] = field(default_factory=list)
-    shots: list[ImportedShot] = field(default_factory=list)
-    shot_count: int = 1                 # shots in the result (imported or not)
+    shots: list[ImportedShot] = field(default_factory=list)                  # the imported shots
+    result_shots: list[scene_math.ShotPlan] = field(default_factory=list)    # every shot of the result
     clip: Any | None = None             # bpy.types.MovieClip of the source video, when found
 
 
@@ -329,6 +329,7 @@ def import_result(result: Any, context: Any = None, options: ImportOptions | Non
               if any(person.shot == shot.index for person in people)]
     source_name = Path(source_path).stem if source_path else "result"
     warnings = [str(n) for n in (getattr(result, "notes", None) or [])]
+    warnings += _rest_skeleton_warnings(result, people, model, options)
     cameras_to_build = _camera_paths(result, chosen) if options.build_camera else {}
     if options.build_camera and not cameras_to_build:
         warnings.append("this result has no scene camera (written before result format 2, an official trace2 "
@@ -402,7 +403,25 @@ def import_result(result: Any, context: Any = None, options: ImportOptions | Non
             raise
         raise SceneBuildError(f"building the characters failed ({type(exc).__name__}: {exc}); "
                               "nothing was added to the scene") from exc
-    return ImportSummary(imported, top, frame_start, frame_end, fps, warnings, shots_imported, len(all_shots), clip)
+    return ImportSummary(imported, top, frame_start, frame_end, fps, warnings, shots_imported, all_shots, clip)
+
+
+def _rest_skeleton_warnings(result: Any, people: list[_PersonData], model: Any | None,
+                            options: ImportOptions) -> list[str]:
+    """The cleaned feet were computed on one rest skeleton; animating another can lift or sink them."""
+    settings = ((getattr(result, "world_processing", None) or {}).get("settings") or {})
+    used = settings.get("rest_skeleton")
+    tracks = [t for t in getattr(result, "tracks", []) if getattr(t, "has_clean_motion", False)]
+    if not used or not options.use_clean_motion or not tracks:
+        return []
+    if used == "default skeleton" and model is not None:
+        return ["the feet were cleaned on the default skeleton, but this import uses the SMPL model's skeleton: "
+                "planted feet may sit a few centimetres off the floor (import without the SMPL model, or run TRACE "
+                "with it)"]
+    if used != "default skeleton" and model is None:
+        return ["the feet were cleaned on SMPL body skeletons, but this import uses the default skeleton: planted "
+                "feet may sit a few centimetres off the floor (give the SMPL model file used for the run)"]
+    return []
 
 
 def _scene_timing(result: Any, people: list[_PersonData], frame_start: int,
@@ -732,6 +751,12 @@ def _build_body(armature: Any, collection: Any, person: _PersonData, model: Any,
 def imported_people(scene: Any) -> list[Any]:
     """Armature objects of people imported by TRACE in this scene, in name order."""
     return sorted((ob for ob in scene.objects if ob.type == "ARMATURE" and PROP_TRACK_ID in ob.keys()),
+                  key=lambda ob: ob.name)
+
+
+def imported_cameras(scene: Any) -> list[Any]:
+    """Scene cameras created by TRACE imports in this scene, in name order."""
+    return sorted((ob for ob in scene.objects if ob.type == "CAMERA" and ob.get(PROP_ROLE) == "camera"),
                   key=lambda ob: ob.name)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from . import building, exporting, runner
+from . import building, exporting, runner, scene_math
 from .errors import TraceBlenderError, UsageError
 from .preferences import addon_settings, user_data_dir
 
@@ -52,6 +52,7 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     if video_path.suffix.lower() not in runner.VIDEO_EXTENSIONS:
         raise UsageError(f"{video_path.name} is not a supported video ({', '.join(runner.VIDEO_EXTENSIONS)})")
     settings = addon_settings(context)
+    state = session_state(context)
     if launcher is None:
         problem = runner.check_core_interpreter(settings.python)
         if problem is not None:
@@ -60,10 +61,10 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
                                  weights_dir=settings.weights_dir, device=settings.device,
                                  smpl_model=settings.smpl_model_path, launcher=launcher,
-                                 offline=not bpy.app.online_access)
+                                 offline=not bpy.app.online_access, align=state.align,
+                                 foot_cleanup=state.foot_cleanup, shot_detection=state.shot_detection)
     job = InferenceJob(video_path, runner.CoreRun(command.argv(), output_dir).start())
     _ACTIVE_JOB = job
-    state = session_state(context)
     state.running, state.progress, state.status = True, 0.0, "starting TRACE..."
     return job
 
@@ -105,12 +106,60 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
     return {"FINISHED"}, reports
 
 
-def import_with_settings(context: Any, path: str | os.PathLike) -> building.ImportSummary:
+def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int] | None = None,
+                         apply_alignment: bool | None = None, use_clean_motion: bool | None = None
+                         ) -> building.ImportSummary:
+    """Import with the add-on preferences and the panel's toggles (arguments given here win)."""
     settings = addon_settings(context)
-    options = building.ImportOptions(smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start)
+    state = session_state(context)
+    options = building.ImportOptions(
+        smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
+        apply_alignment=state.align if apply_alignment is None else apply_alignment,
+        use_clean_motion=state.foot_cleanup if use_clean_motion is None else use_clean_motion)
     summary = building.import_result_file(path, context, options)
-    session_state(context).result_path = str(path)
+    state.result_path = str(path)
+    remember_shots(state, summary, settings.frame_start)
     return summary
+
+
+def remember_shots(state: Any, summary: building.ImportSummary, frame_start: int) -> None:
+    """List the result's shots in the panel: scene ranges, people, camera; imported ones selected."""
+    imported = {shot.index: shot for shot in summary.shots}
+    state.shots.clear()
+    for plan in summary.result_shots:
+        item = state.shots.add()
+        item.index = plan.index
+        item.first_frame, item.last_frame = plan.scene_range(frame_start)
+        shot = imported.get(plan.index)
+        item.imported = item.selected = shot is not None
+        item.people = len(shot.people) if shot is not None else 0
+        item.aligned = shot.aligned if shot is not None else plan.aligned
+        item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
+    state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
+    state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1
+
+
+def view_shot(context: Any, shot_index: int) -> tuple[int, int]:
+    """Scene frame range (and active camera) to one listed shot; -1: the whole imported range."""
+    state = session_state(context)
+    scene = context.scene
+    if shot_index < 0:
+        if not state.shots:
+            raise UsageError("no shots listed: import a TRACE result first")
+        first, last, camera_name = state.video_first_frame, state.video_last_frame, ""
+    else:
+        item = next((entry for entry in state.shots if entry.index == shot_index), None)
+        if item is None:
+            raise UsageError(f"no shot {shot_index} listed; the last imported result has shots "
+                             f"{', '.join(str(entry.index) for entry in state.shots) or 'none'}")
+        first, last, camera_name = item.first_frame, item.last_frame, item.camera_name
+    scene.frame_start, scene.frame_end = first, last   # start first: Blender raises end to start if needed
+    scene.frame_current = first
+    camera = bpy.data.objects.get(camera_name) if camera_name else None
+    if camera is not None:
+        scene.camera = camera
+    state.active_shot = shot_index
+    return first, last
 
 
 def _report_all(operator: Any, reports: list[tuple[str, str]]) -> None:
@@ -227,6 +276,14 @@ class TRACE_OT_import_result(bpy.types.Operator):
 
     filepath: StringProperty(name="Result file", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    shots: StringProperty(name="Shots", default="", options={"SKIP_SAVE"},
+                          description="Shots to import, e.g. '0,2' (empty: every shot)")
+    apply_alignment: BoolProperty(name="Align floor", default=True, options={"SKIP_SAVE"},
+                                  description="Use the stored ground alignment (floor at z = 0); unset: the panel's "
+                                              "toggle")
+    use_clean_motion: BoolProperty(name="Clean feet", default=True, options={"SKIP_SAVE"},
+                                   description="Use the foot-skate-cleaned motion when stored; unset: the panel's "
+                                               "toggle")
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self.filepath:
@@ -234,18 +291,51 @@ class TRACE_OT_import_result(bpy.types.Operator):
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
+    def _given(self, name: str) -> bool | None:
+        """An explicitly set toggle, or None (then the panel's toggle applies, e.g. on drag and drop)."""
+        return getattr(self, name) if self.properties.is_property_set(name) else None
+
     def execute(self, context: Any) -> set[str]:
         if not self.filepath:
             self.report({"ERROR"}, "choose a result file (.npz) first")
             return {"CANCELLED"}
         try:
-            summary = import_with_settings(context, bpy.path.abspath(self.filepath))
+            shots = scene_math.parse_shot_list(self.shots)
+            summary = import_with_settings(context, bpy.path.abspath(self.filepath), shots=shots,
+                                           apply_alignment=self._given("apply_alignment"),
+                                           use_clean_motion=self._given("use_clean_motion"))
+        except scene_math.ShotSelectionError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         for warning in summary.warnings:
             self.report({"WARNING"}, warning)
-        self.report({"INFO"}, f"imported {len(summary.people)} people (frames {summary.frame_start}-{summary.frame_end})")
+        shot_text = f", {len(summary.shots)} of {len(summary.result_shots)} shots" if len(summary.result_shots) > 1 else ""
+        self.report({"INFO"}, f"imported {len(summary.people)} people (frames {summary.frame_start}-"
+                              f"{summary.frame_end}{shot_text})")
+        return {"FINISHED"}
+
+
+class TRACE_OT_view_shot(bpy.types.Operator):
+    """Set the scene frame range and active camera to one shot (or the whole video)"""
+
+    bl_idname = "trace.view_shot"
+    bl_label = "View Shot"
+    bl_options = {"REGISTER", "UNDO"}
+
+    shot_index: IntProperty(name="Shot", default=-1, min=-1, options={"SKIP_SAVE"},
+                            description="Shot number; -1: the whole imported range")
+
+    def execute(self, context: Any) -> set[str]:
+        try:
+            first, last = view_shot(context, self.shot_index)
+        except TraceBlenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        what = "whole video" if self.shot_index < 0 else f"shot {self.shot_index}"
+        self.report({"INFO"}, f"{what}: frames {first}-{last}")
         return {"FINISHED"}
 
 
@@ -339,8 +429,8 @@ class TRACE_OT_check_core(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_export_people,
-           TRACE_OT_toggle_person, TRACE_OT_check_core)
+CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
+           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core)
 
 
 def cancel_active_job() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import building, exporting, runner
 from .operators import active_job, session_state
@@ -15,6 +15,19 @@ from .operators import active_job, session_state
 EXPORT_FORMAT_ITEMS = (("PREFERENCES", "Default", "The default export format from the add-on preferences"),) + tuple(
     (key.upper(), exporting.FORMAT_LABELS[key], f"Export {exporting.FORMAT_LABELS[key]}")
     for key in exporting.EXPORT_FORMATS)
+
+
+class TRACE_ShotItem(bpy.types.PropertyGroup):
+    """One shot of the last imported result, as the panel lists it."""
+
+    index: IntProperty(name="Shot", default=0)
+    first_frame: IntProperty(name="First frame", default=1)
+    last_frame: IntProperty(name="Last frame", default=1)
+    people: IntProperty(name="People", default=0)
+    camera_name: StringProperty(name="Camera", default="")
+    aligned: BoolProperty(name="Floor aligned", default=False)
+    imported: BoolProperty(name="Imported", default=False)
+    selected: BoolProperty(name="Selected", default=True, description="Import this shot with 'Import Selected Shots'")
 
 
 class TRACE_SessionState(bpy.types.PropertyGroup):
@@ -33,6 +46,18 @@ class TRACE_SessionState(bpy.types.PropertyGroup):
                                     description="Write one file per person instead of one combined file")
     export_path: StringProperty(name="File", subtype="FILE_PATH", default="",
                                 description="Target file (per person: <name>_<person>.<ext> beside it)")
+    align: BoolProperty(name="Align floor", default=True,
+                        description="Ground and gravity alignment: people stand on Blender's floor (z = 0, +Z up). "
+                                    "Off: TRACE's camera world with the fixed axis swap")
+    foot_cleanup: BoolProperty(name="Clean foot skate", default=True,
+                               description="Detect foot contacts and pin planted feet (off: raw motion)")
+    shot_detection: BoolProperty(name="Detect shot cuts", default=True,
+                                 description="Restart tracking, world and camera at hard cuts; each shot is "
+                                             "imported as its own frame range")
+    shots: CollectionProperty(type=TRACE_ShotItem, name="Shots")
+    active_shot: IntProperty(name="Active shot", default=-1, description="Shot shown in the timeline (-1: all)")
+    video_first_frame: IntProperty(name="First frame", default=1)
+    video_last_frame: IntProperty(name="Last frame", default=1)
 
 
 class _TracePanel:
@@ -49,6 +74,10 @@ class TRACE_PT_main(_TracePanel, bpy.types.Panel):
         layout = self.layout
         state = session_state(context)
         layout.prop(state, "video_path", text="")
+        column = layout.column(heading="World", align=True)
+        column.prop(state, "align")
+        column.prop(state, "foot_cleanup")
+        column.prop(state, "shot_detection")
         job = active_job()
         running = job is not None and not job.run.state.finished
         row = layout.row(align=True)
@@ -72,6 +101,41 @@ class TRACE_PT_import(_TracePanel, bpy.types.Panel):
         state = session_state(context)
         if state.result_path:
             layout.label(text=f"Last: {bpy.path.basename(state.result_path)}", icon="FILE")
+
+
+class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
+    bl_idname = "TRACE_PT_shots"
+    bl_label = "Shots"
+    bl_parent_id = "TRACE_PT_main"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        state = session_state(context)
+        if not state.shots:
+            layout.label(text="Import a result to list its shots", icon="INFO")
+            return
+        column = layout.column(align=True)
+        for item in state.shots:
+            row = column.row(align=True)
+            row.prop(item, "selected", text="")
+            view = row.operator("trace.view_shot", depress=state.active_shot == item.index,
+                                text=f"Shot {item.index}: {item.first_frame}-{item.last_frame}")
+            view.shot_index = item.index
+            if not item.imported:
+                row.label(text="not imported", icon="HIDE_ON")
+            else:
+                row.label(text=f"{item.people}", icon="ARMATURE_DATA")
+                row.label(text="", icon="VIEW_CAMERA" if item.camera_name else "BLANK1")
+                row.label(text="", icon="MESH_PLANE" if item.aligned else "BLANK1")
+        row = layout.row(align=True)
+        whole = row.operator("trace.view_shot", text="Whole Video", depress=state.active_shot < 0)
+        whole.shot_index = -1
+        chosen = [str(item.index) for item in state.shots if item.selected]
+        row = layout.row()
+        row.enabled = bool(chosen and state.result_path)
+        reimport = row.operator("trace.import_result", text="Import Selected Shots", icon="IMPORT")
+        reimport.filepath = state.result_path
+        reimport.shots = ",".join(chosen)
 
 
 class TRACE_PT_people(_TracePanel, bpy.types.Panel):
@@ -139,5 +203,5 @@ class TRACE_FH_result(bpy.types.FileHandler):
         return context.area is not None and context.area.type == "VIEW_3D"
 
 
-CLASSES = (TRACE_SessionState, TRACE_PT_main, TRACE_PT_import, TRACE_PT_people, TRACE_PT_export,
-           TRACE_FH_video, TRACE_FH_result)
+CLASSES = (TRACE_ShotItem, TRACE_SessionState, TRACE_PT_main, TRACE_PT_import, TRACE_PT_shots, TRACE_PT_people,
+           TRACE_PT_export, TRACE_FH_video, TRACE_FH_result)

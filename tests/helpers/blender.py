@@ -94,9 +94,12 @@ def evaluated_vertices(bpy: Any, mesh_object: Any, scene_frame: int) -> np.ndarr
 def scene_fingerprint(bpy: Any) -> dict[str, Any]:
     """Names of every datablock kind an import creates, plus scene timing (to prove nothing changed)."""
     scene = bpy.context.scene
-    kinds = ("objects", "meshes", "armatures", "actions", "collections", "materials")
+    kinds = ("objects", "meshes", "armatures", "actions", "collections", "materials", "cameras", "movieclips")
     summary: dict[str, Any] = {kind: sorted(item.name for item in getattr(bpy.data, kind)) for kind in kinds}
     summary["timing"] = (scene.render.fps, round(scene.render.fps_base, 9), scene.frame_start, scene.frame_end)
+    summary["render_size"] = (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage)
+    summary["scene_camera"] = None if scene.camera is None else scene.camera.name
+    summary["markers"] = sorted((m.name, m.frame) for m in scene.timeline_markers)
     summary["scene_children"] = sorted(c.name for c in scene.collection.children)
     return summary
 
@@ -211,8 +214,9 @@ class RecordingLayout:
 
     _SUB_LAYOUTS = ("row", "column", "box", "split", "column_flow", "grid_flow", "panel")
 
-    def __init__(self, calls: list | None = None) -> None:
+    def __init__(self, calls: list | None = None, operator_log: list | None = None) -> None:
         self.__dict__["calls"] = [] if calls is None else calls
+        self.__dict__["operator_log"] = [] if operator_log is None else operator_log  # RecordedOperator objects
         self.__dict__["attributes"] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:  # enabled, alert, active, scale_y, ...
@@ -226,13 +230,15 @@ class RecordingLayout:
         def record(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, args, kwargs))
             if name in self._SUB_LAYOUTS:
-                return RecordingLayout(self.calls)
+                return RecordingLayout(self.calls, self.operator_log)
             if name == "prop":
                 data, prop_name = args[0], args[1]
                 if prop_name not in data.bl_rna.properties:
                     raise AttributeError(f"layout.prop: {type(data).__name__} has no property {prop_name!r}")
             if name == "operator":
-                return RecordedOperator(args[0])
+                operator = RecordedOperator(args[0])
+                self.operator_log.append(operator)
+                return operator
             return None
 
         return record
