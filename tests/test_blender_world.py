@@ -26,7 +26,7 @@ from helpers.blender import (WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evalu
 from core.result_file import read_result, write_result  # noqa: E402
 from core.rig import fk, frames, skeleton  # noqa: E402
 from core.world.ground import foot_joint_heights  # noqa: E402
-from trace_blender import building, cli  # noqa: E402
+from trace_blender import building, cli, scene_math  # noqa: E402
 from trace_blender.errors import SceneBuildError, UsageError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -239,6 +239,30 @@ def test_missing_video_is_a_warning_not_a_failure(empty_scene, world, tmp_path):
     assert bpy.path.abspath(summary.clip.filepath) == str(world.video)
 
 
+def test_lens_spans_the_longer_side_and_shot_lists_parse():
+    fov = WORLD_FOV_DEG
+    focal_1920 = 960.0 / math.tan(math.radians(fov) / 2)        # pixels, FOV across 1920
+    for width, height, fit in ((1920, 1080, "HORIZONTAL"), (1080, 1920, "VERTICAL")):
+        lens = scene_math.lens_settings(fov, focal_1920, width, height)
+        assert (lens.sensor_fit, lens.sensor_mm) == (fit, 36.0)
+        assert lens.lens_mm == pytest.approx(38.6, abs=0.01) and lens.fov_deg == pytest.approx(fov)
+        data = bpy.data.cameras.new("lens_probe")
+        try:
+            data.sensor_fit, data.sensor_width, data.sensor_height, data.lens = fit, 36.0, 36.0, lens.lens_mm
+            longer_side_angle = data.angle_x if fit == "HORIZONTAL" else data.angle_y
+            assert math.degrees(longer_side_angle) == pytest.approx(fov, abs=1e-4)
+        finally:
+            bpy.data.cameras.remove(data)
+    assert scene_math.lens_settings(fov, 1000.0, 1920, 1080).lens_mm == pytest.approx(1000.0 * 36 / 1920)
+    unknown = scene_math.lens_settings(fov, None, 0, 0)           # official results: size unknown
+    assert unknown.sensor_fit == "AUTO" and unknown.lens_mm == pytest.approx(38.6, abs=0.01)
+    assert scene_math.parse_shot_list("") is None and scene_math.parse_shot_list(" all ") is None
+    assert scene_math.parse_shot_list("2, 0;1") == [2, 0, 1]
+    for bad in ("one", "1,-2"):
+        with pytest.raises(scene_math.ShotSelectionError):
+            scene_math.parse_shot_list(bad)
+
+
 def test_failed_world_import_removes_cameras_clip_and_markers(empty_scene, world, monkeypatch):
     building.import_result_file(world.path, bpy.context)          # existing work, with its own cameras
     scene = bpy.context.scene
@@ -286,6 +310,14 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
         # ... and that camera is the true one (estimated from the people, smoothed: centimetres).
         truth = expected_camera_matrices(world.truth, shot)
         assert np.abs(matrices[:, :3, 3] - truth[:, :3, 3]).max() < 0.02
+    assert not any("feet were cleaned" in w for w in summary.warnings)
+    # Cleaned on the default skeleton, imported on an SMPL body: said, not hidden.
+    from helpers.synthetic_smpl import write_synthetic_smpl_pkl
+
+    model = write_synthetic_smpl_pkl(tmp_path / "SMPL_SYNTHETIC.pkl")
+    summary = building.import_result_file(path, bpy.context, building.ImportOptions(smpl_model_path=str(model),
+                                                                                    build_camera=False))
+    assert any("feet were cleaned on the default skeleton" in w for w in summary.warnings)
 
 
 def write_version_1(path, result) -> None:

@@ -278,25 +278,20 @@ class _SceneSettings:
 
     def __init__(self, scene: Any) -> None:
         self.scene = scene
-        self.values = [self._get(name) for name in self.NAMES]
+        self.values = [getattr(*self._owner(name)) for name in self.NAMES]
 
-    def _get(self, name: str) -> Any:
+    def _owner(self, name: str) -> tuple[Any, str]:
+        """(object holding the setting, attribute name) for a dotted name such as 'render.fps'."""
         owner = self.scene
         *path, attribute = name.split(".")
         for part in path:
             owner = getattr(owner, part)
-        return getattr(owner, attribute)
+        return owner, attribute
 
     def restore(self) -> None:
         for name, value in zip(self.NAMES, self.values):
-            owner = self.scene
-            *path, attribute = name.split(".")
-            for part in path:
-                owner = getattr(owner, part)
-            try:
-                setattr(owner, attribute, value)
-            except ReferenceError:  # the camera it pointed to is gone
-                setattr(owner, attribute, None)
+            owner, attribute = self._owner(name)
+            setattr(owner, attribute, value)
 
 
 def unique_name(store: Any, base: str) -> str:
@@ -329,7 +324,7 @@ def import_result(result: Any, context: Any = None, options: ImportOptions | Non
               if any(person.shot == shot.index for person in people)]
     source_name = Path(source_path).stem if source_path else "result"
     warnings = [str(n) for n in (getattr(result, "notes", None) or [])]
-    warnings += _rest_skeleton_warnings(result, people, model, options)
+    warnings += _rest_skeleton_warnings(result, model, options)
     cameras_to_build = _camera_paths(result, chosen) if options.build_camera else {}
     if options.build_camera and not cameras_to_build:
         warnings.append("this result has no scene camera (written before result format 2, an official trace2 "
@@ -385,7 +380,7 @@ def import_result(result: Any, context: Any = None, options: ImportOptions | Non
                                                                                frame=shot.first_frame))
                     marker.camera = shot.camera
         frame_start, frame_end, fps = _scene_timing(result, people, options.frame_start,
-                                                    None if len(chosen) == len(all_shots) else chosen)
+                                                    None if options.shots is None else chosen)
         if options.set_scene_timing:
             if fps is not None:
                 scene.render.fps, scene.render.fps_base = rig.blender_frame_rate(fps)
@@ -406,8 +401,7 @@ def import_result(result: Any, context: Any = None, options: ImportOptions | Non
     return ImportSummary(imported, top, frame_start, frame_end, fps, warnings, shots_imported, all_shots, clip)
 
 
-def _rest_skeleton_warnings(result: Any, people: list[_PersonData], model: Any | None,
-                            options: ImportOptions) -> list[str]:
+def _rest_skeleton_warnings(result: Any, model: Any | None, options: ImportOptions) -> list[str]:
     """The cleaned feet were computed on one rest skeleton; animating another can lift or sink them."""
     settings = ((getattr(result, "world_processing", None) or {}).get("settings") or {})
     used = settings.get("rest_skeleton")
@@ -623,7 +617,8 @@ def _lens_inputs(result: Any) -> tuple[float | None, float | None, int, int]:
             int(getattr(video, "width", 0) or 0), int(getattr(video, "height", 0) or 0))
 
 
-def find_video(result: Any, options: ImportOptions, source_path: str | os.PathLike | None) -> tuple[Path | None, list[Path]]:
+def find_video(result: Any, options: ImportOptions, source_path: str | os.PathLike | None
+               ) -> tuple[Path | None, list[Path]]:
     """The source video file: options.video_path, else the result's video.path, else a file of that name
     beside the result file. Returns (found or None, places looked at)."""
     stored = options.video_path or str(getattr(getattr(result, "video", None), "path", "") or "")

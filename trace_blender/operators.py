@@ -312,7 +312,8 @@ class TRACE_OT_import_result(bpy.types.Operator):
             return {"CANCELLED"}
         for warning in summary.warnings:
             self.report({"WARNING"}, warning)
-        shot_text = f", {len(summary.shots)} of {len(summary.result_shots)} shots" if len(summary.result_shots) > 1 else ""
+        shot_count = len(summary.result_shots)
+        shot_text = f", {len(summary.shots)} of {shot_count} shots" if shot_count > 1 else ""
         self.report({"INFO"}, f"imported {len(summary.people)} people (frames {summary.frame_start}-"
                               f"{summary.frame_end}{shot_text})")
         return {"FINISHED"}
