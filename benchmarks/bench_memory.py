@@ -2,12 +2,13 @@
 
 Each measurement runs in a fresh Python process (peak RSS from getrusage) on a generated video:
 decode (cv2 stream) -> preprocess -> clips of 8 -> network -> per-row decoding -> per-track
-accumulation -> result file, i.e. core.pipeline.run_inference + write_run_result.
+accumulation -> world stage -> result file, i.e. core.pipeline.run_inference + write_run_result.
 
 --network synthetic (default) replaces TraceModel.run_clip by a cheap deterministic stand-in that
-returns ClipOutputs of the real shapes (P people tracked in every frame). It measures the memory of
-streaming, preprocessing, decoding and accumulation, NOT of the network. --network real runs the
-true network (seconds per frame on a CPU: use short counts, e.g. --frames 16 48).
+returns ClipOutputs of the real shapes (P people tracked in every frame; tests/helpers/stand_in_network.py).
+It measures the memory of streaming, preprocessing, decoding, accumulation and the world stage, NOT of
+the network. --network real runs the true network (seconds per frame on a CPU: use short counts,
+e.g. --frames 16 48).
 
     python benchmarks/bench_memory.py                                   # synthetic, 300 vs 1200 frames
     python benchmarks/bench_memory.py --network real --frames 16 48 --weights tests/.generated/weights_seed0
@@ -28,6 +29,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))   # helpers.stand_in_network: the synthetic network
 
 
 def make_video(path: Path, frames: int, width: int = 320, height: int = 240, fps: float = 30.0) -> Path:
@@ -45,42 +47,6 @@ def make_video(path: Path, frames: int, width: int = 320, height: int = 240, fps
         writer.write(image)
     writer.release()
     return path
-
-
-class SyntheticNetwork:
-    """Stand-in for TraceModel: ClipOutputs of the right shapes for `people` persons in every frame."""
-
-    def __init__(self, people: int = 3) -> None:
-        self.people = people
-
-    def new_stream(self) -> dict:
-        return {"clips": 0}
-
-    def run_clip(self, images_u8: np.ndarray, stream: dict, settings, capture=None):
-        import torch
-
-        from core.nn import ClipOutput
-
-        n = len(images_u8)
-        generator = torch.Generator().manual_seed(stream["clips"])
-        stream["clips"] += 1
-        rows = self.people * n
-        track_ids = torch.arange(1, self.people + 1).repeat_interleave(n)          # track-major, like TRACE
-        frame_ids = torch.arange(n).repeat(self.people)
-        params = torch.randn(rows, 156, generator=generator) * 0.1
-        params[:, 3:135] += torch.tensor([1.0, 0, 0, 1, 0, 0]).repeat(22)          # near-identity rotations
-        cam = torch.stack([torch.full((rows,), 0.6), torch.zeros(rows), (track_ids.float() - 2) * 0.3], 1)
-        params[:, :3] = cam
-        # touch the images so the stand-in reads its input like the network would
-        brightness = torch.from_numpy(images_u8.reshape(n, -1)[:, ::4096].astype(np.float32)).mean(1)
-        return ClipOutput(
-            params_pred=params, cam=cam, cams_init=cam.clone(), world_cams=cam + 0.01 * frame_ids[:, None],
-            world_global_rots=torch.zeros(rows, 3), motion_offsets3D=torch.zeros(rows, 3),
-            motion_offsets2D=torch.zeros(rows, 3), pred_batch_ids=frame_ids,
-            pred_czyxs=torch.stack([torch.full((rows,), 30), torch.full((rows,), 64), 20 + 30 * track_ids], 1),
-            top_score=(brightness[frame_ids] / 255.0)[:, None], track_ids=track_ids,
-            detection_flag=torch.ones(n, dtype=torch.bool), inherited=torch.zeros(rows, dtype=torch.bool),
-            tracked=torch.ones(rows, dtype=torch.bool))
 
 
 def peak_rss_mb() -> float:
@@ -117,7 +83,9 @@ def child(args: argparse.Namespace) -> None:
 
         model = TraceModel.from_weights(args.weights, device=args.device)
     else:
-        model = SyntheticNetwork(args.people)
+        from helpers.stand_in_network import StandInNetwork
+
+        model = StandInNetwork(args.people)
     rss_ready = current_rss_mb()
     peak_ready = peak_rss_mb()
     started = time.monotonic()

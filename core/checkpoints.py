@@ -166,7 +166,7 @@ def _redownload_hint(slot: CheckpointSlot) -> str:
             f"or copy it from the official ROMP release).")
 
 
-_SAFE_GLOBAL_MODULES = ("torch", "collections", "numpy", "_codecs", "builtins")
+_SAFE_GLOBAL_MODULES = ("torch", "collections", "numpy", "_codecs")
 
 
 def _pickle_streams(path: Path) -> list[bytes]:
@@ -191,23 +191,30 @@ def _foreign_globals(path: Path) -> list[str]:
     for data in streams:
         stream = io.BytesIO(data)
         while stream.tell() < len(data):
-            strings: list[str] = []
-            memo: dict[int, str] = {}
+            strings: list[str] = []          # string pushes, in order (operands of STACK_GLOBAL)
+            memo: dict[int, str] = {}        # memo slot -> string, to follow BINGET of a module name
+            memo_next = 0
+            pushed_string = False
             try:
                 for opcode, arg, _ in pickletools.genops(stream):
                     name = opcode.name
+                    is_string = isinstance(arg, str) and ("UNICODE" in name or "STRING" in name)
                     if name in ("GLOBAL", "INST") and isinstance(arg, str):
                         found.append(arg.replace(" ", "."))
                     elif name == "STACK_GLOBAL" and len(strings) >= 2:
                         found.append(f"{strings[-2]}.{strings[-1]}")
-                    elif isinstance(arg, str) and ("UNICODE" in name or "STRING" in name):
+                    elif is_string:
                         strings.append(str(arg))
-                    elif name in ("BINPUT", "LONG_BINPUT") and strings:
+                    elif name in ("BINPUT", "LONG_BINPUT", "PUT") and pushed_string:
                         memo[int(arg)] = strings[-1]
-                    elif name == "MEMOIZE" and strings:
-                        memo[len(memo)] = strings[-1]
-                    elif name in ("BINGET", "LONG_BINGET") and int(arg) in memo:
+                    elif name == "MEMOIZE":
+                        if pushed_string:
+                            memo[memo_next] = strings[-1]
+                        memo_next += 1
+                    elif name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
                         strings.append(memo[int(arg)])
+                        is_string = True
+                    pushed_string = is_string
             except Exception:   # not (or no longer) a pickle stream
                 break
     return [g for g in found if not g.split(".")[0] in _SAFE_GLOBAL_MODULES]

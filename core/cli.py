@@ -68,11 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="people to track: 'all' (default: everyone who appears) or a fixed number N")
     run.add_argument("--official-tracking", action="store_true",
                      help="the official TRACE tracker settings exactly (1 subject unless --subjects N)")
-    cuts = run.add_mutually_exclusive_group()
-    cuts.add_argument("--shot-cuts", dest="shot_cuts", action="store_const", const=True, default=None,
-                      help="restart tracking at hard cuts (default, except with --official-tracking)")
-    cuts.add_argument("--no-shot-cuts", dest="shot_cuts", action="store_const", const=False,
-                      help="never split the video at detected cuts")
+    world = run.add_argument_group("world post-processing (all on by default; docs/cli.md)")
+    cuts = world.add_mutually_exclusive_group()
+    cuts.add_argument("--no-shot-detection", dest="shot_detection", action="store_const", const=False, default=None,
+                      help="no hard-cut detection: the whole video is one shot (tracking never restarts)")
+    cuts.add_argument("--shot-detection", dest="shot_detection", action="store_const", const=True,
+                      help="detect hard cuts also with --official-tracking (where it is off by default)")
+    # Older names, kept working but not shown.
+    for old_name, value in (("--no-shot-cuts", False), ("--shot-cuts", True)):
+        cuts.add_argument(old_name, dest="shot_detection", action="store_const", const=value, help=argparse.SUPPRESS)
+    world.add_argument("--no-align", dest="align", action="store_false",
+                       help="no ground/gravity alignment: the fixed (x, z, -y) mapping of TRACE's world")
+    world.add_argument("--no-foot-cleanup", dest="foot_cleanup", action="store_false",
+                       help="keep TRACE's leg motion (no foot-skate cleanup); contacts are still detected when aligned")
     run.add_argument("--tracking", action="append", default=[], metavar="KEY=VALUE",
                      help="override one tracking setting (repeatable), e.g. --tracking time2forget=60; "
                           "keys: the fields of core.tracking.TrackingSettings (docs/cli.md)")
@@ -87,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=_positive_float, default=None, metavar="F",
                      help="frame rate of an image-folder input (default 30; ignored for video files)")
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
-                     help="SMPL model file (e.g. SMPL_NEUTRAL.pkl) to also store joints in camera and world frames")
+                     help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
+                          "and stand each person's own body on the floor in the world stage")
     run.add_argument("--save-vertices", action="store_true", help="also store mesh vertices (needs --smpl-model; large)")
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
@@ -208,16 +217,23 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         dtype=args.dtype, subjects=args.subjects, official_tracking=args.official_tracking, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
         smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
-        tracking_overrides=parse_tracking_overrides(args.tracking), shot_cuts=args.shot_cuts)
+        tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
+        align=args.align, foot_cleanup=args.foot_cleanup)
     summary = run_video(options, reporter)
     rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
-    summary_stream.write(
-        f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
-        f"({rate:.2f} frames/s) -> {summary.result_path}\n")
+    lines = [f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
+             f"({rate:.2f} frames/s) -> {summary.result_path}"]
+    if summary.world is not None:
+        lines += summary.world.lines()
+    summary_stream.write("".join(line + "\n" for line in lines))
     summary_stream.flush()
+    extra = summary.world.event_fields() if summary.world is not None else None
     if summary.partial_error is not None:
-        raise PartialResultError(
+        partial = PartialResultError(
             f"{summary.partial_error.message}. The result of the frames before it was written to "
             f"{summary.result_path}", str(summary.result_path), summary.tracks)
-    reporter.done(str(summary.result_path), summary.tracks, int(ExitCode.OK))
+        reporter.warning(partial.message)
+        reporter.done(str(summary.result_path), summary.tracks, int(partial.exit_code), extra)
+        return int(partial.exit_code)
+    reporter.done(str(summary.result_path), summary.tracks, int(ExitCode.OK), extra)
     return int(ExitCode.OK)

@@ -2,7 +2,9 @@
 
     frames (stream) -> preprocess -> clips of 8 -> TraceModel.run_clip (state carried in StreamState)
         -> per-row decoding (SMPL axis-angle, lens, world trajectory, 2D centre)
-        -> compact per-track numpy accumulation -> optional SMPL joints/vertices -> result file
+        -> compact per-track numpy accumulation -> optional SMPL joints/vertices
+        -> world post-processing (core.world.postprocess: shots, one camera, floor, foot contacts)
+        -> result file (version 2)
 
 Memory stays constant in the video length: one clip of preprocessed frames (8 x 512x512x3 uint8) is
 alive at a time, and each tracked (person, frame) pair costs under a kilobyte of numpy arrays
@@ -15,7 +17,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +28,8 @@ from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundErr
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
+from .result_file import TraceResult
+from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
 CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
 SMPL_BATCH = 256           # (track, frame) rows per SMPL forward pass
@@ -291,7 +295,9 @@ class RunOptions:
     offline: bool = False
     threads: int | None = None
     tracking_overrides: dict[str, Any] = field(default_factory=dict)   # TrackingSettings field -> value
-    shot_cuts: bool | None = None       # restart tracking at hard cuts; None: on, off with official tracking
+    shot_detection: bool | None = None  # restart tracking at hard cuts; None: on, off with official tracking
+    align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
+    foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
 
 
 @dataclass
@@ -302,6 +308,25 @@ class RunSummary:
     seconds: float
     partial_error: FrameReadError | None = None
     notes: list[str] = field(default_factory=list)
+    world: WorldSummary | None = None   # what the world stage did (floor fits, foot sliding)
+
+
+@dataclass(frozen=True)
+class WorldOptions:
+    """What the world stage does after inference (`python -m core run` flags, docs/cli.md)."""
+
+    align: bool = True
+    foot_cleanup: bool = True
+    rest_body: Callable[[Any], Any] | None = None   # core.world.smpl_rest_body(model); None: default skeleton
+
+
+@dataclass
+class LoadedNetwork:
+    """The network the loop runs and where its weights came from."""
+
+    model: ClipModel
+    decode_params: Callable[[Any], dict]
+    weights_sha256: dict[str, str]
 
 
 def resolve_device(name: str) -> str:
@@ -387,9 +412,24 @@ def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32)
         model_data = load_smpl_model_file(path)
     except SmplModelError as error:
         raise SmplModelFileError(f"cannot use the SMPL model file {path}: {error}") from None
+    check_rest_body(model_data, path)
     from .smpl.body_model import BodyModel
 
     return BodyModel(model_data, device=device, dtype=dtype), model_data
+
+
+def check_rest_body(model_data: Any, path: Path) -> None:
+    """The world stage stands each body on its soles (lowest rest vertex): check that this model
+    allows it before the network runs, so a bad file fails in seconds, not after the inference."""
+    from .world.ground import GroundFitError, foot_joint_heights
+
+    betas = np.zeros(NUM_BETAS)
+    try:
+        foot_joint_heights(np.asarray(model_data.joints_for_betas(betas), np.float64),
+                           np.asarray(model_data.vertices_for_betas(betas), np.float64))
+    except GroundFitError as error:
+        raise SmplModelFileError(f"cannot use the SMPL model file {path} to place feet on the floor: {error}. "
+                                 "Use the official SMPL_NEUTRAL.pkl or run without --smpl-model") from None
 
 
 def _download_progress(reporter: ProgressReporter) -> Callable[[str, int, int], None]:
@@ -403,6 +443,30 @@ def _download_progress(reporter: ProgressReporter) -> Callable[[str, int, int], 
     return on_progress
 
 
+def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: torch.dtype,
+                 reporter: ProgressReporter) -> LoadedNetwork:
+    """Find (download if allowed), check and load the three checkpoints.
+
+    The one place run_video gets its network from: tests replace this function to run the whole
+    command with a cheap stand-in network (tests/helpers/stand_in_network.py).
+    """
+    from .checkpoints import sha256_file
+    from .weights import default_weights_dir, ensure_weight_files
+
+    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    reporter.info(f"weights folder: {weights_dir}")
+    paths = ensure_weight_files(weights_dir, offline=offline, on_progress=_download_progress(reporter),
+                                on_message=reporter.info)
+    reporter.begin_stage("load_weights", 1, unit="steps")
+    from .nn import TraceModel, decode_params
+
+    model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype)
+    weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
+    reporter.update(1)
+    reporter.end_stage()
+    return LoadedNetwork(model, decode_params, weights_sha256)
+
+
 def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
     """Run TRACE on one input and write its result file; raises TraceError subclasses on failure.
 
@@ -410,7 +474,6 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
     before the network is loaded.
     """
     from .checkpoints import sha256_file
-    from .weights import default_weights_dir, ensure_weight_files
 
     run_started = time.monotonic()
     notes: list[str] = []
@@ -449,30 +512,22 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         if options.smpl_model is not None:
             body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
 
-        weights_dir = Path(options.weights_dir) if options.weights_dir is not None else default_weights_dir()
-        reporter.info(f"weights folder: {weights_dir}")
-        paths = ensure_weight_files(weights_dir, offline=options.offline, on_progress=_download_progress(reporter),
-                                    on_message=reporter.info)
-        reporter.begin_stage("load_weights", 1, unit="steps")
-        from .nn import TraceModel, decode_params
+        network = load_network(options.weights_dir, options.offline, device, dtype, reporter)
 
-        model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype)
-        weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
-        reporter.update(1)
-        reporter.end_stage()
-
-        detect_cuts = (not options.official_tracking) if options.shot_cuts is None else options.shot_cuts
+        detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
         shot_detector = None
         if detect_cuts:
             from .world.shots import ShotCutDetector
 
             shot_detector = ShotCutDetector()
         with torch.inference_mode():
-            outcome = run_inference(model, source.frames(frame_range), info, tracking, lens, decode_params,
-                                    reporter=reporter, total_frames=total, shot_detector=shot_detector)
+            outcome = run_inference(network.model, source.frames(frame_range), info, tracking, lens,
+                                    network.decode_params, reporter=reporter, total_frames=total,
+                                    shot_detector=shot_detector)
     finally:
         source.close()
-    del model
+    weights_sha256 = network.weights_sha256
+    del network
     if info.variable_frame_rate:
         notes.append("variable frame rate: per-frame times are the container's timestamps")
         reporter.warning(notes[-1])
@@ -484,7 +539,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         notes.append(f"stopped early: {outcome.read_error.message}")
     if outcome.shot_cuts:
         notes.append(f"{len(outcome.shot_cuts)} hard cut(s) at frames {outcome.shot_cuts}: tracking restarted "
-                     f"there, so each shot has its own tracks and world frame")
+                     f"there, so each shot has its own tracks, world frame, floor and camera")
         reporter.info(notes[-1])
     tracks = outcome.accumulator.finalize()
     if not tracks:
@@ -508,7 +563,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                      "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-    reporter.begin_stage("write", 1, unit="files")
+    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+                         rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
     settings = {
         "tracking": tracking.to_dict(),
         "tracking_mode": "official" if options.official_tracking else "product",
@@ -524,14 +580,52 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "save_vertices": bool(options.save_vertices),
         "shot_cut_detection": bool(detect_cuts),
         "shot_cuts": list(outcome.shot_cuts),
+        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "shot_detection": bool(detect_cuts),
+                  "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
         "input": str(options.input_path),
     }
-    written = write_run_result(result_path, tracks, info, lens, settings, weights_sha256, smpl_info, notes,
-                               outcome)
+    raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_info, notes, outcome)
+    del tracks
+    try:
+        processed, world_summary = process_world(raw, outcome.shot_cuts, world, reporter)
+    except WorldProcessingError as error:
+        if options.smpl_model is None:
+            raise
+        raise SmplModelFileError(f"cannot use the SMPL model file {options.smpl_model} for the floor and foot "
+                                 f"contacts: {error}") from None
+    del raw
+    reporter.begin_stage("write", 1, unit="files")
+    from .result_file import write_result
+
+    written = write_result(result_path, processed)
     reporter.update(1)
     reporter.end_stage()
-    return RunSummary(result_path=written, tracks=len(tracks), frames=outcome.frames_processed,
-                      seconds=time.monotonic() - run_started, partial_error=outcome.read_error, notes=notes)
+    return RunSummary(result_path=written, tracks=len(processed.tracks), frames=outcome.frames_processed,
+                      seconds=time.monotonic() - run_started, partial_error=outcome.read_error,
+                      notes=list(processed.notes), world=world_summary)
+
+
+def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptions,
+                  reporter: ProgressReporter | None = None) -> tuple[TraceResult, WorldSummary]:
+    """The "world" stage: core.world.postprocess.apply_world_processing on the raw result.
+
+    raw: the TraceResult as the network produced it (one sequence, no shots); cut_frames: the hard
+    cuts found while streaming. They are the only source of shots: the stream was restarted there
+    (no track crosses one), and apply_world_processing turns them into the result's shots, one
+    camera, floor and registration set per shot. TRACE's raw arrays are copied unchanged.
+    Returns (processed TraceResult (format version 2), WorldSummary).
+    """
+    def on_progress(done: int, total: int) -> None:
+        reporter.update(done)
+
+    if reporter is not None:
+        reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
+    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, cut_frames=cut_frames,
+                                       rest_joints_for_track=world.rest_body,
+                                       on_progress=on_progress if reporter is not None else None)
+    if reporter is not None:
+        reporter.end_stage()
+    return processed, WorldSummary.from_result(processed)
 
 
 def software_info() -> dict[str, str]:
@@ -541,21 +635,19 @@ def software_info() -> dict[str, str]:
             "torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
 
 
-def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens,
-                     settings: dict, weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
-                     outcome: InferenceOutcome) -> Path:
-    """Assemble the TraceResult (core.result_file) and write it atomically."""
-    from .result_file import CameraInfo, FramesProcessed, ShotInfo, TraceResult, TrackResult, VideoInfo, write_result
+def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens, settings: dict,
+                     weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
+                     outcome: InferenceOutcome) -> TraceResult:
+    """The raw TraceResult (core.result_file) of a run: TRACE's arrays as decoded, one sequence.
+
+    No shots yet: the cuts (outcome.shot_cuts) become shots in the world stage (`process_world`),
+    the single place shots are made.
+    """
+    from .result_file import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
-    # Shots only when cuts were found (no entry = one shot over everything); unaligned: the world
-    # post-processing (core.world.postprocess) fits floors and cameras per shot later.
-    bounds = [int(outcome.first_frame), *outcome.shot_cuts, int(outcome.last_frame) + 1]
-    shots = ([ShotInfo(index=i, start=a, stop=b) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
-             if outcome.shot_cuts else [])
     track_results = []
     for track_id, arrays in tracks.items():
-        shot_index = int(np.searchsorted(outcome.shot_cuts, arrays["frame"][0], side="right"))
         extra = {name: arrays[name].astype(np.float32) for name in optional if name in arrays}
         track_results.append(TrackResult(
             track_id=int(track_id),
@@ -569,10 +661,9 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
             confidence=arrays["confidence"].astype(np.float32),
             observed=arrays["observed"].astype(bool),
             center_2d=arrays["center_2d"].astype(np.float32),
-            shot=shot_index,
             **extra))
     read_error = outcome.read_error
-    result = TraceResult(
+    return TraceResult(
         tracks=track_results,
         video=VideoInfo(path=str(info.path), fps=float(info.fps), width=int(info.width), height=int(info.height),
                         frame_count=int(info.frame_count), rotation_deg=int(info.rotation_deg),
@@ -587,6 +678,16 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
         frames_processed=FramesProcessed(
             first=int(outcome.first_frame), last=int(outcome.last_frame), stopped_early=read_error is not None,
             stop_reason=None if read_error is None else read_error.message),
-        shots=shots,
     )
-    return write_result(path, result)
+
+
+def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens,
+                     settings: dict, weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
+                     outcome: InferenceOutcome, world: WorldOptions | None = None,
+                     reporter: ProgressReporter | None = None) -> Path:
+    """Raw result -> world stage (default WorldOptions()) -> atomic write; what run_video does after inference."""
+    from .result_file import write_result
+
+    raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_model, notes, outcome)
+    processed, _ = process_world(raw, outcome.shot_cuts, world or WorldOptions(), reporter)
+    return write_result(path, processed)

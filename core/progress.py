@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-STAGES = ("load_weights", "inference", "smpl", "write")
+STAGES = ("load_weights", "inference", "smpl", "world", "write")
 
 
 def format_duration(seconds: float | None) -> str:
@@ -127,7 +127,7 @@ class ProgressReporter:
         """Start timing a stage and announce it with done=0 (the add-on shows the stage at once).
 
         `unit` only labels the human output; JSON `done`/`total` count the same units (frames for
-        inference, person-frames for smpl, bytes while downloading weights, steps otherwise).
+        inference, person-frames for smpl and world, bytes while downloading weights, steps otherwise).
         """
         if stage not in STAGES:
             raise ValueError(f"unknown progress stage {stage!r}; expected one of {STAGES}")
@@ -176,9 +176,11 @@ class ProgressReporter:
         self._stage = None
         return elapsed
 
-    def done(self, result_path: str, tracks: int, exit_code: int = 0) -> None:
-        self.emit_json({"event": "done", "result": str(result_path), "tracks": int(tracks),
-                        "exit_code": int(exit_code)})
+    def done(self, result_path: str, tracks: int, exit_code: int = 0, extra: dict[str, Any] | None = None) -> None:
+        """The last event of a run that wrote a result; `extra` adds fields (e.g. the world summary)."""
+        event = {"event": "done", "result": str(result_path), "tracks": int(tracks), "exit_code": int(exit_code)}
+        event.update({key: value for key, value in (extra or {}).items() if key not in event})
+        self.emit_json(event)
 
     def error(self, code: str, message: str, exit_code: int) -> None:
         self.emit_json({"event": "error", "code": code, "message": message, "exit_code": int(exit_code)})

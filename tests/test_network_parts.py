@@ -18,8 +18,9 @@ from core.nn.hrnet import HRNetW32, normalize_images
 from core.nn.raft import RAFT, CorrelationPyramid, convex_upsample, flows_for_head, lookup_window
 from core.nn.rotations import (angle_between_6d_degrees, axis_angle_to_rotmat, rot6d_to_axis_angle, rot6d_to_rotmat,
                                rotation_6d_to_matrix_rows, rotmat_to_axis_angle)
-from core.nn.trace_model import TraceModel, _PoseSmoothing, decode_params
+from core.nn.trace_model import TraceModel, decode_params
 from core.smoothing import OneEuroFilter
+from core.tracking import TrajectoryMemory
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "core" / "manifests"
 
@@ -219,15 +220,16 @@ def test_pose_smoothing_follows_the_official_rules():
     pose_shape = torch.arange(length, dtype=torch.float64)[:, None].repeat(1, 147)
     params = torch.cat([torch.zeros(length, 6, dtype=torch.float64), grots, pose_shape], dim=1)   # [5,159]
     inherent = torch.tensor([[False, False, False, True, False]])
-    stream = SimpleNamespace(pose_smoothing={})
-    model = TraceModel.__new__(TraceModel)
-    out = TraceModel._smooth_pose(model, params, [7], inherent, stream, settings, api)
+    memory = TrajectoryMemory()
+    out = TraceModel._smooth_pose(params, [7], inherent, memory, settings, api)
     kept = out[:, 6:12]
     torch.testing.assert_close(kept[2], grots[1])                      # jitter: previous accepted rotation
     torch.testing.assert_close(kept[3], grots[1])                      # inherited: anchor rotation
     torch.testing.assert_close(kept[4], grots[4])                      # 20 deg from the anchor: accepted
-    state = stream.pose_smoothing[7]
-    assert isinstance(state, _PoseSmoothing) and state.jitter_count == 0
+    extra = memory.track(7).extra
+    anchor, jitter_count = extra["grots"]
+    torch.testing.assert_close(anchor, grots[4])
+    assert jitter_count == 0 and isinstance(extra["pose_rots"], OneEuroFilter)
     # One-Euro over pose+shape with the official feedback of the filtered value
     reference = OneEuroFilter(1.0, 0.7, feed_back_output=True)
     expected = [reference.process(pose_shape[t].clone()) for t in (0, 1, 2)]
@@ -236,3 +238,26 @@ def test_pose_smoothing_follows_the_official_rules():
     torch.testing.assert_close(out[3, 12:], expected[2])               # inherited: last filtered value
     torch.testing.assert_close(out[4, 12:], reference.process(pose_shape[4].clone()))
     torch.testing.assert_close(out[:, :6], params[:, :6])              # the dropped 6-vector is untouched
+
+
+def test_pose_smoothing_jitter_patience_and_unset_anchor():
+    """After 11 rejected jumps in a row the rotation passes unchanged; a track first seen without a good
+    frame never gets an anchor (official 'grots' = None for good)."""
+    settings = SimpleNamespace(pose_smooth_coef=1.0)
+    api = {"OneEuroFilter": OneEuroFilter}
+    memory = TrajectoryMemory()
+    length = 13
+    grots = six_d_rows([0.0] + [175.0] * 12)
+    params = torch.cat([torch.zeros(length, 6, dtype=torch.float64), grots,
+                        torch.zeros(length, 147, dtype=torch.float64)], dim=1)
+    out = TraceModel._smooth_pose(params, [1], torch.zeros(1, length, dtype=torch.bool), memory, settings, api)
+    kept = out[:, 6:12]
+    for t in range(1, 12):
+        torch.testing.assert_close(kept[t], grots[0])                  # jitter count 1..11 (<= 10 before each)
+    torch.testing.assert_close(kept[12], grots[12])                    # patience exhausted: passes through
+    assert memory.track(1).extra["grots"][1] == 11
+    all_inherited = torch.ones(1, 3, dtype=torch.bool)
+    few = params[:3]
+    out = TraceModel._smooth_pose(few, [2], all_inherited, memory, settings, api)
+    assert memory.track(2).extra["grots"] is None
+    torch.testing.assert_close(out, few)                               # nothing to copy from yet

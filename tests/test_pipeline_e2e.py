@@ -4,6 +4,8 @@ The end-to-end runs use the reference clip's first frames (official layout, gene
 weights, a synthetic SMPL file) encoded as a real video file. The network costs a few seconds per
 frame on a CPU, so the runs are 3 frames long; with the product tracking defaults the seed-0
 network tracks people from the first clip on (the official settings need 9+ frames for that).
+The run includes the world stage (shots, camera, floor, feet) and writes result format version 2;
+the world flags and multi-shot videos are covered with a stand-in network in test_pipeline_world.py.
 """
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def test_video_to_result_file(e2e_inputs):
     events = [json.loads(line) for line in run.stdout.splitlines()]          # stdout: JSON lines only
     assert events[0] == {"event": "start", "total_frames": E2E_FRAMES, "fps": FPS, "input": str(e2e_inputs.video)}
     stages = [e["stage"] for e in events if e["event"] == "progress"]
-    assert stages.index("load_weights") < stages.index("inference") < stages.index("smpl") < stages.index("write")
+    assert (stages.index("load_weights") < stages.index("inference") < stages.index("smpl") < stages.index("world")
+            < stages.index("write"))
     inference = [e for e in events if e["event"] == "progress" and e["stage"] == "inference"]
     assert inference[0]["done"] == 0 and inference[-1]["done"] == E2E_FRAMES
     done = events[-1]
@@ -90,10 +93,24 @@ def test_video_to_result_file(e2e_inputs):
     result_path = out_dir / "reference clip.trace.npz"
     assert Path(done["result"]) == result_path and result_path.is_file()
     assert sorted(p.name for p in out_dir.iterdir()) == [result_path.name]          # no temp files
-    assert "track(s) over 3 frames" in run.stderr
+    assert "track(s) over 3 frames" in run.stderr and "foot sliding:" in run.stderr
 
     result = read_result(result_path)
     assert done["tracks"] == len(result.tracks) >= 1
+    # The world stage ran (defaults: alignment, foot cleanup, shot detection) and wrote format version 2.
+    assert result.format_version == 2 and result.world_processing is not None
+    wp_settings = result.world_processing["settings"]
+    assert (wp_settings["align"], wp_settings["clean_feet"], wp_settings["cut_frames"]) == (True, True, [])
+    assert wp_settings["rest_skeleton"] == "given per track"                 # the SMPL model's bodies
+    assert result.settings["world"] == {"align": True, "foot_cleanup": True, "shot_detection": True,
+                                        "rest_body": "SMPL model (mean shape per track)"}
+    assert [(s.start, s.stop) for s in result.shots] == [(0, E2E_FRAMES)]
+    assert all(t.shot == 0 and t.registration.shape == (4, 4) for t in result.tracks)
+    assert all(t.contacts.shape == (t.num_frames, 2) and t.clean_body_pose.shape == (t.num_frames, 23, 3)
+               for t in result.tracks)
+    assert result.scene_camera is not None and result.scene_camera.frames.tolist() == list(range(E2E_FRAMES))
+    assert len(done["ground"]) == 1 and done["ground"][0]["start"] == 0 and done["shots"] == 1
+    assert "foot_sliding_mm_before" in done and "foot_sliding_mm_after" in done
     assert (result.video.width, result.video.height, result.video.fps, result.video.frame_count) == (320, 240, FPS, 3)
     assert result.camera.fov_deg == pytest.approx(50.0) and result.camera.focal_source == "official"
     assert (result.frames_processed.first, result.frames_processed.last) == (0, E2E_FRAMES - 1)
@@ -282,7 +299,8 @@ def test_tracking_modes_and_lens_choice():
 
 
 def test_cuts_become_shots_in_the_result(tmp_path):
-    from core.pipeline import write_run_result
+    """The cuts found while streaming are the only source of shots: the world stage makes them."""
+    from core.pipeline import WorldOptions, write_run_result
     from core.world.shots import ShotCutDetector
 
     video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
@@ -292,7 +310,9 @@ def test_cuts_become_shots_in_the_result(tmp_path):
                                 shot_detector=ShotCutDetector())
         info = source.info
     path = write_run_result(tmp_path / "r.trace.npz", outcome.accumulator.finalize(), info, lens, {}, {}, None, [],
-                            outcome)
+                            outcome, WorldOptions(align=False, foot_cleanup=False))
     result = read_result(path)
     assert [(s.start, s.stop, s.aligned) for s in result.shots] == [(0, 10, False), (10, 20, False)]
     assert [(t.track_id, t.shot) for t in result.tracks] == [(1, 0), (2, 1)]
+    assert result.world_processing["split_tracks"] == []                # no track crossed the cut
+    assert result.world_processing["settings"]["cut_frames"] == [10]

@@ -93,7 +93,7 @@ def test_a_perturbed_map_fails_while_the_true_ones_pass(tmp_path, reference_dir,
     status = {r["key"]: r["status"] for r in json.loads(report.read_text())["results"]}
     assert status == {"T": "meta", "full_frames": "meta", "clip_starts": "meta", "img_feat_full": "ok",
                       "img_feat_mean": "ok", "img_feat_std": "FAIL", "flows_128": "ok"}
-    assert "relative tolerance 0.002" in result.stdout
+    assert "relative tolerance 0.001" in result.stdout
 
 
 @pytest.mark.slow
@@ -103,6 +103,8 @@ def test_float64_cpu_run_reproduces_every_reference_array(tmp_path, reference_di
                     "--expected", str(reference_dir / "expected_seed0.npz"), "--dtype", "float64", "--device", "cpu",
                     "--threads", "2", "--report", str(report))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    print("\n".join(line for line in result.stdout.splitlines()
+                    if line.startswith(("clip ", "SUMMARY", "peak memory"))))
     data = json.loads(report.read_text())
     expected_keys = np.load(reference_dir / "expected_seed0.npz").files
     results = {r["key"]: r for r in data["results"]}
@@ -116,3 +118,13 @@ def test_float64_cpu_run_reproduces_every_reference_array(tmp_path, reference_di
     assert max(r["max_rel"] for r in compared) < 1e-10
     assert results["final_clip0_none"]["status"] == "ok"
     assert results["final_clip1_params_pred"]["max_abs"] < 1e-12
+
+
+def test_dispatcher_survives_a_broken_subcommand_module(monkeypatch, capsys):
+    import core.verify as dispatcher
+    monkeypatch.setitem(dispatcher.SUBCOMMANDS, "broken", ("core.verify.does_not_exist", "a missing module"))
+    assert dispatcher.main(["broken"]) == 2
+    assert "not available" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        dispatcher.main(["maps", "--help"])
+    assert info.value.code == 0

@@ -197,3 +197,67 @@ def test_errors_are_actionable():
     ev = observe(*person(*PEOPLE[0]), cam_r, cam_t)
     with pytest.raises(SceneCameraError, match=r"hip_cam must be \[T=120,3\]"):
         estimate_scene_camera([CameraEvidence(ev.frames, ev.orient_cam, ev.orient_world, ev.hip_cam[:5], ev.hip_world)])
+
+
+def test_block_size_and_sparse_storage_do_not_change_the_answer():
+    """Fusion runs block by block over frames, stacking only the tracks present: any block size gives
+    the same camera (each frame is fused on its own)."""
+    rng = np.random.default_rng(1)
+    cam_r, cam_t = true_camera()
+    evidence = [observe(*person(*PEOPLE[0]), cam_r, cam_t, np.arange(0, 90), rng, 1.0, 0.02),
+                observe(*person(*PEOPLE[1]), cam_r, cam_t, np.arange(40, 120), rng, 1.0, 0.02,
+                        world_frame=(cam_r[40], cam_t[40])),
+                observe(*person(*PEOPLE[2]), cam_r, cam_t, np.arange(100, 120), rng, 1.0, 0.02,
+                        world_frame=(cam_r[100], cam_t[100]))]
+    reference = estimate_scene_camera(evidence, frame_range=(0, 130))
+    for block in (1, 7, 50):
+        camera = estimate_scene_camera(evidence, SceneCameraSettings(block_frames=block), frame_range=(0, 130))
+        assert np.allclose(camera.rotations, reference.rotations, atol=1e-12)
+        assert np.allclose(camera.positions, reference.positions, atol=1e-12)
+        assert np.array_equal(camera.witnesses, reference.witnesses)
+        assert np.allclose(camera.spread_deg, reference.spread_deg, atol=1e-9, equal_nan=True)
+        assert all(np.allclose(a, b, atol=1e-12) for a, b in zip(camera.registrations, reference.registrations))
+    # Registering on a few evenly spread shared frames (the cap for long overlaps) is exact on exact data.
+    exact = [observe(*person(*PEOPLE[0]), cam_r, cam_t, np.arange(0, 90)),
+             observe(*person(*PEOPLE[2]), cam_r, cam_t, np.arange(40, 120), world_frame=(cam_r[40], cam_t[40]))]
+    capped = register_tracks(exact, SceneCameraSettings(registration_frames=3))[1]
+    assert np.allclose(capped[:3, :3], cam_r[40], atol=1e-6) and np.allclose(capped[:3, 3], cam_t[40], atol=1e-6)
+
+
+def test_relay_of_many_short_tracks_over_a_long_shot():
+    """40 people, each seen for 2 s in the TRACE world of the camera where they appeared, each
+    overlapping only the next one (a crowd walking through a 40 s shot): registrations chain through
+    all of them and the camera is recovered everywhere, with only the people present fused per frame."""
+    frames, tracks, length, step = 1200, 40, 60, 29
+    cam_r, cam_t = true_camera(frames)
+    evidence = []
+    for k in range(tracks):
+        start = k * step
+        keep = np.arange(start, min(start + length, frames))
+        spec = PEOPLE[k % 3]
+        hips, orientation = person((spec[0][0], spec[0][1], spec[0][2] + 0.1 * k), spec[1], spec[2], frames)
+        evidence.append(observe(hips, orientation, cam_r, cam_t, keep, world_frame=(cam_r[start], cam_t[start])))
+    registrations = register_tracks(evidence)
+    for k in range(1, tracks):
+        start = k * step
+        assert np.allclose(registrations[k][:3, :3], cam_r[start], atol=1e-6), k
+        assert np.allclose(registrations[k][:3, 3], cam_t[start], atol=1e-6), k
+    camera = estimate_scene_camera(evidence, SceneCameraSettings(block_frames=256))
+    angle, distance = _errors(camera, cam_r, cam_t)
+    assert camera.frames.tolist() == list(range(tracks * step - step + length)) and camera.observed.all()
+    assert angle.max() < 0.5 and distance.max() < 0.02
+    assert camera.witnesses.max() == 3 and camera.witnesses.min() >= 1
+
+
+def test_smoother_is_exact_on_linear_motion_with_gaps():
+    from core.world.scene_camera import _gaussian_local_linear
+
+    frames = np.arange(200, dtype=float)
+    values = np.stack([0.5 * frames - 3.0, -0.02 * frames], axis=1)         # [F,2] linear in time
+    weights = np.ones(200)
+    weights[50:58] = 0.0                                                    # a gap
+    weights[120:] = 0.3                                                     # lower confidence
+    smoothed, support = _gaussian_local_linear(values, weights, sigma=2.0)
+    observed = weights > 0
+    assert np.allclose(smoothed[observed], values[observed], atol=1e-9)
+    assert support[100] == pytest.approx(np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2).sum())

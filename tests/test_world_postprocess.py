@@ -401,3 +401,40 @@ def test_smpl_rest_body_and_bad_rest_skeletons(scene):
         apply_world_processing(scene.result, rest_joints_for_track=lambda track: REST[:20])
     with pytest.raises(WorldProcessingError, match="cut_frames must be frame numbers"):
         apply_world_processing(scene.result, cut_frames=["soon"])
+
+
+def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
+    """WorldSummary (the command line's summary and JSON 'done' fields) on the known scene: the
+    camera height and tilt against the floor of each shot's reference camera are the truth."""
+    from core.world.postprocess import WorldSummary
+
+    summary = WorldSummary.from_result(processed)
+    assert (summary.shots, summary.aligned_shots, summary.split_tracks) == (2, 2, 1)
+    for entry, world_frame, height in zip(summary.ground, (0, CUT), (1.4, 1.2)):
+        up_in_camera = scene.cam_r[world_frame].T @ UP
+        true_tilt = math.degrees(math.acos(-up_in_camera[1]))        # vs the image-up axis (-y)
+        assert entry["method"] == "plane_fit" and entry["aligned"] and entry["used_for"] == "alignment and contacts"
+        assert entry["camera_tilt_deg"] == pytest.approx(true_tilt, abs=0.01)
+        assert entry["camera_height_m"] == pytest.approx(height, abs=0.002)
+        assert entry["inliers"] > 100 and entry["rms_residual_m"] < 0.001
+    assert [(g["start"], g["stop"]) for g in summary.ground] == [(0, CUT), (CUT, FRAMES)]
+    sliding = processed.world_processing["metrics"]["foot_sliding"]
+    assert summary.foot_sliding_mm_before == pytest.approx(1000 * sliding["before_m"], abs=1e-3)
+    assert summary.foot_sliding_mm_after == pytest.approx(1000 * sliding["after_m"], abs=1e-3)
+    assert summary.event_fields()["ground"] == summary.ground
+    lines = summary.lines()
+    assert lines[0] == "world: 2 shot(s), floor aligned in 2; 1 track(s) split at cuts"
+    assert lines[1].startswith("  shot 0 (frames 0-119): floor fitted to ") and "camera 1.40 m above it" in lines[1]
+    assert lines[-1].startswith(f"foot sliding: {summary.foot_sliding_mm_before:.2f} -> ")
+    # Turned off: the shots say so, and the floor found for the contacts is reported as such.
+    off = WorldSummary.from_result(apply_world_processing(scene.result, align=False, cut_frames=[CUT]))
+    assert off.aligned_shots == 0 and all(not g["aligned"] and g["method"] == "plane_fit" for g in off.ground)
+    assert "alignment off: used for the foot contacts only" in off.lines()[1]
+
+
+def test_progress_callback_counts_person_frames(scene):
+    calls = []
+    apply_world_processing(scene.result, cut_frames=[CUT], on_progress=lambda done, total: calls.append((done, total)))
+    total = sum(track.num_frames for track in scene.result.tracks)
+    assert len(calls) == 4 and all(t == total for _, t in calls)          # one call per track piece
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1] == (total, total)

@@ -151,8 +151,20 @@ class BasicBlock3D(nn.Module):
         self.bn2 = norm(planes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.bn2(self.conv2(out)) + x
+        out = self.relu(self.bn1(_conv3d_by_frame(self.conv1, x)))
+        return self.bn2(_conv3d_by_frame(self.conv2, out)) + x
+
+
+def _conv3d_by_frame(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """Conv3d one batch element at a time where PyTorch falls back to its unfold-based kernel.
+
+    Float64 on CPU has no oneDNN kernel: the fallback unfolds the whole batch at once (27 x C x D x H x W
+    values per element: ~5 GiB for a clip of 8 frames of 64x128x128). Per element it is the same
+    computation, so results do not change; other dtypes / devices run the batch in one call.
+    """
+    if x.dtype != torch.float64 or x.device.type != "cpu" or x.shape[0] == 1:
+        return conv(x)
+    return torch.cat([conv(x[i:i + 1]) for i in range(x.shape[0])])
 
 
 class ConvGRUCell(nn.Module):

@@ -145,7 +145,10 @@ class TraceHead(nn.Module):
         gru_out = gru_out.squeeze(0)
         difference = current - input_maps[:-1]
         offsets = self.feature_offset_predictor(self.offset_feature_convert(difference))
-        deform_out = self.deform_warper(current, offsets)
+        # the official code runs the deformable conv in float32 whatever the autocast state; we keep it
+        # in the input's precision (float32 or float64) and outside autocast
+        with torch.autocast(device_type=current.device.type, enabled=False):
+            deform_out = self.deform_warper(current, offsets.to(current.dtype))
         features = (gru_out + deform_out) + current
         return TemporalFeatures(features, hidden, gru_out, offsets, deform_out)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 @dataclass
-class _PoseSmoothing:
-    """Per-track state of the official smooth_grots (memory5D[track]['grots'] and ['pose_rots'])."""
-
-    pose_filter: Any                          # core.smoothing.OneEuroFilter over [147] pose+shape values
-    anchor_initialised: bool = False
-    anchor_grot: torch.Tensor | None = None   # [6] last accepted global rotation (6D)
-    jitter_count: int = 0
-
-
-@dataclass
 class StreamState:
     """Everything carried from one clip to the next of the same video."""
 
@@ -73,8 +63,6 @@ class StreamState:
     tracker: Any = None                               # core.tracking tracker (None until the first clip)
     memory: Any = None                                # core.tracking.TrajectoryMemory
     init_world_cams: dict[int, torch.Tensor] | None = None   # track id -> [1,3] last world cam
-    pose_smoothing: dict[int, _PoseSmoothing] = field(default_factory=dict)
-    world_cam_filters: dict[int, Any] = field(default_factory=dict)
     frames_seen: int = 0
     clips_seen: int = 0
 
@@ -108,15 +96,15 @@ class ClipOutput:
     tracked: torch.Tensor             # [N] bool: the tracker matched a detection in this frame
 
 
-def _to_numpy_images(images_u8: Any) -> torch.Tensor:
+def _as_image_tensor(images_u8: Any) -> torch.Tensor:
     if isinstance(images_u8, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images_u8))
     elif isinstance(images_u8, torch.Tensor):
         images = images_u8
     else:
         raise TypeError(f"images must be a uint8 numpy array or tensor [n,512,512,3], got {type(images_u8).__name__}")
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 [n,H,W,3] RGB, got {images.dtype} {tuple(images.shape)}")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise ValueError(f"images must be uint8 [n>=1,H,W,3] RGB, got {images.dtype} {tuple(images.shape)}")
     return images
 
 
@@ -165,6 +153,7 @@ class TraceModel(nn.Module):
         self.autocast_dtype = autocast_dtype
         self._image_batch = image_batch
         self._flow_batch = flow_batch
+        self.load_info: list[str] = []
         self.requires_grad_(False)
         self.eval()
 
@@ -176,6 +165,9 @@ class TraceModel(nn.Module):
         """Load and validate the three official checkpoints (see core.checkpoints) onto `device`."""
         from ..checkpoints import validate_weights_dir
 
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}; "
+                             f"use autocast_dtype=torch.bfloat16 / torch.float16 for reduced precision")
         loaded = validate_weights_dir(weights_dir)
         model = cls(autocast_dtype=autocast_dtype, image_batch=image_batch, flow_batch=flow_batch)
         model.image_backbone.load_state_dict(loaded["image_backbone"].state_dict, strict=True)
@@ -241,7 +233,7 @@ class TraceModel(nn.Module):
         center_maps_fv, center_maps_3d, cam_maps_3d, motion_map_3d, motion_maps_fv, mesh_feature_maps,
         cam_motion_maps, cam_rot_motion_maps) and 'seconds' per component.
         """
-        images = _to_numpy_images(images_u8).to(self.device)
+        images = _as_image_tensor(images_u8).to(self.device)
         seconds = {}
         tic = time.perf_counter()
         features = self.image_features(images)                                        # [n,32,128,128]
@@ -326,8 +318,9 @@ class TraceModel(nn.Module):
         inherent = torch.as_tensor(batch.inherent_flags, device=self.device).bool()    # [K,L]
 
         params = head.regress_params(features)                                         # [K*L,159]
-        if settings.smooth_pose_shape:
-            params = self._smooth_pose(params, track_ids, inherent, stream, settings, api)
+        if settings.smooth_pose_shape:   # many tiny sequential steps: done on the CPU (same values)
+            params = self._smooth_pose(params.cpu(), track_ids, inherent.cpu(), stream.memory, settings,
+                                       api).to(self.device)
 
         frame_ids = torch.as_tensor(batch.batch_inds, device=self.device).reshape(-1).long()   # may hold -1
         cells = torch.as_tensor(batch.czyxs, device=self.device).reshape(-1, 3).long()
@@ -351,7 +344,7 @@ class TraceModel(nn.Module):
         # of the next clip see it. Tracks absent from this clip lose their anchor (official behaviour).
         stream.init_world_cams = {tid: world_cams[i, -1:] for i, tid in enumerate(track_ids)}
         if settings.smooth_pos_cam:
-            self._smooth_world_cams(world_cams, track_ids, inherent, stream, settings, api)
+            self._smooth_world_cams(world_cams, track_ids, inherent, stream.memory, settings, api)
         world_cams = world_cams.reshape(-1, 3)
         normed_cams = normed_cams.reshape(-1, 3)
 
@@ -399,80 +392,83 @@ class TraceModel(nn.Module):
         return (quality[:, 1] > 0.99).cpu()
 
     # ------------------------------------------------------------------ official smoothing
-    def _smooth_pose(self, params: torch.Tensor, track_ids: list[int], inherent: torch.Tensor, stream: StreamState,
+    @staticmethod
+    def _smooth_pose(params: torch.Tensor, track_ids: list[int], inherent: torch.Tensor, memory: Any,
                      settings: Any, api: dict) -> torch.Tensor:
         """Official smooth_grots: global-rotation jitter guard and One-Euro smoothing of pose + shape.
 
         params [K*L,159]; columns 6:12 (the kept global rotation) and 12: (pose 6D + shape) are updated.
-        Frames whose features were inherited from memory reuse the last accepted values.
+        Frames whose features were inherited from memory reuse the last accepted values. Per-track state
+        lives in the memory unit under the official memory5D names: extra['grots'] = [anchor 6D, jitter
+        count] (or None: set once, at the track's first clip, and None for good if that clip had no good
+        frame) and extra['pose_rots'] (One-Euro filter with the official feedback of the filtered value).
         """
         k = len(track_ids)
         rows = params[:, 6:].reshape(k, -1, params.shape[1] - 6).clone()               # [K,L,153]
         for i, tid in enumerate(track_ids):
             grots = rows[i, :, :6]
             pose_shape = rows[i, :, 6:]
-            flags = inherent[i]
-            good = torch.where(~flags)[0]
-            state = stream.pose_smoothing.get(tid)
-            if state is None:
-                state = _PoseSmoothing(api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA,
-                                                            feed_back_output=True))
-                stream.pose_smoothing[tid] = state
-            if not state.anchor_initialised:
-                # official: set once, at the track's first clip; stays None if that clip had no good frame
-                state.anchor_initialised = True
-                state.anchor_grot = grots[int(good[0])].clone() if len(good) else None
-            for t in range(grots.shape[0]):
-                if bool(flags[t]):
-                    if state.anchor_grot is not None:
-                        grots[t] = state.anchor_grot
-                        state.jitter_count = 0
-                    if state.pose_filter.last_value is not None:
-                        pose_shape[t] = state.pose_filter.last_value
+            flags = inherent[i].tolist()
+            extra = memory.track(tid).extra
+            if "grots" not in extra:
+                good = [t for t, inherited in enumerate(flags) if not inherited]
+                extra["grots"] = [grots[good[0]].clone(), 0] if good else None
+            if "pose_rots" not in extra:
+                extra["pose_rots"] = api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA,
+                                                          feed_back_output=True)
+            anchor, pose_filter = extra["grots"], extra["pose_rots"]
+            for t, inherited in enumerate(flags):
+                if inherited:
+                    if anchor is not None:
+                        grots[t] = anchor[0]
+                        anchor[1] = 0
+                    if pose_filter.last_value is not None:
+                        pose_shape[t] = pose_filter.last_value
                     continue
-                if state.anchor_grot is not None:
-                    if angle_between_6d_degrees(grots[t], state.anchor_grot) > GROT_JITTER_DEGREES:
-                        if state.jitter_count <= GROT_JITTER_PATIENCE:
-                            grots[t] = state.anchor_grot
-                            state.jitter_count += 1
+                if anchor is not None:
+                    if angle_between_6d_degrees(grots[t], anchor[0]) > GROT_JITTER_DEGREES:
+                        if anchor[1] <= GROT_JITTER_PATIENCE:
+                            grots[t] = anchor[0]
+                            anchor[1] += 1
                     else:
-                        state.anchor_grot = grots[t].clone()
-                        state.jitter_count = 0
-                pose_shape[t] = state.pose_filter.process(pose_shape[t].clone())
+                        anchor[0] = grots[t].clone()
+                        anchor[1] = 0
+                pose_shape[t] = pose_filter.process(pose_shape[t].clone())
         params = params.clone()
         params[:, 6:] = rows.reshape(-1, rows.shape[-1])
         return params
 
     @staticmethod
-    def _smooth_world_cams(world_cams: torch.Tensor, track_ids: list[int], inherent: torch.Tensor,
-                           stream: StreamState, settings: Any, api: dict) -> None:
+    def _smooth_world_cams(world_cams: torch.Tensor, track_ids: list[int], inherent: torch.Tensor, memory: Any,
+                           settings: Any, api: dict) -> None:
         """Official smooth_world_cams (only with smooth_pos_cam): infill inherited frames, then One-Euro.
 
-        Updates world_cams [K,L,3] in place (the next clip's anchors are views into it).
+        Updates world_cams [K,L,3] in place (the next clip's anchors are views into it); the filter of
+        each track is memory extra['world_cams'].
         """
         for i, tid in enumerate(track_ids):
             cams = world_cams[i]
-            flags = inherent[i]
-            good = torch.where(~flags)[0]
-            smoother = stream.world_cam_filters.get(tid)
-            if smoother is None:
-                smoother = api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA, feed_back_output=True)
-                stream.world_cam_filters[tid] = smoother
-            for t in torch.where(flags)[0].tolist():
-                before = torch.where(~flags[:t])[0]
-                if len(before) == 0:
+            flags = inherent[i].tolist()
+            good = [t for t, inherited in enumerate(flags) if not inherited]
+            extra = memory.track(tid).extra
+            if "world_cams" not in extra:
+                extra["world_cams"] = api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA,
+                                                           feed_back_output=True)
+            smoother = extra["world_cams"]
+            for t in [t for t, inherited in enumerate(flags) if inherited]:
+                before = [g for g in good if g < t]
+                if not before:
                     if smoother.last_value is not None:
                         cams[t] = smoother.last_value
                     continue
-                after = torch.where(~flags[t:])[0]
-                if len(after) == 0:
+                after = [g for g in good if g > t]
+                if not after:
                     cams[t] = cams[good[-1]]
                     continue
-                fore, aft = int(before[-1]), int(after[0]) + t
+                fore, aft = before[-1], after[0]
                 # official weights are int tensor divisions -> float32
                 w_fore = torch.tensor(aft - t) / torch.tensor(aft - fore)
                 w_after = torch.tensor(t - fore) / torch.tensor(aft - fore)
                 cams[t] = w_fore * cams[fore] + w_after * cams[aft]
             for t in range(cams.shape[0]):
                 cams[t] = smoother.process(cams[t].clone())
-

@@ -33,14 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, summary) in SUBCOMMANDS.items():
         try:
             module = importlib.import_module(module_name)
-        except ImportError as error:
-            if getattr(error, "name", None) not in (module_name, None) and module_name not in str(error):
-                raise   # a real bug inside the module, not its absence
+            register = module.register
+        except Exception as error:   # absent or broken: only this subcommand is affected, and says why
             stub = subparsers.add_parser(name, help=f"{summary} (unavailable: {error})")
             stub.add_argument("rest", nargs=argparse.REMAINDER)
             stub.set_defaults(func=_unavailable(name, error))
             continue
-        module.register(subparsers)
+        register(subparsers)
     return parser
 
 

@@ -50,12 +50,16 @@ __all__ = [
     "RestBody",
     "smpl_rest_body",
     "apply_world_processing",
+    "WorldSummary",
 ]
 
 # Per-frame arrays TRACE produced; copied unchanged into the pieces (the v2 world fields are recomputed).
 _RAW_TRACK_FIELDS = ("frames", "times", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
                      "confidence", "observed", "center_2d", "joints_cam", "joints_world", "vertices_cam",
                      "vertices_world")
+
+# Frames per forward-kinematics call when only joints are needed (bounds FK's temporaries).
+_FK_BLOCK_FRAMES = 4096
 
 # A rest body: canonical rest joints [24,3] and, for an SMPL body, its rest vertices [V,3] (they locate the sole).
 RestBody = tuple[np.ndarray, np.ndarray | None]
@@ -118,7 +122,8 @@ class _TrackOutcome:
 def apply_world_processing(result: TraceResult, *, align: bool = True, clean_feet: bool = True,
                            cut_frames: Sequence[int] = (),
                            rest_joints_for_track: Callable[[TrackResult], np.ndarray | RestBody] | None = None,
-                           settings: WorldProcessingSettings | None = None) -> TraceResult:
+                           settings: WorldProcessingSettings | None = None,
+                           on_progress: Callable[[int, int], None] | None = None) -> TraceResult:
     """A new version-2 result with shots, registrations, per-shot alignment, camera and feet.
 
     result: as TRACE produced it (any version; an already processed result is processed again from
@@ -128,6 +133,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     cut_frames: first frames of new shots (core.world.shots.ShotCutDetector.cut_frames).
     rest_joints_for_track(track) -> rest joints [24,3] standing on y = 0, or (joints [24,3], rest
     vertices [V,3]) for an SMPL body (`smpl_rest_body(model)`); default: the default skeleton.
+    on_progress(done, total): called as person-frames are finished (for a progress bar).
     """
     s = settings or WorldProcessingSettings()
     result.validate()
@@ -144,11 +150,20 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     camera_parts: list[SceneCameraPath] = []
     outcomes: dict[int, _TrackOutcome] = {}
     shot_metrics: list[dict] = []
+    total_rows = sum(piece.num_frames for piece in pieces)
+    done_rows = 0
+
+    def advance(rows: int) -> None:
+        nonlocal done_rows
+        done_rows += rows
+        if on_progress is not None:
+            on_progress(done_rows, total_rows)
+
     for index, (shot_start, shot_stop) in enumerate(shot_ranges):
         members = [piece for piece in pieces if piece.shot == index]
         bodies = [_rest_body(piece, rest_joints_for_track, default_rest) for piece in members]
         shot, camera, shot_outcomes, metrics = _process_shot(index, shot_start, shot_stop, members, bodies, align,
-                                                             clean_feet, s, fps, notes)
+                                                             clean_feet, s, fps, notes, advance)
         shots.append(shot)
         shot_metrics.append(metrics)
         if camera is not None:
@@ -262,9 +277,11 @@ def _strict_times(track: TrackResult, fps: float) -> np.ndarray:
 
 
 def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], bodies: list[_Body], align: bool,
-                  clean_feet: bool, s: WorldProcessingSettings, fps: float, notes: list[str]
-                  ) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
-    """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop)."""
+                  clean_feet: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
+                  advance: Callable[[int], None]) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
+    """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop).
+
+    advance(rows) is told each time the person-frames of a track are finished."""
     where = f"shot {index} (frames {start}..{stop - 1})"
     outcomes = [_TrackOutcome(metrics={"track_id": track.track_id, "shot": index, "frames": track.num_frames})
                 for track in tracks]
@@ -302,7 +319,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
     if align or clean_feet:
         people = []
         for track, body, weight, time, (orient, hips) in zip(tracks, bodies, weights, times, registered):
-            _, joints = pose_to_joints(body.rest_joints, _with_root(orient, track.poses), hips)      # [T,24,3]
+            joints = _joints_in_blocks(body.rest_joints, orient, track.poses, hips)              # [T,24,3]
             people.append(PersonJoints(joints, time, weights=weight, foot_heights=body.foot_heights,
                                        up_axes=axis_angle_to_matrix(orient)[:, :, 1]))
         try:
@@ -310,6 +327,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
         except GroundFitError as exc:
             ground_error = str(exc)
             notes.append(f"no floor found in {where}: {exc}")
+        del people   # the joints of everybody are only needed for the fit
         metrics["ground"] = None if ground is None else _ground_dict(ground)
         if ground is not None:
             metrics["ground"]["used_for"] = "alignment and contacts" if align else "contacts only (alignment off)"
@@ -327,13 +345,31 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
         shot = _unaligned_shot(index, start, stop, "ground alignment turned off: fixed axis swap (x, z, -y)")
 
     # 3. Contacts and skate cleanup per track, in the floor-aligned world.
-    if align or clean_feet:
+    if not (align or clean_feet):
+        advance(sum(track.num_frames for track in tracks))
+    else:
         for track, body, time, outcome, (orient, hips) in zip(tracks, bodies, times, outcomes, registered):
             _feet(track, body, time, orient, hips, ground, clean_feet, s, outcome)
+            advance(track.num_frames)
         if ground is None:
             notes.append(f"{where}: without a floor no foot contacts were detected"
                          + (" and the feet were not cleaned" if clean_feet else ""))
     return shot, camera_path, outcomes, metrics
+
+
+def _joints_in_blocks(rest_joints: np.ndarray, orient: np.ndarray, poses: np.ndarray, hips: np.ndarray,
+                      block: int = _FK_BLOCK_FRAMES) -> np.ndarray:
+    """FK joints [T,24,3] of poses [T,24,3] with root orientation orient [T,3], placed at hips [T,3].
+
+    Computed `block` frames at a time: FK's temporaries (rotation matrices of every joint) then stay
+    a few tens of MB however long the track is.
+    """
+    count = len(orient)
+    joints = np.empty((count, 24, 3))
+    for begin in range(0, count, block):
+        part = slice(begin, begin + block)
+        joints[part] = pose_to_joints(rest_joints, _with_root(orient[part], poses[part]), hips[part])[1]
+    return joints
 
 
 def _with_root(orient: np.ndarray, poses: np.ndarray) -> np.ndarray:
@@ -436,3 +472,108 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary for people and programs (command line, JSON 'done' event, the add-on)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else round(float(value), digits)
+
+
+@dataclass(frozen=True)
+class WorldSummary:
+    """What the world post-processing did to a result: floors per shot and the foot-sliding metric.
+
+    Built from a processed result (`from_result`), so a result file read back gives the same
+    summary as the run that wrote it.
+    """
+
+    shots: int
+    aligned_shots: int
+    split_tracks: int                       # track pieces renamed because a track crossed a cut
+    foot_sliding_mm_before: float | None    # pooled over tracks (None: no contact frame pairs)
+    foot_sliding_mm_after: float | None     # None when the cleanup was off
+    foot_sliding_reduction: float | None    # 1 - after / before
+    ground: list[dict]                      # per shot: see `_shot_ground`
+
+    @classmethod
+    def from_result(cls, result: TraceResult) -> "WorldSummary":
+        processing = result.world_processing or {}
+        metrics = processing.get("metrics") or {}
+        shot_metrics = {entry.get("shot"): entry for entry in metrics.get("shots") or []}
+        shots = result.effective_shots()
+        sliding = metrics.get("foot_sliding") or {}
+
+        def millimetres(key: str) -> float | None:
+            value = sliding.get(key)
+            return None if value is None else _rounded(1000.0 * value, 3)
+
+        return cls(shots=len(shots), aligned_shots=sum(shot.aligned for shot in shots),
+                   split_tracks=len(processing.get("split_tracks") or []),
+                   foot_sliding_mm_before=millimetres("before_m"), foot_sliding_mm_after=millimetres("after_m"),
+                   foot_sliding_reduction=_rounded(sliding.get("reduction"), 4),
+                   ground=[_shot_ground(shot, (shot_metrics.get(shot.index) or {}).get("ground")) for shot in shots])
+
+    def event_fields(self) -> dict[str, Any]:
+        """Extra fields of the JSON 'done' event (docs/cli.md)."""
+        return {"shots": self.shots, "foot_sliding_mm_before": self.foot_sliding_mm_before,
+                "foot_sliding_mm_after": self.foot_sliding_mm_after,
+                "foot_sliding_reduction": self.foot_sliding_reduction, "ground": self.ground}
+
+    def lines(self, max_shots: int = 8) -> list[str]:
+        """Human summary: one line per shot (at most max_shots) and one for the feet."""
+        out = [f"world: {self.shots} shot(s), floor aligned in {self.aligned_shots}"
+               + (f"; {self.split_tracks} track(s) split at cuts" if self.split_tracks else "")]
+        for entry in self.ground[:max_shots]:
+            frames = f"frames {entry['start']}-{entry['stop'] - 1}"
+            out.append(f"  shot {entry['shot']} ({frames}): {_describe_ground(entry)}")
+        if len(self.ground) > max_shots:
+            out.append(f"  ... and {len(self.ground) - max_shots} more shot(s) (see the result's shots)")
+        before, after = self.foot_sliding_mm_before, self.foot_sliding_mm_after
+        if before is None:
+            out.append("foot sliding: no foot contacts found")
+        elif after is None:
+            out.append(f"foot sliding: {before:.2f} mm per frame (cleanup off)")
+        else:
+            share = self.foot_sliding_reduction
+            reduction = "" if share is None else f" ({100 * share:.0f}% less)"
+            out.append(f"foot sliding: {before:.2f} -> {after:.2f} mm per frame{reduction}")
+        return out
+
+
+def _shot_ground(shot: ShotInfo, fit: dict | None) -> dict[str, Any]:
+    """One shot's floor: the fit (also when it only served the foot contacts) or why there is none.
+
+    camera_tilt_deg: angle between the floor's up normal and the image-up axis of the shot's
+    reference camera (how far the camera looked down/rolled against the floor).
+    """
+    source = fit if fit else shot.alignment_info
+    normal = source.get("floor_normal_trace")
+    tilt = None
+    if fit and normal is not None and len(normal) == 3:
+        tilt = _rounded(math.degrees(math.acos(max(-1.0, min(1.0, -float(normal[1]))))), 2)
+    return {"shot": shot.index, "start": shot.start, "stop": shot.stop, "aligned": bool(shot.aligned),
+            "method": source.get("method", "none") if fit else "none",
+            "camera_height_m": _rounded(source.get("camera_height_m"), 3) if fit else None,
+            "camera_tilt_deg": tilt,
+            "inliers": source.get("inliers") if fit else None, "candidates": source.get("candidates") if fit else None,
+            "rms_residual_m": _rounded(source.get("rms_residual_m"), 4) if fit else None,
+            "used_for": source.get("used_for") if fit else None,
+            "note": (shot.alignment_info or {}).get("note") if not shot.aligned else source.get("note")}
+
+
+def _describe_ground(entry: dict) -> str:
+    if entry["method"] == "none":
+        return f"not aligned ({entry['note'] or 'no floor'})"
+    where = (f"camera {entry['camera_height_m']:.2f} m above it, tilted {entry['camera_tilt_deg']:.1f} deg"
+             if entry["camera_height_m"] is not None and entry["camera_tilt_deg"] is not None else "")
+    if entry["method"] == "plane_fit":
+        rms = "" if entry["rms_residual_m"] is None else f", rms {100 * entry['rms_residual_m']:.1f} cm"
+        floor = f"floor fitted to {entry['inliers']} of {entry['candidates']} foot contact points{rms}"
+    else:
+        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
+    used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
+    return f"{floor}; {where}{used}" if where else f"{floor}{used}"

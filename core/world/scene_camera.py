@@ -23,6 +23,12 @@ Each person is one noisy witness. This module
    between the nearest supported frames, held constant before the first and after the last one.
    Those frames are flagged `interpolated`.
 
+Scaling: each track is stored sparsely (only its own frames), a track is registered by looking at
+its own frames only (at most `registration_frames` shared ones), and the fusion runs over blocks of
+frames stacking only the people present there. Time and memory therefore grow linearly with the
+video length and with the person-frames; the people seen together in one frame enter squared
+(the medoid start), never the number of tracks of the whole shot.
+
 All rotations act on column vectors; the camera frame is OpenCV's (x right, y down, z forward).
 """
 from __future__ import annotations
@@ -49,6 +55,9 @@ __all__ = [
     "OPENCV_TO_BLENDER_CAMERA",
     "blender_camera_matrices",
 ]
+
+# Witness pairs x frames fused at once (each pairwise array of that many float64 is 8 MB).
+_PAIRWISE_BUDGET = 1 << 20
 
 # Blender cameras look along their local -Z with +Y up; OpenCV cameras along +Z with +Y down.
 OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
@@ -99,6 +108,8 @@ class SceneCameraSettings:
     robust_iterations: int = 2
     register_tracks: bool = True           # put late tracks into the scene world (see module doc)
     min_overlap_weight: float = 1.0        # summed weight of overlapping frames to register on them
+    registration_frames: int = 900         # at most this many shared frames (evenly spread) register a track; 0 = all
+    block_frames: int = 1024               # frames fused at once (memory ~ block x people seen together^2)
 
 
 @dataclass(frozen=True)
@@ -148,12 +159,32 @@ def _compose(transform: np.ndarray, rotation: np.ndarray, centre: np.ndarray) ->
     return transform[:3, :3] @ rotation, centre @ transform[:3, :3].T + transform[:3, 3]
 
 
+def _pairwise_scaled_sq_distance(rotations: np.ndarray, centres: np.ndarray, settings: "SceneCameraSettings"
+                                 ) -> np.ndarray:
+    """Squared distances [J,K,F] between every two witnesses of each frame, in robust scales.
+
+    rotations [K,F,3,3], centres [K,F,3]. Uses inner products (|a-b|^2 = |a|^2 + |b|^2 - 2 a.b and
+    |Ra-Rb|_F^2 = 2 (3 - <Ra,Rb>)), i.e. a batched matrix product instead of K^2 difference arrays.
+    Accurate to ~1e-7 deg / 1e-8 m, which is plenty to pick the medoid start point.
+    """
+    count, frames = rotations.shape[:2]
+    flat = rotations.reshape(count, frames, 9)
+    inner = np.einsum("jfi,kfi->jkf", flat, flat)                                           # [J,K,F]
+    chord = np.sqrt(np.clip(2.0 * (3.0 - inner), 0.0, None))
+    angle = np.degrees(2.0 * np.arcsin(np.clip(chord / (2.0 * math.sqrt(2.0)), 0.0, 1.0)))
+    squared = np.einsum("kfi,kfi->kf", centres, centres)                                    # [K,F]
+    cross = np.einsum("jfi,kfi->jkf", centres, centres)                                     # [J,K,F]
+    distance = np.sqrt(np.clip(squared[:, None] + squared[None] - 2.0 * cross, 0.0, None))
+    return (angle / settings.robust_angle_deg) ** 2 + (distance / settings.robust_distance_m) ** 2
+
+
 def _fuse(rotations: np.ndarray, centres: np.ndarray, weights: np.ndarray, settings: SceneCameraSettings
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Robust per-frame fusion of K witnesses.
+    """Robust per-frame fusion of K witnesses on a dense block of frames.
 
     rotations [K,F,3,3], centres [K,F,3], weights [K,F] (0 = no evidence).
     Returns (R [F,3,3], t [F,3], total weight [F], spread_deg [F], spread_m [F]).
+    Every frame is fused on its own, so a long range can be processed block by block (`_fuse_sparse`).
     """
     total = weights.sum(axis=0)                                    # [F]
     safe_total = np.where(total > 0, total, 1.0)
@@ -167,8 +198,8 @@ def _fuse(rotations: np.ndarray, centres: np.ndarray, weights: np.ndarray, setti
 
     # Start from the medoid witness (least weighted distance to the others), not the plain mean, so a
     # far-off witness cannot pull the start point so far that the good ones look like outliers.
-    pairwise = np.stack([scaled_sq_distance(rotations[j][None], centres[j][None]) for j in range(len(weights))])  # [J,K,F]
-    spread = (np.sqrt(pairwise) * weights[None]).sum(axis=1)        # [J,F]
+    pairwise = _pairwise_scaled_sq_distance(rotations, centres, settings)          # [J,K,F]
+    spread = np.einsum("jkf,kf->jf", np.sqrt(pairwise), weights)                   # [J,F]
     medoid = np.argmin(np.where(present, spread, np.inf), axis=0)   # [F]
     frame_index = np.arange(weights.shape[1])
     fused_r, fused_t = rotations[medoid, frame_index], centres[medoid, frame_index]
@@ -188,20 +219,83 @@ def _fuse(rotations: np.ndarray, centres: np.ndarray, weights: np.ndarray, setti
     return fused_r, fused_t, total, spread_deg, spread_m
 
 
-def _on_grid(evidence: CameraEvidence, first: int, count: int, transform: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One track's camera poses on the frame grid first .. first+count-1: (R [F,3,3], t [F,3], weights [F]).
+@dataclass(frozen=True)
+class _TrackPoses:
+    """Sparse per-track storage: the camera poses one track implies, only on its frames with weight > 0."""
 
-    Grid frames the track does not cover get weight 0 (identity / zero placeholders).
+    frames: np.ndarray     # [N] int64, strictly increasing
+    rotations: np.ndarray  # [N,3,3] camera -> world of this track (or the scene world once registered)
+    centres: np.ndarray    # [N,3]
+    weights: np.ndarray    # [N] > 0
+
+    @classmethod
+    def from_evidence(cls, evidence: CameraEvidence) -> "_TrackPoses":
+        """Poses of a checked CameraEvidence; frames without weight are dropped (they count nowhere)."""
+        keep = evidence.weights > 0
+        rotation, centre = camera_poses_from_track(evidence)
+        return cls(evidence.frames[keep], rotation[keep], centre[keep], evidence.weights[keep])
+
+    def moved(self, transform: np.ndarray) -> "_TrackPoses":
+        return _TrackPoses(self.frames, *_compose(transform, self.rotations, self.centres), self.weights)
+
+    def rows_at(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row index [Q], present [Q] bool) of this track at the sorted query frames [Q]."""
+        rows = np.minimum(np.searchsorted(self.frames, frames), len(self.frames) - 1)
+        return rows, self.frames[rows] == frames
+
+
+@dataclass(frozen=True)
+class _Fused:
+    """The fused camera at a set of query frames (the arrays of `_fuse`, plus the witness count)."""
+
+    rotations: np.ndarray   # [Q,3,3]
+    centres: np.ndarray     # [Q,3]
+    total: np.ndarray       # [Q] summed weight (0: nobody there)
+    spread_deg: np.ndarray  # [Q]
+    spread_m: np.ndarray    # [Q]
+    witnesses: np.ndarray   # [Q] int
+
+
+def _fuse_sparse(tracks: Sequence[_TrackPoses], frames: np.ndarray, settings: SceneCameraSettings) -> _Fused:
+    """Fuse the tracks' poses at the sorted query frames [Q], block by block.
+
+    Each block of query frames stacks only the tracks that have a row in it, so the cost is
+    ~ sum over frames of (people there)^2 and the memory ~ one block, whatever the video length.
     """
-    rotation, centre = _compose(transform, *camera_poses_from_track(evidence))
-    index = evidence.frames - first
-    inside = (index >= 0) & (index < count)
-    grid_r = np.broadcast_to(np.eye(3), (count, 3, 3)).copy()
-    grid_t = np.zeros((count, 3))
-    grid_w = np.zeros(count)
-    grid_r[index[inside]], grid_t[index[inside]], grid_w[index[inside]] = rotation[inside], centre[inside], evidence.weights[inside]
-    return grid_r, grid_t, grid_w
+    count = len(frames)
+    out = _Fused(np.broadcast_to(np.eye(3), (count, 3, 3)).copy(), np.zeros((count, 3)), np.zeros(count),
+                 np.full(count, np.nan), np.full(count, np.nan), np.zeros(count, np.int64))
+    if count == 0 or not tracks:
+        return out
+    spans = np.array([(track.frames[0], track.frames[-1]) for track in tracks])     # [K,2]
+    block = max(1, int(settings.block_frames))
+    for begin in range(0, count, block):
+        query = frames[begin:begin + block]                                          # [B]
+        near = np.flatnonzero((spans[:, 0] <= query[-1]) & (spans[:, 1] >= query[0]))
+        located = [tracks[k].rows_at(query) for k in near]
+        members = [(k, rows, present) for k, (rows, present) in zip(near, located) if present.any()]
+        if not members:
+            continue
+        size = len(query)
+        rotations = np.broadcast_to(np.eye(3), (len(members), size, 3, 3)).copy()  # [Kb,B,3,3]
+        centres = np.zeros((len(members), size, 3))                                 # [Kb,B,3]
+        weights = np.zeros((len(members), size))                                    # [Kb,B]
+        for slot, (k, rows, present) in enumerate(members):
+            picked = rows[present]
+            rotations[slot, present] = tracks[k].rotations[picked]
+            centres[slot, present] = tracks[k].centres[picked]
+            weights[slot, present] = tracks[k].weights[picked]
+        # Pairwise witness distances take people^2 x frames: fewer frames at once when many people are there.
+        step = max(1, _PAIRWISE_BUDGET // len(members) ** 2)
+        for sub in range(0, size, step):
+            inner = slice(sub, sub + step)
+            part = slice(begin + sub, begin + min(sub + step, size))
+            fused_r, fused_t, total, spread_deg, spread_m = _fuse(rotations[:, inner], centres[:, inner],
+                                                                  weights[:, inner], settings)
+            out.rotations[part], out.centres[part], out.total[part] = fused_r, fused_t, total
+            out.spread_deg[part], out.spread_m[part] = spread_deg, spread_m
+            out.witnesses[part] = (weights[:, inner] > 0).sum(axis=0)
+    return out
 
 
 def _mean_rigid(target_r: np.ndarray, target_t: np.ndarray, source_r: np.ndarray, source_t: np.ndarray,
@@ -217,45 +311,66 @@ def _mean_rigid(target_r: np.ndarray, target_t: np.ndarray, source_r: np.ndarray
     return transform
 
 
+def _evenly_spread(candidates: np.ndarray, limit: int) -> np.ndarray:
+    """At most `limit` (> 0) entries of a sorted array, evenly spread over it (all when it is shorter)."""
+    if limit <= 0 or len(candidates) <= limit:
+        return candidates
+    return candidates[np.unique(np.round(np.linspace(0, len(candidates) - 1, limit)).astype(np.int64))]
+
+
+def _registration_of(track: _TrackPoses, registered: list[_TrackPoses], s: SceneCameraSettings) -> np.ndarray:
+    """Rigid correction [4,4] of one track onto the fused camera of the tracks registered before it.
+
+    Only the track's own frames are looked at: those shared with registered tracks (at most
+    `s.registration_frames` of them, evenly spread), else the last known camera pose before it starts.
+    """
+    overlapping = [other for other in registered
+                   if other.frames[0] <= track.frames[-1] and other.frames[-1] >= track.frames[0]]
+    shared = np.zeros(len(track.frames), bool)
+    for other in overlapping:
+        shared |= other.rows_at(track.frames)[1]
+    rows = _evenly_spread(np.flatnonzero(shared), s.registration_frames)            # [M] rows of the track
+    if rows.size:
+        scene = _fuse_sparse(overlapping, track.frames[rows], s)
+        overlap = np.minimum(scene.total, track.weights[rows])                     # [M]
+        if overlap.sum() >= s.min_overlap_weight:
+            return _mean_rigid(scene.rotations, scene.centres, track.rotations[rows], track.centres[rows], overlap)
+    # Nobody (or too little) seen together: chain to the last known camera pose at or before the track's first frame.
+    start = int(track.frames[0])
+    before = [int(other.frames[index]) for other in registered
+              if (index := int(np.searchsorted(other.frames, start, side="right")) - 1) >= 0]
+    anchor = max(before) if before else min(int(other.frames[0]) for other in registered)
+    at_anchor = np.array([anchor])
+    scene = _fuse_sparse([other for other in registered if other.rows_at(at_anchor)[1][0]], at_anchor, s)
+    return _mean_rigid(scene.rotations, scene.centres, track.rotations[:1], track.centres[:1], np.ones(1))
+
+
+def _register(poses: list[_TrackPoses], s: SceneCameraSettings) -> list[np.ndarray]:
+    """Registrations [4,4] of sparse track poses (empty tracks: identity); see register_tracks."""
+    registrations = [np.eye(4) for _ in poses]
+    usable = [k for k, track in enumerate(poses) if len(track.frames)]
+    if not s.register_tracks or len(usable) < 2:
+        return registrations
+    order = sorted(usable, key=lambda k: (int(poses[k].frames[0]), -float(poses[k].weights.sum())))
+    registered = [poses[order[0]]]
+    for k in order[1:]:
+        registrations[k] = _registration_of(poses[k], registered, s)
+        registered.append(poses[k].moved(registrations[k]))
+    return registrations
+
+
 def register_tracks(evidence: Sequence[CameraEvidence], settings: SceneCameraSettings | None = None
                     ) -> list[np.ndarray]:
     """Rigid corrections [4,4] putting each track's world into the scene world (the first track's).
 
     Tracks are taken in order of their first weighted frame. A track is registered on the frames it
     shares with the tracks already registered (fused), else chained to the last known camera pose
-    before its first frame (the camera is assumed not to jump while nobody is seen).
+    before its first frame (the camera is assumed not to jump while nobody is seen). Each track is
+    compared on its own frames only (sparse storage), so the cost grows with the person-frames and
+    the people seen together, not with tracks x video length.
     """
     s = settings or SceneCameraSettings()
-    tracks = [e.checked() for e in evidence]
-    identity = np.eye(4)
-    registrations = [identity.copy() for _ in tracks]
-    usable = [k for k, e in enumerate(tracks) if e.weights.sum() > 0]
-    if not s.register_tracks or len(usable) < 2:
-        return registrations
-    first = min(int(tracks[k].frames[tracks[k].weights > 0][0]) for k in usable)
-    last = max(int(tracks[k].frames[tracks[k].weights > 0][-1]) for k in usable)
-    count = last - first + 1
-    order = sorted(usable, key=lambda k: (int(tracks[k].frames[tracks[k].weights > 0][0]), -tracks[k].weights.sum()))
-    stacked_r, stacked_t, stacked_w = [], [], []
-    for position, k in enumerate(order):
-        grid_r, grid_t, grid_w = _on_grid(tracks[k], first, count, identity)
-        if position > 0:
-            scene_r, scene_t, scene_w, _, _ = _fuse(np.stack(stacked_r), np.stack(stacked_t), np.stack(stacked_w), s)
-            overlap = np.minimum(scene_w, grid_w)
-            if overlap.sum() >= s.min_overlap_weight:
-                shared = overlap > 0
-                registrations[k] = _mean_rigid(scene_r[shared], scene_t[shared], grid_r[shared], grid_t[shared], overlap[shared])
-            else:
-                start = int(np.flatnonzero(grid_w > 0)[0])
-                known = np.flatnonzero(scene_w[:start + 1] > 0)
-                anchor = int(known[-1]) if known.size else int(np.flatnonzero(scene_w > 0)[0])
-                registrations[k] = _mean_rigid(scene_r[anchor:anchor + 1], scene_t[anchor:anchor + 1],
-                                               grid_r[start:start + 1], grid_t[start:start + 1], np.ones(1))
-            grid_r, grid_t = _compose(registrations[k], grid_r, grid_t)
-        stacked_r.append(grid_r)
-        stacked_t.append(grid_t)
-        stacked_w.append(grid_w)
-    return registrations
+    return _register([_TrackPoses.from_evidence(e.checked()) for e in evidence], s)
 
 
 def apply_world_transform(transform: np.ndarray, orient_world: np.ndarray, hip_world: np.ndarray,
@@ -282,19 +397,25 @@ def _gaussian_local_linear(values: np.ndarray, weights: np.ndarray, sigma: float
     values [F,C], weights [F] >= 0, sigma in samples. Returns (estimates [F,C], support [F]) where
     support = sum of kernel * weight (kernel peak 1). Where the window holds evidence at a single
     offset only, the local weighted mean is returned; where support is ~0 the estimate is meaningless
-    and the caller fills it.
+    and the caller fills it. The sums run over the kernel taps (2 * ceil(3 sigma) + 1 shifted adds),
+    so time and memory stay linear in F.
     """
     radius = max(1, int(math.ceil(3.0 * sigma)))
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)           # [W]
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)                       # [W]
-    padded_w = np.pad(weights, radius)
-    padded_v = np.pad(values, ((radius, radius), (0, 0)))
-    window_w = np.lib.stride_tricks.sliding_window_view(padded_w, 2 * radius + 1)               # [F,W]
-    window_v = np.lib.stride_tricks.sliding_window_view(padded_v, 2 * radius + 1, axis=0)       # [F,C,W]
-    kw = window_w * kernel                                               # [F,W]
-    s0, s1, s2 = kw.sum(1), kw @ offsets, kw @ offsets ** 2              # [F]
-    y0 = np.einsum("fw,fcw->fc", kw, window_v)                           # [F,C]
-    y1 = np.einsum("fw,fcw->fc", kw * offsets, window_v)                 # [F,C]
+    count = len(weights)
+    padded_w = np.pad(weights, radius)                                   # [F+2r]
+    padded_wv = np.pad(weights[:, None] * values, ((radius, radius), (0, 0)))   # [F+2r,C]
+    s0, s1, s2 = np.zeros(count), np.zeros(count), np.zeros(count)      # [F]
+    y0, y1 = np.zeros(values.shape), np.zeros(values.shape)              # [F,C]
+    for tap in range(2 * radius + 1):
+        offset = float(tap - radius)
+        kernel = math.exp(-0.5 * (offset / sigma) ** 2)
+        kw = kernel * padded_w[tap:tap + count]
+        kwv = kernel * padded_wv[tap:tap + count]
+        s0 += kw
+        s1 += offset * kw
+        s2 += offset * offset * kw
+        y0 += kwv
+        y1 += offset * kwv
     determinant = s0 * s2 - s1 ** 2
     safe_s0 = np.where(s0 > 0, s0, 1.0)
     linear_ok = determinant > 1e-3 * np.maximum(s0 * s2, 1e-12)
@@ -338,43 +459,41 @@ def estimate_scene_camera(evidence: Sequence[CameraEvidence], settings: SceneCam
 
     evidence: one CameraEvidence per track; frame_range: half-open (start, stop) of video frames to
     cover (default: first to last frame any track has evidence for). Raises SceneCameraError when no
-    track has a usable frame.
+    track has a usable frame. Time and memory grow linearly with the frames covered and with the
+    person-frames given (people seen together enter squared, per frame).
     """
     s = settings or SceneCameraSettings()
-    tracks = [e.checked() for e in evidence]
-    usable = [k for k, e in enumerate(tracks) if e.weights.sum() > 0]
+    poses = [_TrackPoses.from_evidence(e.checked()) for e in evidence]
+    usable = [k for k, track in enumerate(poses) if len(track.frames)]
     if not usable:
         raise SceneCameraError("no track has a frame with positive weight: nothing tells where the camera is")
-    registrations = register_tracks(tracks, s)
+    registrations = _register(poses, s)
     if frame_range is None:
-        first = min(int(tracks[k].frames[tracks[k].weights > 0][0]) for k in usable)
-        stop = max(int(tracks[k].frames[tracks[k].weights > 0][-1]) for k in usable) + 1
+        first = min(int(poses[k].frames[0]) for k in usable)
+        stop = max(int(poses[k].frames[-1]) for k in usable) + 1
     else:
         first, stop = int(frame_range[0]), int(frame_range[1])
         if stop <= first:
             raise SceneCameraError(f"frame_range {frame_range} is empty")
     count = stop - first
-    grids = [_on_grid(tracks[k], first, count, registrations[k]) for k in usable]
-    rotations = np.stack([g[0] for g in grids])   # [K,F,3,3]
-    centres = np.stack([g[1] for g in grids])     # [K,F,3]
-    weights = np.stack([g[2] for g in grids])     # [K,F]
-    fused_r, fused_t, total, spread_deg, spread_m = _fuse(rotations, centres, weights, s)
-    observed = total > 0
+    frames = np.arange(first, stop)
+    fused = _fuse_sparse([poses[k].moved(registrations[k]) for k in usable], frames, s)
+    observed = fused.total > 0
     if not observed.any():
         raise SceneCameraError(f"no track has evidence inside frames [{first}, {stop})")
     if s.smoothing_sigma_frames > 0:
-        channels = np.concatenate([fused_r.reshape(count, 9), fused_t], axis=1)     # [F,12]
-        smoothed, _ = _gaussian_local_linear(channels, np.minimum(total, 1.0), s.smoothing_sigma_frames)
+        channels = np.concatenate([fused.rotations.reshape(count, 9), fused.centres], axis=1)     # [F,12]
+        smoothed, _ = _gaussian_local_linear(channels, np.minimum(fused.total, 1.0), s.smoothing_sigma_frames)
         smooth_r = _project_to_rotation(np.where(observed[:, None, None], smoothed[:, :9].reshape(count, 3, 3), np.eye(3)))
         smooth_t = smoothed[:, 9:]
     else:
-        smooth_r, smooth_t = fused_r, fused_t
+        smooth_r, smooth_t = fused.rotations, fused.centres
     # Frames without evidence are bridged between the smoothed observed frames (never extrapolated).
     final_r, final_t = _slerp_fill(smooth_r, smooth_t, observed)
     return SceneCamera(
-        frames=np.arange(first, stop), rotations=final_r, positions=final_t, observed=observed,
-        interpolated=~observed, witnesses=(weights > 0).sum(axis=0), spread_deg=spread_deg, spread_m=spread_m,
-        registrations=[registrations[k] for k in range(len(tracks))])
+        frames=frames, rotations=final_r, positions=final_t, observed=observed, interpolated=~observed,
+        witnesses=fused.witnesses, spread_deg=fused.spread_deg, spread_m=fused.spread_m,
+        registrations=registrations)
 
 
 def lens_mm_from_fov(fov_deg: float = 50.0, sensor_width_mm: float = 36.0) -> float:
