@@ -521,3 +521,15 @@ def test_one_euro_feedback_uses_the_filtered_value_and_works_on_tensors_and_arra
     assert t.tolist() == a.tolist() == [fed_out[-1]] * 2
     lp = LowPassFilter()
     assert lp.process(4.0, 0.5) == 4.0 and lp.process(2.0, 0.5) == 3.0
+
+
+def test_separable_peak_window_equals_the_cubic_max_pool():
+    """The three 1D max-pools must keep exactly the voxels MaxPool3d(5, 1, 2) keeps, ties included."""
+    import torch.nn.functional as F
+    from core.tracking.centermap import _keep_local_maxima
+
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.randint(0, 6, (2, 16, 20, 24), generator=gen).double() / 5.0   # many exact ties
+    cubic = F.max_pool3d(maps.unsqueeze(1), 5, 1, 2).squeeze(1)
+    expected = maps * torch.eq(cubic, maps).double()
+    assert torch.equal(_keep_local_maxima(maps), expected)

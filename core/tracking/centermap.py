@@ -18,8 +18,16 @@ NMS_KERNEL = 5
 
 
 def _keep_local_maxima(center_maps_3d: torch.Tensor) -> torch.Tensor:
-    """Zero every voxel that is not the maximum of its 5x5x5 neighbourhood (official `nms`)."""
-    pooled = F.max_pool3d(center_maps_3d.unsqueeze(1), NMS_KERNEL, 1, (NMS_KERNEL - 1) // 2).squeeze(1)
+    """Zero every voxel that is not the maximum of its 5x5x5 neighbourhood (official `nms`).
+
+    The cubic max-pool is computed as three 1D max-pools (z, then y, then x): the maximum is exact, so
+    the result is identical to MaxPool3d(5, 1, 2), at about a third of the CPU time.
+    """
+    half = (NMS_KERNEL - 1) // 2
+    pooled = center_maps_3d.unsqueeze(1)
+    pooled = F.max_pool3d(pooled, (NMS_KERNEL, 1, 1), 1, (half, 0, 0))
+    pooled = F.max_pool3d(pooled, (1, NMS_KERNEL, 1), 1, (0, half, 0))
+    pooled = F.max_pool3d(pooled, (1, 1, NMS_KERNEL), 1, (0, 0, half)).squeeze(1)
     return center_maps_3d * torch.eq(pooled, center_maps_3d).to(center_maps_3d.dtype)
 
 
