@@ -26,6 +26,7 @@ MANIFEST = REPO_ROOT / "blender_manifest.toml"
 # The torch-free core modules the add-on needs (docs/architecture.md, "Import rules").
 VENDORED_CORE_FILES = (
     "core/__init__.py",
+    "core/atomic.py",
     "core/result_file.py",
     "core/official_result.py",
     "core/safe_pickle.py",

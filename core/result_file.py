@@ -25,7 +25,6 @@ import json
 import math
 import numbers
 import os
-import secrets
 import zipfile
 import zlib
 from dataclasses import dataclass, field, fields
@@ -36,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_open
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "SOURCE_FORMAT_TRACE_BLENDER", "NUM_JOINTS", "NUM_BETAS",
@@ -772,18 +772,8 @@ def write_result(path: str | os.PathLike, result: TraceResult) -> Path:
     meta = result.metadata(created_utc=result.created_utc or _utc_now())
     meta_text = json.dumps(meta, allow_nan=False, default=_json_default, indent=1)
     arrays = _result_arrays(result)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Exclusive create with a random name: default permissions (umask), unlike tempfile's 0600.
-    temp_path = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        with open(temp_path, "xb") as handle:
-            np.savez(handle, **{META_MEMBER: np.array(meta_text)}, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **{META_MEMBER: np.array(meta_text)}, **arrays)
     return path
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping
 
+from .atomic import atomic_open
 from .errors import WeightsNotFoundError
 
 WEIGHT_FILENAMES = ("trace_image_backbone.pkl", "trace_motion_backbone.pth", "trace_head.pkl")
@@ -99,35 +99,25 @@ def download_file(url: str, destination: Path, on_progress: DownloadProgress | N
     """
     opener = opener or urllib.request.urlopen
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
-    temp_path = Path(temp_name)
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "trace-blender"})
-        with os.fdopen(fd, "wb") as out, opener(request, timeout=timeout_s) as response:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
+    request = urllib.request.Request(url, headers={"User-Agent": "trace-blender"})
+    with atomic_open(destination, "wb") as out, opener(request, timeout=timeout_s) as response:
+        total = int(response.headers.get("Content-Length") or 0)
+        done = 0
+        if on_progress:
+            on_progress(destination.name, 0, total)
+        while True:
+            chunk = response.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            out.write(chunk)
+            done += len(chunk)
             if on_progress:
-                on_progress(destination.name, 0, total)
-            while True:
-                chunk = response.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                out.write(chunk)
-                done += len(chunk)
-                if on_progress:
-                    on_progress(destination.name, done, total)
-            out.flush()
-            os.fsync(out.fileno())
+                on_progress(destination.name, done, total)
         if total and done != total:
             raise OSError(f"download of {url} stopped at {done} of {total} bytes")
         if done == 0:
             raise OSError(f"download of {url} returned an empty file")
-        os.replace(temp_path, destination)
-        return destination
-    finally:
-        if temp_path.exists():
-            temp_path.unlink()
+    return destination
 
 
 def ensure_weight_files(folder: Path, offline: bool = False, base_url: str | None = None,

@@ -9,11 +9,12 @@ degrees, unwrapped over time so no channel jumps by 360.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .core_bridge import atomic
 
 # Blender world (z up, facing -y) -> BVH world (y up, facing +z): (x, z, -y).
 BLENDER_TO_Y_UP = np.array([[1.0, 0.0, 0.0],
@@ -106,18 +107,8 @@ def format_bvh(joint_names: Sequence[str], parents: Sequence[int], offsets: np.n
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     target = Path(path)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp_name, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(temp_name, target)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic.atomic_open(target, "w", newline="\n") as stream:
+        stream.write(text)
     return target
 
 

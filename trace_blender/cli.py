@@ -9,12 +9,11 @@ Exit codes: 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file, 5 S
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from .core_bridge import atomic
 from .errors import TraceBlenderError, UsageError
 
 PROG = "python -m trace_blender"
@@ -109,12 +108,6 @@ def _import_command(args: argparse.Namespace) -> int:
 def save_blend_atomic(bpy, path: Path) -> Path:
     """Save the current file as `path` through a temporary file and os.replace."""
     target = path.resolve()
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".blend", dir=target.parent)
-    os.close(handle)
-    try:
-        bpy.ops.wm.save_as_mainfile(filepath=temporary, check_existing=False, copy=True, compress=False)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic.atomic_path(target, suffix=".blend") as temporary:
+        bpy.ops.wm.save_as_mainfile(filepath=str(temporary), check_existing=False, copy=True, compress=False)
     return target

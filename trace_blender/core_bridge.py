@@ -2,7 +2,7 @@
 
 Inside the extension zip, build.py vendors `core` as a sub-package of the add-on (`<addon>.core`);
 from a repository checkout or a pip install the top-level `core` package is used. Only these
-modules are reached through here: result_file, smpl.model_file, rig, world.scene_camera.
+modules are reached through here: result_file, smpl.model_file, rig, atomic, world.scene_camera.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def _sub(name: str) -> ModuleType:
 
 
 rig = _sub("rig")
+atomic = _sub("atomic")   # atomic_open / atomic_path: every file the add-on writes
 
 
 def result_file() -> ModuleType:

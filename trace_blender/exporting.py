@@ -17,6 +17,7 @@ import numpy as np
 
 from . import bvh_format
 from .building import JOINT_NAMES, PARENTS, PROP_PERSON, bodies_of
+from .core_bridge import atomic
 from .errors import ExportError, UsageError
 
 EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh")
@@ -95,9 +96,8 @@ def export_people(context: Any, armatures: Sequence[Any], path: str | os.PathLik
 
 
 def _export_one(context: Any, armatures: list[Any], target: Path, export_format: str) -> None:
-    temporary = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
     objects = list(armatures) + [body for armature in armatures for body in bodies_of(armature)]
-    try:
+    with atomic.atomic_path(target, suffix=f".tmp{target.suffix}") as temporary:
         with _exclusive_selection(context, objects, armatures[0]):
             if export_format in FBX_PRESETS:
                 settings = dict(FBX_COMMON, **FBX_PRESETS[export_format])
@@ -109,10 +109,6 @@ def _export_one(context: Any, armatures: list[Any], target: Path, export_format:
                 write_bvh(context, armatures[0], temporary)
         if not temporary.is_file():
             raise ExportError(f"the {FORMAT_LABELS[export_format]} exporter wrote no file for {target.name}")
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def _run_operator(operator: Any, **settings: Any) -> None:

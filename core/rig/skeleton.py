@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_open
 
 # Joint order and names exactly as smplx lists them (smplx.joint_names.JOINT_NAMES[:24]).
 SMPL_JOINT_NAMES: tuple[str, ...] = (
@@ -119,17 +120,9 @@ def write_default_skeleton(path: str | os.PathLike = DEFAULT_SKELETON_PATH,
         "parents": list(SMPL_PARENTS),
         "rest_joints": [[round(float(v), 6) for v in row] for row in joints],
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=1)
-            stream.write("\n")
-        os.replace(temp_name, target)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_open(target, "w") as stream:
+        json.dump(payload, stream, indent=1)
+        stream.write("\n")
     return target
 
 

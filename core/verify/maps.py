@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import atomic_open
 
 __all__ = ["register", "run", "parse_key", "KeySpec", "DEFAULT_RTOL"]
 
@@ -165,15 +165,8 @@ def _final_value(field: str, output: Any, clip_start: int) -> np.ndarray:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as handle:
+        json.dump(data, handle, indent=1)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:

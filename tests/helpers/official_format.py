@@ -12,11 +12,12 @@ reader should recover.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.atomic import atomic_open
 
 from .synthetic_smpl import reference_lbs, reference_rodrigues
 
@@ -28,15 +29,8 @@ ALIGNMENT_OFFSET_REST = np.array([0.0, -0.035, -0.012])
 def write_official_result(path: str | os.PathLike, outputs: dict[str, Any], imgpaths: list[str]) -> Path:
     """np.savez(outputs=dict, imgpaths=list) exactly as the official code calls it; returns the path."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, outputs=outputs, imgpaths=imgpaths)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, outputs=outputs, imgpaths=imgpaths)
     return path
 
 

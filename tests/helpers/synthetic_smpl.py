@@ -18,11 +18,12 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.atomic import atomic_open
 
 # The SMPL kinematic tree (parent of each joint, root -1) and the root marker the files use.
 SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21],
@@ -277,16 +278,8 @@ def dumps_foreign(obj: Any, protocol: int = 2) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
 
 
 def to_official_pickle_dict(arrays: dict[str, Any]) -> dict[str, Any]:
@@ -321,16 +314,8 @@ def write_synthetic_smpl_npz(path: str | os.PathLike, seed: int = 0, n_vertices:
     path = Path(path)
     arrays = make_synthetic_smpl_arrays(seed, n_vertices, num_betas)
     arrays = {k: np.asarray(v) for k, v in arrays.items() if k != "pose_training_info"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 
