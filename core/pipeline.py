@@ -144,6 +144,30 @@ class TrackAccumulator:
         return tracks
 
 
+def trim_unobserved_ends(tracks: dict[int, dict[str, np.ndarray]]) -> tuple[dict[int, dict[str, np.ndarray]], int, int]:
+    """Drop each track's rows before its first and after its last observed frame; drop never-observed tracks.
+
+    While the tracker waits to forget a lost person (up to ~2 s in product mode) it keeps reporting them
+    at their last position with features from the memory unit. Between two observations that infilling
+    is what users want (occlusions); before the first or after the last observation it is a phantom
+    standing still. Returns (tracks, dropped track count, trimmed row count). Product mode only: the
+    official settings keep every row the official code reports.
+    """
+    kept: dict[int, dict[str, np.ndarray]] = {}
+    dropped = trimmed = 0
+    for track_id, arrays in tracks.items():
+        observed = np.flatnonzero(arrays["observed"])
+        rows = len(arrays["observed"])
+        if observed.size == 0:
+            dropped += 1
+            trimmed += rows
+            continue
+        first, last = int(observed[0]), int(observed[-1]) + 1
+        trimmed += rows - (last - first)
+        kept[track_id] = {name: array[first:last] for name, array in arrays.items()}
+    return kept, dropped, trimmed
+
+
 # --------------------------------------------------------------------------------------------------
 # The temporal loop
 # --------------------------------------------------------------------------------------------------
@@ -542,6 +566,12 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                      f"there, so each shot has its own tracks, world frame, floor and camera")
         reporter.info(notes[-1])
     tracks = outcome.accumulator.finalize()
+    if not options.official_tracking:
+        tracks, dropped, trimmed = trim_unobserved_ends(tracks)
+        if trimmed:
+            notes.append(f"{trimmed} infilled row(s) before a track's first or after its last detection removed"
+                         f" ({dropped} track(s) never detected in their own frames dropped)")
+            reporter.info(notes[-1])
     if not tracks:
         stopped = f" (reading stopped early: {outcome.read_error.message})" if outcome.read_error else ""
         raise NoPersonFoundError(

@@ -1,9 +1,9 @@
 """From a video file to a result file through `python -m core run`, and the loop's bookkeeping.
 
-The end-to-end runs use the reference clip's first frames (official layout, generated seed-0
-weights, a synthetic SMPL file) encoded as a real video file. The network costs a few seconds per
-frame on a CPU, so the runs are 3 frames long; with the product tracking defaults the seed-0
-network tracks people from the first clip on (the official settings need 9+ frames for that).
+The end-to-end runs use the whole 16-frame reference clip (official layout, generated seed-0
+weights, a synthetic SMPL file) encoded as a real video file: two clips of 8, so the state carried
+between clips (ConvGRU hidden state, tracker, memory unit, world anchors) is exercised through the CLI.
+With the product tracking defaults the seed-0 network tracks people from the first clip on.
 The run includes the world stage (shots, camera, floor, feet) and writes result format version 2;
 the world flags and multi-shot videos are covered with a stand-in network in test_pipeline_world.py.
 """
@@ -27,14 +27,14 @@ import core
 from core.camera import official_lens
 from core.checkpoints import sha256_file
 from core.nn import decode_params
-from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_inference
+from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_inference, trim_unobserved_ends
 from core.preprocess import input_offsets
 from core.result_file import read_result
 from core.video import FrameRange, SourceInfo, open_frame_source
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-E2E_FRAMES = 3
+E2E_FRAMES = 16       # the whole reference clip: two clips of 8, so the carried state is exercised
 FPS = 30.0
 
 
@@ -56,7 +56,7 @@ def encode_video(path: Path, frames_rgb: np.ndarray, fps: float = FPS) -> Path:
 @pytest.fixture(scope="module")
 def e2e_inputs(reference_dir, generated_weights, tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
-    frames = np.load(reference_dir / "clip_seed0.npz")["frames"][:E2E_FRAMES]   # [3,240,320,3] RGB
+    frames = np.load(reference_dir / "clip_seed0.npz")["frames"][:E2E_FRAMES]   # [16,240,320,3] RGB
     video = encode_video(folder / "reference clip.avi", frames)
     smpl = write_synthetic_smpl_pkl(folder / "SMPL_NEUTRAL.pkl")
     return SimpleNamespace(folder=folder, video=video, smpl=Path(smpl), weights=generated_weights)
@@ -93,7 +93,7 @@ def test_video_to_result_file(e2e_inputs):
     result_path = out_dir / "reference clip.trace.npz"
     assert Path(done["result"]) == result_path and result_path.is_file()
     assert sorted(p.name for p in out_dir.iterdir()) == [result_path.name]          # no temp files
-    assert "track(s) over 3 frames" in run.stderr and "foot sliding:" in run.stderr
+    assert f"track(s) over {E2E_FRAMES} frames" in run.stderr and "foot sliding:" in run.stderr
 
     result = read_result(result_path)
     assert done["tracks"] == len(result.tracks) >= 1
@@ -111,7 +111,7 @@ def test_video_to_result_file(e2e_inputs):
     assert result.scene_camera is not None and result.scene_camera.frames.tolist() == list(range(E2E_FRAMES))
     assert len(done["ground"]) == 1 and done["ground"][0]["start"] == 0 and done["shots"] == 1
     assert "foot_sliding_mm_before" in done and "foot_sliding_mm_after" in done
-    assert (result.video.width, result.video.height, result.video.fps, result.video.frame_count) == (320, 240, FPS, 3)
+    assert (result.video.width, result.video.height, result.video.fps, result.video.frame_count) == (320, 240, FPS, E2E_FRAMES)
     assert result.camera.fov_deg == pytest.approx(50.0) and result.camera.focal_source == "official"
     assert (result.frames_processed.first, result.frames_processed.last) == (0, E2E_FRAMES - 1)
     assert result.settings["tracking_mode"] == "product" and result.settings["subjects"] == "all"
@@ -134,7 +134,7 @@ def test_video_to_result_file(e2e_inputs):
             hips = 0.5 * (joints[:, 1] + joints[:, 2])
             np.testing.assert_allclose(hips, getattr(track, f"hip_center_{frame_name}"), atol=1e-4)
         assert np.isfinite(track.center_2d).all()
-        assert track.observed[0]                          # a track starts on an observed detection
+        assert track.observed[0] and track.observed[-1]   # product mode: no phantom rows before/after detections
     print(f"e2e: {len(result.tracks)} tracks over {E2E_FRAMES} frames in {seconds:.1f} s")
 
 
@@ -316,3 +316,12 @@ def test_cuts_become_shots_in_the_result(tmp_path):
     assert [(t.track_id, t.shot) for t in result.tracks] == [(1, 0), (2, 1)]
     assert result.world_processing["split_tracks"] == []                # no track crossed the cut
     assert result.world_processing["settings"]["cut_frames"] == [10]
+
+
+def test_trim_unobserved_ends_keeps_gaps_between_detections():
+    observed = {1: [0, 1, 1, 0, 1, 0, 0], 2: [0, 0, 0], 3: [1]}
+    tracks = {tid: {"frame": np.arange(len(obs)) + 10, "observed": np.array(obs, bool)} for tid, obs in observed.items()}
+    kept, dropped, trimmed = trim_unobserved_ends(tracks)
+    assert sorted(kept) == [1, 3] and dropped == 1 and trimmed == 1 + 2 + 3
+    np.testing.assert_array_equal(kept[1]["frame"], [11, 12, 13, 14])          # the gap at 13 stays (infilled)
+    np.testing.assert_array_equal(kept[1]["observed"], [True, True, False, True])
