@@ -261,3 +261,15 @@ def test_pose_smoothing_jitter_patience_and_unset_anchor():
     out = TraceModel._smooth_pose(few, [2], all_inherited, memory, settings, api)
     assert memory.track(2).extra["grots"] is None
     torch.testing.assert_close(out, few)                               # nothing to copy from yet
+
+
+def test_world_anchors_of_absent_tracks_official_vs_product():
+    from core.nn.trace_model import carry_world_anchors
+
+    a, b, c, d = (torch.full((1, 3), float(v)) for v in range(4))
+    previous, current = {1: a, 2: b}, {2: c, 3: d}
+    official = carry_world_anchors(previous, current, keep_absent=False)
+    product = carry_world_anchors(previous, current, keep_absent=True)
+    assert sorted(official) == [2, 3] and official[2] is c            # track 1 lost its anchor (official)
+    assert sorted(product) == [1, 2, 3] and product[1] is a and product[2] is c
+    assert carry_world_anchors(None, current, keep_absent=True) == current

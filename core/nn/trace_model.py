@@ -32,6 +32,7 @@ from .raft import RAFT, flows_for_head
 from .rotations import angle_between_6d_degrees, rot6d_to_axis_angle
 
 __all__ = ["TraceModel", "StreamState", "ClipOutput", "ClipMaps", "decode_params", "resolve_device",
+           "carry_world_anchors",
            "CAM_MOTION_SCALE_X", "CAM_MOTION_SCALE_Y", "RAFT_ITERATIONS"]
 
 RAFT_ITERATIONS = 20
@@ -94,6 +95,20 @@ class ClipOutput:
     detection_flag: torch.Tensor      # [n] bool
     inherited: torch.Tensor           # [N] bool: features taken from the memory unit (infilled)
     tracked: torch.Tensor             # [N] bool: the tracker matched a detection in this frame
+
+
+def carry_world_anchors(previous: dict[int, torch.Tensor] | None, current: dict[int, torch.Tensor],
+                        keep_absent: bool) -> dict[int, torch.Tensor]:
+    """World anchors (last world cam per track id) for the next clip.
+
+    Official: rebuilt from this clip's tracks only, so a track absent from a whole clip (e.g. reported
+    in fewer than 6 of its frames) restarts its world trajectory from its camera-frame position, a jump
+    whenever the camera has moved. Product (`keep_absent`): absent tracks keep their last anchor, so
+    their world trajectory continues where it stopped.
+    """
+    if not keep_absent or not previous:
+        return dict(current)
+    return {**previous, **current}
 
 
 def _as_image_tensor(images_u8: Any) -> torch.Tensor:
@@ -341,8 +356,10 @@ class TraceModel(nn.Module):
                                       else normed_cams[i, :1] for i, tid in enumerate(track_ids)]).repeat(1, length, 1)
         world_cams = init_world + torch.cumsum(cam_motions, dim=-2)                    # [K,L,3]
         # views on purpose: the official smoothing below updates world_cams in place and the anchors
-        # of the next clip see it. Tracks absent from this clip lose their anchor (official behaviour).
-        stream.init_world_cams = {tid: world_cams[i, -1:] for i, tid in enumerate(track_ids)}
+        # of the next clip see it.
+        stream.init_world_cams = carry_world_anchors(
+            stream.init_world_cams, {tid: world_cams[i, -1:] for i, tid in enumerate(track_ids)},
+            keep_absent=not settings.official_quirks)
         if settings.smooth_pos_cam:
             self._smooth_world_cams(world_cams, track_ids, inherent, stream.memory, settings, api)
         world_cams = world_cams.reshape(-1, 3)
