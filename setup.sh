@@ -12,7 +12,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ldconfig -p | grep -
     libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libxext6 libsm6 libgl1 >/dev/null
 fi
 
-# CPU build of PyTorch. For CUDA, install the matching wheel from pytorch.org instead before this script.
-"$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0" || "$PY" -c 'import torch' 
+# PyTorch: an installed build is kept (e.g. a CUDA wheel from pytorch.org installed before this
+# script); otherwise the CPU build 2.13.0.
+if "$PY" -c 'import torch' 2>/dev/null; then
+  echo "using the installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
+else
+  "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+fi
 "$PY" -m pip install -q --disable-pip-version-check -e ".[blender,test]"
 "$PY" -c 'import torch, numpy, cv2, smplx, bpy; print("setup ok: torch", torch.__version__, "numpy", numpy.__version__, "opencv", cv2.__version__, "blender", bpy.app.version_string)'
