@@ -306,6 +306,7 @@ class RunOptions:
     weights_dir: Path | None = None
     device: str = "auto"                # auto | cpu | cuda
     dtype: str = "float32"              # float32 | float64
+    autocast: str = "none"              # none | bf16 | fp16: mixed precision for backbones and head maps
     subjects: str | int | None = None   # None: 'all' (product) / 1 (official)
     official_tracking: bool = False
     fov_deg: float | None = None
@@ -467,8 +468,22 @@ def _download_progress(reporter: ProgressReporter) -> Callable[[str, int, int], 
     return on_progress
 
 
+AUTOCAST_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_autocast(name: str, device: str, dtype: torch.dtype) -> torch.dtype | None:
+    """--autocast: bf16/fp16 mixed precision for the backbones and head maps (tracking stays in dtype)."""
+    if name not in AUTOCAST_DTYPES:
+        raise UsageError(f"--autocast must be none, bf16 or fp16 (got {name!r})")
+    if name != "none" and dtype != torch.float32:
+        raise UsageError("--autocast needs --dtype float32 (mixed precision runs below float32)")
+    if name == "fp16" and device != "cuda":
+        raise UsageError("--autocast fp16 needs a CUDA device; use bf16 on the CPU (or none)")
+    return AUTOCAST_DTYPES[name]
+
+
 def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: torch.dtype,
-                 reporter: ProgressReporter) -> LoadedNetwork:
+                 reporter: ProgressReporter, autocast_dtype: torch.dtype | None = None) -> LoadedNetwork:
     """Find (download if allowed), check and load the three checkpoints.
 
     The one place run_video gets its network from: tests replace this function to run the whole
@@ -484,7 +499,7 @@ def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: to
     reporter.begin_stage("load_weights", 1, unit="steps")
     from .nn import TraceModel, decode_params
 
-    model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype)
+    model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype)
     weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
     reporter.update(1)
     reporter.end_stage()
@@ -518,6 +533,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                            options.tracking_overrides)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype)
+        autocast_dtype = resolve_autocast(options.autocast, device, dtype)
         if device == "cuda":
             disable_tf32()
         if options.threads:
@@ -536,7 +552,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         if options.smpl_model is not None:
             body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
 
-        network = load_network(options.weights_dir, options.offline, device, dtype, reporter)
+        network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
+                               autocast_dtype=autocast_dtype)
 
         detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
         shot_detector = None
@@ -602,6 +619,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "lens": lens.as_dict(),
         "device": device,
         "dtype": options.dtype,
+        "autocast": options.autocast,
         "cuda_tf32": False if device == "cuda" else None,
         "frame_range": frame_range.as_dict(),
         "clip_length": CLIP_LENGTH,

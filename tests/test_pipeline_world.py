@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from core import cli
 from core.errors import ExitCode, SmplModelFileError
@@ -242,3 +243,29 @@ def test_partial_result_still_gets_the_world_stage(tmp_path, monkeypatch):
     assert result.frames_processed.stopped_early and result.frames_processed.last == 11
     assert [(s.start, s.stop) for s in result.shots] == [(0, 10), (10, 12)]
     assert [g["stop"] for g in done["ground"]] == [10, 12] and "foot sliding:" in stderr
+
+
+def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_path, monkeypatch):
+    import core.pipeline
+
+    seen = {}
+    stand_in = loader(StandInNetwork(PEOPLE))
+
+    def recording_loader(*args, autocast_dtype=None):
+        seen["autocast_dtype"] = autocast_dtype
+        return stand_in(*args, autocast_dtype=autocast_dtype)
+
+    monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = cli.main(["run", str(cut_video), "-o", str(tmp_path), "--progress-json", "--threads", "1",
+                     "--device", "cpu", "--autocast", "bf16"], stdout=stdout, stderr=stderr)
+    assert code == 0, stderr.getvalue()[-2000:]
+    assert seen["autocast_dtype"] is torch.bfloat16
+    assert read_result(tmp_path / "three shots.trace.npz").settings["autocast"] == "bf16"
+
+
+@pytest.mark.parametrize("flags", [("--device", "cpu", "--autocast", "fp16"), ("--dtype", "float64", "--autocast", "bf16")])
+def test_autocast_misuse_is_a_usage_error(cut_video, tmp_path, monkeypatch, flags):
+    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, *flags)
+    assert code == 2 and events[-1]["event"] == "error" and "--autocast" in events[-1]["message"]
+    assert not any(tmp_path.iterdir())
