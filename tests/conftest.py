@@ -63,3 +63,11 @@ def generate_weights(reference: Path, out_dir: Path, seed: int = 0) -> Path:
 def generated_weights(reference_dir: Path) -> Path:
     """Folder with the three seed-0 checkpoints in the official file layout."""
     return generate_weights(reference_dir, GENERATED_DIR / "weights_seed0", seed=0)
+
+
+@pytest.fixture()
+def empty_scene():
+    """A clean Blender scene (factory settings, no objects); bpy is imported only by tests that use it."""
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context

@@ -22,12 +22,6 @@ FK_TOLERANCE_M = 1e-4
 CHECK_FRAMES = (0, 1, 57, 150, 233, 299)
 
 
-@pytest.fixture()
-def empty_scene():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    return bpy.context
-
-
 @pytest.fixture(scope="module")
 def smpl_model_path(tmp_path_factory):
     return write_synthetic_smpl_pkl(tmp_path_factory.mktemp("smpl") / "SMPL_SYNTHETIC.pkl")

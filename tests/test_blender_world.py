@@ -37,12 +37,6 @@ FOOT_HEIGHTS = foot_joint_heights(REST)          # [4] ankle/toe joints above th
 FOOT_BONES = ("left_ankle", "right_ankle", "left_foot", "right_foot")   # SMPL joints 7, 8, 10, 11
 
 
-@pytest.fixture()
-def empty_scene():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    return bpy.context
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """(folder, video path, raw result, truth, path of the v2 result written from the truth)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import pytest
 import core.result_file as result_file
 from core.result_file import (FORMAT_NAME, FORMAT_VERSION, CameraInfo, FramesProcessed, ResultFormatError,
                               ResultValidationError, TraceResult, TrackResult, VideoInfo, read_result, write_result)
+from helpers.result_archive import rewrite_result_archive
 
 
 def make_track(track_id: int, frames: np.ndarray, seed: int, fps: float = 25.0, with_joints: bool = False,
@@ -225,28 +225,18 @@ def test_damaged_and_foreign_files_raise_clear_errors(tmp_path):
         read_result(tmp_path / "corrupt.npz")
 
 
-def _rewrite_meta(source: Path, target: Path, change) -> Path:
-    with np.load(source, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    meta = json.loads(str(arrays["meta_json"][()]))
-    change(meta, arrays)
-    arrays["meta_json"] = np.array(json.dumps(meta))
-    np.savez(target, **arrays)
-    return target
-
-
 def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
     good = write_result(tmp_path / "good.npz", make_result())
-    newer = _rewrite_meta(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=3))
+    newer = rewrite_result_archive(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=3))
     with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 3.*Update"):
         read_result(newer)
-    bad_version = _rewrite_meta(good, tmp_path / "v0.npz", lambda meta, arrays: meta.update(version=0))
+    bad_version = rewrite_result_archive(good, tmp_path / "v0.npz", lambda meta, arrays: meta.update(version=0))
     with pytest.raises(ResultFormatError, match="invalid format version"):
         read_result(bad_version)
-    missing = _rewrite_meta(good, tmp_path / "missing.npz", lambda meta, arrays: arrays.pop("hip_center_world"))
+    missing = rewrite_result_archive(good, tmp_path / "missing.npz", lambda meta, arrays: arrays.pop("hip_center_world"))
     with pytest.raises(ResultFormatError, match="missing arrays hip_center_world"):
         read_result(missing)
-    offsets = _rewrite_meta(good, tmp_path / "offsets.npz",
+    offsets = rewrite_result_archive(good, tmp_path / "offsets.npz",
                             lambda meta, arrays: arrays.update(track_offsets=np.array([0, 41, 46])))
     with pytest.raises(ResultFormatError, match="increasing|non-finite|track_offsets"):
         read_result(offsets)
@@ -274,7 +264,7 @@ def test_object_arrays_in_a_result_are_refused_without_running_code(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     good = write_result(tmp_path / "good.npz", make_result())
-    evil = _rewrite_meta(good, tmp_path / "evil.npz",
+    evil = rewrite_result_archive(good, tmp_path / "evil.npz",
                          lambda meta, arrays: arrays.update(frames=np.array([RunsCommand()], dtype=object)))
     with pytest.raises(ResultFormatError):
         read_result(evil)

@@ -16,6 +16,7 @@ from core.result_file import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo,
 from core.rig.frames import TRACE_TO_BLENDER
 from core.rig.rotations import axis_angle_to_matrix
 from core.world.ground import default_alignment
+from helpers.result_archive import rewrite_result_archive
 
 FPS = 25.0
 
@@ -264,16 +265,6 @@ def test_invalid_v2_results_are_not_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _rewrite(source: Path, target: Path, change) -> Path:
-    with np.load(source, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
-    meta = json.loads(str(arrays["meta_json"][()]))
-    change(meta, arrays)
-    arrays["meta_json"] = np.array(json.dumps(meta))
-    np.savez(target, **arrays)
-    return target
-
-
 def test_damaged_v2_files_raise_clear_errors(tmp_path):
     good = write_result(tmp_path / "good.npz", make_v2_result())
     cases = [
@@ -287,4 +278,4 @@ def test_damaged_v2_files_raise_clear_errors(tmp_path):
     ]
     for number, (change, message) in enumerate(cases):
         with pytest.raises(ResultFormatError, match=message):
-            read_result(_rewrite(good, tmp_path / f"bad{number}.npz", change))
+            read_result(rewrite_result_archive(good, tmp_path / f"bad{number}.npz", change))
