@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress-json", action="store_true",
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
     run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
+
+    preview = commands.add_parser(
+        "preview", help="draw a result on its video: skeletons, track ids, shots and a top view (mp4)",
+        description="Write an overlay video of a result: every person's skeleton and track id in one colour per "
+                    "identity, the shot index, and a small top-down view of the trajectories.")
+    preview.add_argument("result", type=Path, metavar="RESULT", help="a .trace.npz result file")
+    preview.add_argument("-o", "--output", type=Path, required=True, metavar="PREVIEW.mp4", help="video to write")
+    preview.add_argument("--video", type=Path, metavar="VIDEO",
+                         help="the source video (default: the one recorded in the result, if it is still there; "
+                              "otherwise a grey canvas)")
+    preview.add_argument("--no-video", action="store_true", help="draw on a grey canvas even if the video exists")
+    preview.add_argument("--no-world-view", dest="world_view", action="store_false", help="no top-down inset")
+    preview.add_argument("--progress-json", action="store_true", help="JSON-lines events on stdout")
     return parser
 
 
@@ -183,6 +196,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     try:
         try:
             args = build_parser().parse_args(argv)
+            if args.command == "preview":
+                return _preview(args, reporter, summary_stream=stderr if json_mode else stdout)
             if args.command != "run":
                 build_parser().print_help(stderr)
                 raise UsageError(f"no command given; use `{PROG} run INPUT -o OUT_DIR`")
@@ -208,6 +223,34 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             signal.signal(signal.SIGTERM, previous_term)
         if protected is not None:
             protected.close()
+
+
+def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
+    from .preview import PreviewOptions, render_preview
+
+    if args.video is not None and args.no_video:
+        raise UsageError("--video and --no-video exclude each other")
+    options = PreviewOptions(result_path=args.result, output_path=args.output, video_path=args.video,
+                             world_view=args.world_view, blank=args.no_video)
+    started = [False]
+
+    def on_progress(done: int, total: int) -> None:
+        if not started[0]:
+            reporter.begin_stage("preview", total)
+            started[0] = True
+        reporter.update(done)
+
+    summary = render_preview(options, on_progress)
+    if started[0]:
+        reporter.end_stage()
+    for note in summary.notes:
+        reporter.warning(note)
+    summary_stream.write(f"preview: {summary.frames} frames ({summary.frames_per_second:.0f} frames/s) on "
+                         f"{summary.background} -> {summary.output_path}\n")
+    summary_stream.flush()
+    reporter.done(str(summary.output_path), summary.tracks, int(ExitCode.OK),
+                  {"preview": str(summary.output_path), "frames": summary.frames})
+    return int(ExitCode.OK)
 
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:

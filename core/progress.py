@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-STAGES = ("load_weights", "inference", "smpl", "world", "write")
+STAGES = ("load_weights", "inference", "smpl", "world", "write", "preview")
 
 
 def format_duration(seconds: float | None) -> str:
