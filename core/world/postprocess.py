@@ -35,8 +35,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..result_file import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
-from ..rig.rotations import axis_angle_to_matrix
+from ..rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from ..rig.skeleton import load_default_skeleton
+from ..rig.rotations import axis_angle_to_quaternion, make_quaternions_continuous
+from .denoise import (DenoiseSettings, TrackMotion, denoise_tracks, estimate_position_noise, estimate_rotation_noise,
+                      motion_noise)
 from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, detect_foot_contacts, foot_sliding,
                        pose_to_joints)
 from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
@@ -77,6 +80,7 @@ class WorldProcessingSettings:
     camera: SceneCameraSettings = field(default_factory=SceneCameraSettings)
     contacts: ContactSettings = field(default_factory=ContactSettings)
     cleanup: SkateCleanupSettings = field(default_factory=SkateCleanupSettings)
+    denoise: DenoiseSettings = field(default_factory=DenoiseSettings)
     # Weight (x confidence) of frames TRACE infilled from its memory (observed False) as evidence for
     # the camera and the floor: 0 = only detected frames count.
     infilled_weight: float = 0.0
@@ -116,11 +120,12 @@ class _TrackOutcome:
     contacts: np.ndarray | None = None                                     # [T,2] bool
     clean_body_pose: np.ndarray | None = None                              # [T,23,3]
     clean_hip_center_world: np.ndarray | None = None                       # [T,3] track's TRACE world
+    clean_global_orient_world: np.ndarray | None = None                    # [T,3] track's TRACE world
     metrics: dict = field(default_factory=dict)
 
 
 def apply_world_processing(result: TraceResult, *, align: bool = True, clean_feet: bool = True,
-                           cut_frames: Sequence[int] = (),
+                           denoise: bool = True, cut_frames: Sequence[int] = (),
                            rest_joints_for_track: Callable[[TrackResult], np.ndarray | RestBody] | None = None,
                            settings: WorldProcessingSettings | None = None,
                            on_progress: Callable[[int, int], None] | None = None) -> TraceResult:
@@ -163,7 +168,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
         members = [piece for piece in pieces if piece.shot == index]
         bodies = [_rest_body(piece, rest_joints_for_track, default_rest) for piece in members]
         shot, camera, shot_outcomes, metrics = _process_shot(index, shot_start, shot_stop, members, bodies, align,
-                                                             clean_feet, s, fps, notes, advance)
+                                                             clean_feet, denoise, s, fps, notes, advance)
         shots.append(shot)
         shot_metrics.append(metrics)
         if camera is not None:
@@ -173,13 +178,18 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     tracks = []
     for piece in sorted(pieces, key=lambda p: p.shot):  # stable: original order within a shot
         outcome = outcomes[piece.track_id]
-        tracks.append(dataclasses.replace(
+        extra = ({"clean_global_orient_world": outcome.clean_global_orient_world}
+                 if "clean_global_orient_world" in {f.name for f in dataclasses.fields(TrackResult)} else {})
+        track = dataclasses.replace(
             piece, registration=outcome.registration, contacts=outcome.contacts,
-            clean_body_pose=outcome.clean_body_pose, clean_hip_center_world=outcome.clean_hip_center_world))
+            clean_body_pose=outcome.clean_body_pose, clean_hip_center_world=outcome.clean_hip_center_world, **extra)
+        if not extra:   # TODO(format v3): stored field; until then an attribute for the benchmark
+            track.clean_global_orient_world = outcome.clean_global_orient_world
+        tracks.append(track)
     track_metrics = [outcomes[track.track_id].metrics for track in tracks]
 
     world_processing = _json_safe({
-        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "cut_frames": cuts,
+        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "denoise": bool(denoise), "cut_frames": cuts,
                      "rest_skeleton": "default skeleton" if rest_joints_for_track is None else "given per track",
                      **s.to_dict()},
         "split_tracks": split_records,
@@ -277,7 +287,7 @@ def _strict_times(track: TrackResult, fps: float) -> np.ndarray:
 
 
 def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], bodies: list[_Body], align: bool,
-                  clean_feet: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
+                  clean_feet: bool, denoise: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
                   advance: Callable[[int], None]) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
     """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop).
 
@@ -312,14 +322,35 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
 
     registered = [apply_world_transform(outcome.registration, track.global_orient_world, track.hip_center_world)[:2]
                   for outcome, track in zip(outcomes, tracks)]      # (orient [T,3], hips [T,3]) in the shot world
+    body_poses = [track.poses for track in tracks]                   # [T,24,3]; joints 1-23 are used
+
+    # 1b. Temporal denoising of every track in the shot world (root, orientation, joint rotations).
+    if denoise:
+        motions = [TrackMotion(frames=track.frames, global_orient=orient, body_pose=track.poses[:, 1:], hip_centers=hips,
+                               weights=weight, rays=_camera_rays(track, orient, outcome.registration))
+                   for track, weight, outcome, (orient, hips) in zip(tracks, weights, outcomes, registered)]
+        smoothed = denoise_tracks(motions, fps, s.denoise)
+        for outcome, result in zip(outcomes, smoothed):
+            outcome.metrics["denoise"] = _json_safe(result.summary())
+            if not result.denoised:
+                notes.append(f"{where}, track {outcome.metrics['track_id']}: {result.note}")
+        registered = [(result.global_orient, result.hip_centers) for result in smoothed]
+        body_poses = [np.concatenate([track.poses[:, :1], result.body_pose], axis=1)
+                      for track, result in zip(tracks, smoothed)]
+        noise = [result.motion_noise_m() for result in smoothed]
+    else:
+        noise = [_raw_motion_noise(track, hips) for track, (_, hips) in zip(tracks, registered)]
+    for outcome, value in zip(outcomes, noise):
+        outcome.metrics["motion_noise_m"] = value
 
     # 2. The floor from everybody's feet (also needed for the cleanup when the output is not aligned).
     ground: GroundAlignment | None = None
     ground_error = ""
     if align or clean_feet:
         people = []
-        for track, body, weight, time, (orient, hips) in zip(tracks, bodies, weights, times, registered):
-            joints = _joints_in_blocks(body.rest_joints, orient, track.poses, hips)              # [T,24,3]
+        for track, body, weight, time, (orient, hips), poses in zip(tracks, bodies, weights, times, registered,
+                                                                    body_poses):
+            joints = _joints_in_blocks(body.rest_joints, orient, poses, hips)                    # [T,24,3]
             people.append(PersonJoints(joints, time, weights=weight, foot_heights=body.foot_heights,
                                        up_axes=axis_angle_to_matrix(orient)[:, :, 1]))
         try:
@@ -346,10 +377,15 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
 
     # 3. Contacts and skate cleanup per track, in the floor-aligned world.
     if not (align or clean_feet):
+        if denoise:   # denoised motion only
+            for track, outcome, (orient, hips), poses in zip(tracks, outcomes, registered, body_poses):
+                _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
         advance(sum(track.num_frames for track in tracks))
     else:
-        for track, body, time, outcome, (orient, hips) in zip(tracks, bodies, times, outcomes, registered):
-            _feet(track, body, time, orient, hips, ground, clean_feet, s, outcome)
+        for track, body, time, outcome, (orient, hips), poses in zip(tracks, bodies, times, outcomes, registered,
+                                                                     body_poses):
+            _feet(track, body, time, orient, poses, hips, ground, clean_feet, denoise, s, outcome,
+                  outcome.metrics["motion_noise_m"])
             advance(track.num_frames)
         if ground is None:
             notes.append(f"{where}: without a floor no foot contacts were detected"
@@ -377,33 +413,69 @@ def _with_root(orient: np.ndarray, poses: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(orient, np.float64)[:, None], np.asarray(poses, np.float64)[:, 1:]], axis=1)
 
 
-def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, hips: np.ndarray,
-          ground: GroundAlignment | None, clean_feet: bool, s: WorldProcessingSettings, outcome: _TrackOutcome) -> None:
-    """Contacts (and, with clean_feet, the cleaned motion mapped back to the track's TRACE world)."""
+def _raw_motion_noise(track: TrackResult, hips: np.ndarray) -> float:
+    """Per-frame position noise (metres, RMS per axis) of a track that is not denoised."""
+    if track.num_frames < 4 or not np.all(np.isfinite(hips)):
+        return 0.0
+    rotations = np.concatenate([track.global_orient_world[:, None], track.poses[:, 1:]], axis=1)
+    quats = make_quaternions_continuous(axis_angle_to_quaternion(rotations.astype(np.float64)), axis=0)
+    along, across = estimate_position_noise(np.asarray(hips, np.float64), track.frames, None)
+    return motion_noise(along, across, float(np.degrees(2.0 * np.median(estimate_rotation_noise(quats, track.frames)))))
+
+
+def _camera_rays(track: TrackResult, orient: np.ndarray, registration: np.ndarray) -> np.ndarray:
+    """[T,3] unit camera rays towards the person in the shot world, from the track's own camera pose.
+
+    R_world_cam = R_world_body R_cam_body^T (per frame); ray = R_world_cam hip_cam / |hip_cam|.
+    """
+    world_cam = axis_angle_to_matrix(orient) @ np.swapaxes(axis_angle_to_matrix(track.poses[:, 0]), -1, -2)
+    direction = np.asarray(track.hip_center_cam, np.float64)
+    norm = np.linalg.norm(direction, axis=1, keepdims=True)
+    direction = np.where(norm > 1e-9, direction / np.where(norm > 1e-9, norm, 1.0), [0.0, 0.0, 1.0])
+    return np.einsum("tij,tj->ti", world_cam, direction)
+
+
+def _store_motion(outcome: _TrackOutcome, orient: np.ndarray, body_pose: np.ndarray, hips: np.ndarray,
+                  world_to_shot: np.ndarray) -> None:
+    """Store a world motion (orient, hips in the world of `world_to_shot @ registration`) in the
+    track's own TRACE world."""
+    to_track_world = np.linalg.inv(world_to_shot @ outcome.registration)
+    rotation = to_track_world[:3, :3]
+    outcome.clean_body_pose = np.asarray(body_pose, np.float64)
+    outcome.clean_hip_center_world = np.asarray(hips, np.float64) @ rotation.T + to_track_world[:3, 3]
+    outcome.clean_global_orient_world = matrix_to_axis_angle(rotation @ axis_angle_to_matrix(orient))
+
+
+def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, poses: np.ndarray, hips: np.ndarray,
+          ground: GroundAlignment | None, clean_feet: bool, denoise: bool, s: WorldProcessingSettings,
+          outcome: _TrackOutcome, noise_m: float) -> None:
+    """Contacts and the final motion (denoised and/or skate-cleaned), stored in the track's TRACE world.
+
+    orient, poses [T,24,3] (joints 1-23 used), hips: the (denoised) motion in the shot world.
+    """
     count = track.num_frames
     if ground is None:
         outcome.contacts = np.zeros((count, 2), bool)
-        if clean_feet:   # nothing to clean against: the cleaned motion is the raw one
-            outcome.clean_body_pose = np.array(track.poses[:, 1:])
-            outcome.clean_hip_center_world = np.array(track.hip_center_world)
+        if clean_feet or denoise:   # nothing to clean against: the motion stays as it is (denoised or raw)
+            _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
         outcome.metrics.update(contact_frames=[0, 0], sliding_before_m=None, sliding_after_m=None, sliding_pairs=0,
                                cleaned=False)
         return
     floor_orient, floor_hips, _ = apply_world_transform(ground.matrix, orient, hips)      # [T,3], [T,3]
-    floor_poses = _with_root(floor_orient, track.poses)                                   # [T,24,3]
+    floor_poses = _with_root(floor_orient, poses)                                         # [T,24,3]
     if clean_feet:
         cleaned = clean_foot_skate(body.rest_joints, floor_poses, floor_hips, times, foot_heights=body.foot_heights,
-                                   contact_settings=s.contacts, settings=s.cleanup)
+                                   contact_settings=s.contacts, settings=s.cleanup, noise_m=noise_m)
         contacts = cleaned.contacts
-        to_track_world = np.linalg.inv(ground.matrix @ outcome.registration)               # floor world -> TRACE world
-        outcome.clean_body_pose = cleaned.poses[:, 1:]
-        outcome.clean_hip_center_world = cleaned.hip_centers @ to_track_world[:3, :3].T + to_track_world[:3, 3]
+        _store_motion(outcome, cleaned.poses[:, 0], cleaned.poses[:, 1:], cleaned.hip_centers, ground.matrix)
         before, after = cleaned.sliding_before_m, cleaned.sliding_after_m
         outcome.metrics.update(unreached_ik_frames=cleaned.unreached_frames, cleaned=True)
     else:
         _, joints = pose_to_joints(body.rest_joints, floor_poses, floor_hips)
-        contacts = detect_foot_contacts(joints, times, body.foot_heights, s.contacts)
+        contacts = detect_foot_contacts(joints, times, body.foot_heights, s.contacts, noise_m)
         before, after = foot_sliding(joints, contacts), None
+        if denoise:
+            _store_motion(outcome, floor_orient, poses[:, 1:], floor_hips, ground.matrix)
         outcome.metrics.update(cleaned=False)
     outcome.contacts = contacts
     pairs = int(2 * np.count_nonzero(contacts[1:] & contacts[:-1]))   # (foot, frame pair) x ankle and toe
