@@ -22,13 +22,14 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
+from trace_format.schema import TraceResult
+
 from . import __version__
 from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
-from .result_file import TraceResult
 from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
 CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
@@ -430,7 +431,7 @@ def output_path_for(input_path: Path, output_dir: Path) -> Path:
 
 def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32):
     """Load --smpl-model; any problem with the file becomes exit code 5 with the loader's message."""
-    from .smpl.model_file import SmplModelError, load_smpl_model_file
+    from trace_format.smpl_file import SmplModelError, load_smpl_model_file
 
     path = Path(path)
     try:
@@ -643,7 +644,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                  f"contacts: {error}") from None
     del raw
     reporter.begin_stage("write", 1, unit="files")
-    from .result_file import write_result
+    from trace_format.npz import write_result
 
     written = write_result(result_path, processed)
     reporter.update(1)
@@ -686,12 +687,12 @@ def software_info() -> dict[str, str]:
 def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens, settings: dict,
                      weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
                      outcome: InferenceOutcome) -> TraceResult:
-    """The raw TraceResult (core.result_file) of a run: TRACE's arrays as decoded, one sequence.
+    """The raw TraceResult (trace_format.schema) of a run: TRACE's arrays as decoded, one sequence.
 
     No shots yet: the cuts (outcome.shot_cuts) become shots in the world stage (`process_world`),
     the single place shots are made.
     """
-    from .result_file import CameraInfo, FramesProcessed, TrackResult, VideoInfo
+    from trace_format.schema import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
     track_results = []
@@ -734,7 +735,7 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
                      outcome: InferenceOutcome, world: WorldOptions | None = None,
                      reporter: ProgressReporter | None = None) -> Path:
     """Raw result -> world stage (default WorldOptions()) -> atomic write; what run_video does after inference."""
-    from .result_file import write_result
+    from trace_format.npz import write_result
 
     raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_model, notes, outcome)
     processed, _ = process_world(raw, outcome.shot_cuts, world or WorldOptions(), reporter)

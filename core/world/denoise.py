@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..rig.rotations import (axis_angle_to_quaternion, make_quaternions_continuous, quaternion_to_axis_angle)
+from trace_format.rotations import axis_angle_to_quaternion, make_quaternions_continuous, quaternion_to_axis_angle
 
 __all__ = ["DenoiseSettings", "TrackMotion", "DenoisedTrack", "estimate_position_noise", "estimate_rotation_noise",
            "motion_noise", "denoise_tracks", "MIN_DENOISE_FRAMES"]

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.rig.fk import forward_kinematics
-from core.rig.rotations import matrix_to_axis_angle
-from core.rig.skeleton import SMPL_PARENTS, load_default_skeleton
+from trace_format.fk import forward_kinematics
+from trace_format.rotations import matrix_to_axis_angle
+from trace_format.skeleton import SMPL_PARENTS, load_default_skeleton
 
 MOCAP_DIR = Path(__file__).resolve().parents[1] / "data" / "mocap"
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.result_file import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
-from core.rig.fk import forward_kinematics, hip_centers
-from core.rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from trace_format.schema import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
+from trace_format.fk import forward_kinematics, hip_centers
+from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 from .mocap import MocapClip, load_clip
 
