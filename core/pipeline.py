@@ -324,6 +324,7 @@ class RunOptions:
     shot_detection: bool | None = None  # restart tracking at hard cuts; None: on, off with official tracking
     align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
     foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
+    denoise: bool = True                # temporal denoising of every track (core.world.denoise)
 
 
 @dataclass
@@ -343,6 +344,7 @@ class WorldOptions:
 
     align: bool = True
     foot_cleanup: bool = True
+    denoise: bool = True
     rest_body: Callable[[Any], Any] | None = None   # core.world.smpl_rest_body(model); None: default skeleton
 
 
@@ -611,7 +613,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                      "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
                          rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
     settings = {
         "tracking": tracking.to_dict(),
@@ -629,7 +631,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "save_vertices": bool(options.save_vertices),
         "shot_cut_detection": bool(detect_cuts),
         "shot_cuts": list(outcome.shot_cuts),
-        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "shot_detection": bool(detect_cuts),
+        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+                  "shot_detection": bool(detect_cuts),
                   "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
         "input": str(options.input_path),
     }
@@ -662,14 +665,15 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
     cuts found while streaming. They are the only source of shots: the stream was restarted there
     (no track crosses one), and apply_world_processing turns them into the result's shots, one
     camera, floor and registration set per shot. TRACE's raw arrays are copied unchanged.
-    Returns (processed TraceResult (format version 2), WorldSummary).
+    Returns (processed TraceResult (current format version), WorldSummary).
     """
     def on_progress(done: int, total: int) -> None:
         reporter.update(done)
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, cut_frames=cut_frames,
+    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+                                       cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)
     if reporter is not None:

@@ -244,12 +244,7 @@ def truth_in_track_world(scene: Scene, person: Person) -> np.ndarray:
 
 def track_joints(rest: np.ndarray, track: TrackResult, cleaned: bool) -> np.ndarray:
     """FK joints [T,24,3] of a track's raw or stored world motion, in the track's TRACE world."""
-    orient = getattr(track, "clean_global_orient_world", None)
-    poses = track.world_poses(cleaned)
-    if cleaned and orient is not None:
-        poses = poses.copy()
-        poses[:, 0] = orient
-    rotations, joints = forward_kinematics(rest, poses)
+    rotations, joints = forward_kinematics(rest, track.world_poses(cleaned))
     return joints - hip_centers(joints)[:, None] + track.world_hip_centers(cleaned)[:, None]
 
 
