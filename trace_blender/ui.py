@@ -51,6 +51,8 @@ class TRACE_SessionState(bpy.types.PropertyGroup):
                                     "Off: TRACE's camera world with the fixed axis swap")
     foot_cleanup: BoolProperty(name="Clean foot skate", default=True,
                                description="Detect foot contacts and pin planted feet (off: raw motion)")
+    denoise: BoolProperty(name="Smooth jitter", default=True,
+                          description="Temporal denoising of every person's world motion (off: TRACE's raw jitter)")
     shot_detection: BoolProperty(name="Detect shot cuts", default=True,
                                  description="Restart tracking, world and camera at hard cuts; each shot is "
                                              "imported as its own frame range")
@@ -76,6 +78,7 @@ class TRACE_PT_main(_TracePanel, bpy.types.Panel):
         layout.prop(state, "video_path", text="")
         column = layout.column(heading="World", align=True)
         column.prop(state, "align")
+        column.prop(state, "denoise")
         column.prop(state, "foot_cleanup")
         column.prop(state, "shot_detection")
         job = active_job()

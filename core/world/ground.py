@@ -134,7 +134,7 @@ class GroundFitSettings:
     refit_iterations: int = 5
     min_contact_points: int = 20         # fewer candidates or inliers: fall back to the prior
     min_support_spread_m: float = 0.3    # contacts spanning less than this across (a line): low confidence
-    prior_noise_deg: float = 1.5         # how far the people's upright direction may be from gravity
+    prior_noise_deg: float = 2.5         # how far the pelvis up axes may lean from gravity (real gait: 4-8 deg)
     samples_per_independent: int = 10    # contact points per independent sample (they come in runs)
     upright_cone_deg: float = 35.0       # up-prior frames further than this from the mean are dropped
     seed: int = 0
