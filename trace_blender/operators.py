@@ -135,6 +135,8 @@ def remember_shots(state: Any, summary: building.ImportSummary, frame_start: int
         item.imported = item.selected = shot is not None
         item.people = len(shot.people) if shot is not None else 0
         item.aligned = shot.aligned if shot is not None else plan.aligned
+        item.floor_low_confidence = item.aligned and plan.floor_confidence == "low"
+        item.floor_note = plan.floor_note
         item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
     state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
     state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1

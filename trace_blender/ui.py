@@ -26,6 +26,8 @@ class TRACE_ShotItem(bpy.types.PropertyGroup):
     people: IntProperty(name="People", default=0)
     camera_name: StringProperty(name="Camera", default="")
     aligned: BoolProperty(name="Floor aligned", default=False)
+    floor_low_confidence: BoolProperty(name="Floor fit has low confidence", default=False)
+    floor_note: StringProperty(name="Floor note", default="")
     imported: BoolProperty(name="Imported", default=False)
     selected: BoolProperty(name="Selected", default=True, description="Import this shot with 'Import Selected Shots'")
 
@@ -130,6 +132,8 @@ class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
                 row.label(text=f"{item.people}", icon="ARMATURE_DATA")
                 row.label(text="", icon="VIEW_CAMERA" if item.camera_name else "BLANK1")
                 row.label(text="", icon="MESH_PLANE" if item.aligned else "BLANK1")
+                if item.floor_low_confidence:
+                    row.label(text="floor?", icon="ERROR")
         row = layout.row(align=True)
         whole = row.operator("trace.view_shot", text="Whole Video", depress=state.active_shot < 0)
         whole.shot_index = -1
