@@ -35,7 +35,7 @@ def main() -> int:
     cv2.setNumThreads(1)
     from core.preview import PreviewOptions, render_preview
     from core.preview.render import WorldInset, draw_frame, prepare_tracks
-    from core.result_file import read_result, write_result
+    from trace_format.npz import read_result, write_result
     from helpers.preview_scene import walking_result, write_plain_video
 
     with tempfile.TemporaryDirectory() as folder:

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         cuts.add_argument(old_name, dest="shot_detection", action="store_const", const=value, help=argparse.SUPPRESS)
     world.add_argument("--no-align", dest="align", action="store_false",
                        help="no ground/gravity alignment: the fixed (x, z, -y) mapping of TRACE's world")
+    world.add_argument("--no-denoise", dest="denoise", action="store_false",
+                       help="keep TRACE's frame-to-frame jitter (no temporal denoising of the world motion)")
     world.add_argument("--no-foot-cleanup", dest="foot_cleanup", action="store_false",
                        help="keep TRACE's leg motion (no foot-skate cleanup); contacts are still detected when aligned")
     run.add_argument("--tracking", action="append", default=[], metavar="KEY=VALUE",
@@ -264,7 +266,7 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
         smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
-        align=args.align, foot_cleanup=args.foot_cleanup)
+        align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise)
     summary = run_video(options, reporter)
     rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
     lines = [f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "

@@ -9,7 +9,7 @@ f_n = 1/tan(25 deg) = 2.1445, and it adds 1e-4 to the depth; we project with the
 gave the 3D positions, so keypoints and 3D joints agree (the official points sit up to 0.2 % closer
 to the image centre). The joints are the 24 SMPL joints (official: 44; the first 24 are the same).
 
-Without an SMPL model the joints come from the default skeleton (`assets/default_skeleton.json`,
+Without an SMPL model the joints come from the default skeleton (`trace_format/default_skeleton.json`,
 the one the Blender importer uses then) posed by forward kinematics and placed by the hip centre.
 numpy only.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .camera import Lens, project_to_source_pixels
-from .rig.fk import forward_kinematics, place_by_hip_center
+from trace_format.fk import forward_kinematics, place_by_hip_center
 
 __all__ = ["KEYPOINTS_FROM_SMPL", "KEYPOINTS_FROM_DEFAULT_SKELETON", "skeleton_joints_cam", "project_keypoints",
            "boxes_from_keypoints"]

@@ -22,13 +22,14 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
+from trace_format.schema import TraceResult
+
 from . import __version__
 from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
-from .result_file import TraceResult
 from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
 CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
@@ -323,6 +324,7 @@ class RunOptions:
     shot_detection: bool | None = None  # restart tracking at hard cuts; None: on, off with official tracking
     align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
     foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
+    denoise: bool = True                # temporal denoising of every track (core.world.denoise)
 
 
 @dataclass
@@ -342,6 +344,7 @@ class WorldOptions:
 
     align: bool = True
     foot_cleanup: bool = True
+    denoise: bool = True
     rest_body: Callable[[Any], Any] | None = None   # core.world.smpl_rest_body(model); None: default skeleton
 
 
@@ -430,7 +433,7 @@ def output_path_for(input_path: Path, output_dir: Path) -> Path:
 
 def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32):
     """Load --smpl-model; any problem with the file becomes exit code 5 with the loader's message."""
-    from .smpl.model_file import SmplModelError, load_smpl_model_file
+    from trace_format.smpl_file import SmplModelError, load_smpl_model_file
 
     path = Path(path)
     try:
@@ -610,7 +613,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                      "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
                          rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
     settings = {
         "tracking": tracking.to_dict(),
@@ -628,7 +631,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "save_vertices": bool(options.save_vertices),
         "shot_cut_detection": bool(detect_cuts),
         "shot_cuts": list(outcome.shot_cuts),
-        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "shot_detection": bool(detect_cuts),
+        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+                  "shot_detection": bool(detect_cuts),
                   "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
         "input": str(options.input_path),
     }
@@ -643,7 +647,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                  f"contacts: {error}") from None
     del raw
     reporter.begin_stage("write", 1, unit="files")
-    from .result_file import write_result
+    from trace_format.npz import write_result
 
     written = write_result(result_path, processed)
     reporter.update(1)
@@ -661,14 +665,15 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
     cuts found while streaming. They are the only source of shots: the stream was restarted there
     (no track crosses one), and apply_world_processing turns them into the result's shots, one
     camera, floor and registration set per shot. TRACE's raw arrays are copied unchanged.
-    Returns (processed TraceResult (format version 2), WorldSummary).
+    Returns (processed TraceResult (current format version), WorldSummary).
     """
     def on_progress(done: int, total: int) -> None:
         reporter.update(done)
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, cut_frames=cut_frames,
+    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+                                       cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)
     if reporter is not None:
@@ -686,12 +691,12 @@ def software_info() -> dict[str, str]:
 def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens, settings: dict,
                      weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
                      outcome: InferenceOutcome) -> TraceResult:
-    """The raw TraceResult (core.result_file) of a run: TRACE's arrays as decoded, one sequence.
+    """The raw TraceResult (trace_format.schema) of a run: TRACE's arrays as decoded, one sequence.
 
     No shots yet: the cuts (outcome.shot_cuts) become shots in the world stage (`process_world`),
     the single place shots are made.
     """
-    from .result_file import CameraInfo, FramesProcessed, TrackResult, VideoInfo
+    from trace_format.schema import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
     track_results = []
@@ -734,7 +739,7 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
                      outcome: InferenceOutcome, world: WorldOptions | None = None,
                      reporter: ProgressReporter | None = None) -> Path:
     """Raw result -> world stage (default WorldOptions()) -> atomic write; what run_video does after inference."""
-    from .result_file import write_result
+    from trace_format.npz import write_result
 
     raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_model, notes, outcome)
     processed, _ = process_world(raw, outcome.shot_cuts, world or WorldOptions(), reporter)

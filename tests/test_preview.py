@@ -12,8 +12,8 @@ from core.cli import main
 from core.keypoints import project_keypoints, skeleton_joints_cam
 from core.preview import PreviewError, PreviewOptions, render_preview, track_color
 from core.preview.render import _lens_of
-from core.result_file import read_result, write_result
-from core.rig.skeleton import load_default_skeleton
+from trace_format.npz import read_result, write_result
+from trace_format.skeleton import load_default_skeleton
 from helpers.preview_scene import walking_result, write_plain_video
 
 WIDTH, HEIGHT, FRAMES = 320, 240, 20

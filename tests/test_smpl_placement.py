@@ -9,7 +9,7 @@ import torch
 
 from core.smpl.body_model import BodyModel, hips_minus_anchor, place_at_hip_center
 from core.smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
-from core.smpl.model_file import load_smpl_model_file
+from trace_format.smpl_file import load_smpl_model_file
 from tests.helpers.synthetic_smpl import write_synthetic_smpl_npz
 
 

@@ -11,11 +11,11 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
-from ..atomic import atomic_path
+from trace_format.atomic import atomic_path
 from ..camera import Lens, lens_from_focal_px, official_lens
 from ..errors import InputError
 from ..keypoints import project_keypoints, skeleton_joints_cam
-from ..rig.skeleton import SMPL_PARENTS
+from trace_format.skeleton import SMPL_PARENTS
 
 __all__ = ["PreviewError", "PreviewOptions", "PreviewSummary", "render_preview", "track_color", "TrackOverlay",
            "prepare_tracks", "draw_frame", "WorldInset"]
@@ -77,7 +77,7 @@ def prepare_tracks(result, rest_joints: np.ndarray | None = None) -> list[TrackO
             joints = track.joints_cam
             if joints is None:
                 if rest_joints is None:
-                    from ..rig.skeleton import load_default_skeleton
+                    from trace_format.skeleton import load_default_skeleton
                     rest_joints = load_default_skeleton()
                 joints = skeleton_joints_cam(track.poses, track.hip_center_cam, rest_joints)
             keypoints = project_keypoints(joints, lens)
@@ -256,7 +256,8 @@ def _video_frames(path: Path, first: int, stop: int, stride: int, width: int, he
 def render_preview(options: PreviewOptions, on_progress: Callable[[int, int], None] | None = None
                    ) -> PreviewSummary:
     """Write the overlay video atomically; raises PreviewError for unusable inputs (before writing)."""
-    from ..result_file import ResultFormatError, read_result
+    from trace_format.npz import read_result
+    from trace_format.schema import ResultFormatError
 
     try:
         result = read_result(options.result_path)

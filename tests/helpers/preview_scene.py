@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.result_file import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
+from trace_format.schema import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
 
 
 def walking_result(width: int = 1280, height: int = 720, frames: int = 60, people: int = 3, fps: float = 30.0,
