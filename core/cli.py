@@ -50,6 +50,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _tracking_preset(text: str) -> str:
+    from .tracking.settings import TrackingSettingsError, preset_values
+
+    try:
+        preset_values(text)
+    except TrackingSettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog=PROG, description="TRACE for Blender: video -> tracked, world-space SMPL people.")
     parser.add_argument("--version", action="version", version=f"trace-blender {__version__}")
@@ -71,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="people to track: 'all' (default: everyone who appears) or a fixed number N")
     run.add_argument("--official-tracking", action="store_true",
                      help="the official TRACE tracker settings exactly (1 subject unless --subjects N)")
+    run.add_argument("--tracking-preset", type=_tracking_preset, metavar="NAME",
+                     help="official evaluation settings: demo, dynacam, 3dpw, mupots, dyna3dpw, or PRESET:SEQUENCE "
+                          "(e.g. 3dpw:downtown_car_00); implies --official-tracking")
     world = run.add_argument_group("world post-processing (all on by default; docs/cli.md)")
     cuts = world.add_mutually_exclusive_group()
     cuts.add_argument("--no-shot-detection", dest="shot_detection", action="store_const", const=False, default=None,
@@ -262,7 +275,9 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         raise UsageError("--save-vertices needs --smpl-model FILE (vertices come from the SMPL model)")
     options = RunOptions(
         input_path=args.input, output_dir=args.output, weights_dir=args.weights, device=args.device,
-        dtype=args.dtype, autocast=args.autocast, subjects=args.subjects, official_tracking=args.official_tracking, fov_deg=args.fov,
+        dtype=args.dtype, autocast=args.autocast, subjects=args.subjects,
+        official_tracking=args.official_tracking or args.tracking_preset is not None,
+        tracking_preset=args.tracking_preset, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
         smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,

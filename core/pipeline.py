@@ -310,6 +310,7 @@ class RunOptions:
     autocast: str = "none"              # none | bf16 | fp16: mixed precision for backbones and head maps
     subjects: str | int | None = None   # None: 'all' (product) / 1 (official)
     official_tracking: bool = False
+    tracking_preset: str | None = None  # official evaluation settings (TrackingSettings.preset); implies official
     fov_deg: float | None = None
     focal_px: float | None = None
     start: str | None = None            # frame number or seconds ('4.5s')
@@ -385,16 +386,20 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def build_tracking_settings(official: bool, subjects: str | int | None, fps: float,
-                            overrides: dict[str, Any] | None = None):
+                            overrides: dict[str, Any] | None = None, preset: str | None = None):
     """--official-tracking: TrackingSettings.official() (subject_num 1 unless --subjects N);
-    otherwise the product defaults for this frame rate with `subjects` ('all' by default).
+    --tracking-preset NAME: TrackingSettings.preset(NAME) (official semantics; --subjects N overrides its
+    subject count); otherwise the product defaults for this frame rate with `subjects` ('all' by default).
     `overrides` (--tracking KEY=VALUE) are applied last."""
     import dataclasses
 
     from .tracking.settings import TrackingSettings, TrackingSettingsError, parse_subjects
 
     parsed = parse_subjects(str(subjects)) if subjects is not None else None
-    if official:
+    if preset:
+        settings = TrackingSettings.preset(preset)
+        settings = settings.with_subjects(parsed) if parsed is not None else settings
+    elif official:
         settings = TrackingSettings.official()
         settings = settings.with_subjects(parsed) if parsed is not None else settings
     else:
@@ -493,16 +498,19 @@ def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: to
     command with a cheap stand-in network (tests/helpers/stand_in_network.py).
     """
     from .checkpoints import sha256_file
-    from .weights import default_weights_dir, ensure_weight_files
+    from .weights import ensure_weight_files, resolve_weights_location
 
-    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    reporter.info(f"weights folder: {weights_dir}")
+    location = resolve_weights_location(weights_dir)
+    weights_dir = location.folder
+    reporter.info(f"weights folder: {location.describe()}")
     paths = ensure_weight_files(weights_dir, offline=offline, on_progress=_download_progress(reporter),
                                 on_message=reporter.info)
     reporter.begin_stage("load_weights", 1, unit="steps")
     from .nn import TraceModel, decode_params
 
     model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype)
+    for line in model.load_info:           # ignored extra keys, rebuilt buffers, converted dtypes
+        reporter.info(line)
     weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
     reporter.update(1)
     reporter.end_stage()
@@ -533,7 +541,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                 f"{info.frame_count} frames of {options.input_path}")
         lens = build_lens(info, options.fov_deg, options.focal_px)
         tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                           options.tracking_overrides)
+                                           options.tracking_overrides, options.tracking_preset)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype)
         autocast_dtype = resolve_autocast(options.autocast, device, dtype)
@@ -618,6 +626,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
     settings = {
         "tracking": tracking.to_dict(),
         "tracking_mode": "official" if options.official_tracking else "product",
+        "tracking_preset": options.tracking_preset,
         "subjects": tracking.subjects,
         "lens": lens.as_dict(),
         "device": device,

@@ -59,3 +59,45 @@ def test_unknown_names_are_clear_errors(name, words):
 def test_every_preset_builds():
     for name in TRACKING_PRESETS:
         TrackingSettings.preset(name)
+
+
+def test_pipeline_settings_from_a_preset():
+    from core.pipeline import build_tracking_settings
+
+    assert build_tracking_settings(True, None, 25.0, preset="mupots") == TrackingSettings.preset("mupots")
+    assert build_tracking_settings(True, "2", 25.0, preset="3dpw").subject_num == 2      # --subjects N wins
+    assert build_tracking_settings(True, None, 25.0, {"time2forget": 4}, preset="3dpw").time2forget == 4
+
+
+def test_cli_refuses_an_unknown_preset_before_anything_runs(tmp_path):
+    import io
+
+    from core.cli import main
+
+    err = io.StringIO()
+    code = main(["run", str(tmp_path / "absent.mp4"), "-o", str(tmp_path), "--tracking-preset", "3dpv"],
+                stdout=io.StringIO(), stderr=err)
+    assert code == 2 and "unknown tracking preset '3dpv'" in err.getvalue()
+
+
+def test_cli_preset_reaches_the_result(tmp_path, monkeypatch):
+    """A whole run with the stand-in network: the preset's settings and name are recorded."""
+    import io
+    import json
+
+    import core.pipeline
+    from core.cli import main
+    from helpers.preview_scene import write_plain_video
+    from helpers.stand_in_network import StandInNetwork, loader
+    from trace_format.npz import read_result
+
+    video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 16)
+    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    out = io.StringIO()
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--tracking-preset", "mupots:TS6",
+                 "--progress-json", "--threads", "1", "--no-denoise"], stdout=out, stderr=(err := io.StringIO()))
+    assert code == 0, err.getvalue()
+    done = json.loads(out.getvalue().splitlines()[-1])
+    result = read_result(done["result"])
+    assert result.settings["tracking_preset"] == "mupots:TS6" and result.settings["tracking_mode"] == "official"
+    assert result.settings["tracking"]["time2forget"] == 2000 and result.settings["tracking"]["subject_num"] == 2

@@ -162,3 +162,21 @@ def test_official_install_files_are_validated_in_place(tmp_path):
     location = resolve_weights_location(None, {}, "linux", home)
     with pytest.raises(CheckpointUnreadableError, match="trace_image_backbone.pkl"):
         validate_weights_dir(location.folder)
+
+
+def test_run_reports_a_partial_official_install_by_name(tmp_path, monkeypatch):
+    """The pipeline uses the search order: a half official install stops the run with exit 4, naming it."""
+    import io
+
+    from core.cli import main
+    from helpers.preview_scene import write_plain_video
+
+    home = tmp_path / "home"
+    _fill(official_install_dir(home), ["trace_head.pkl"])
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TRACE_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    video = write_plain_video(tmp_path / "clip.mp4", 64, 48, 4)
+    err = io.StringIO()
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--offline"], stdout=io.StringIO(), stderr=err)
+    assert code == 4 and "holds only trace_head.pkl" in err.getvalue()
