@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
                      help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
                           "and stand each person's own body on the floor in the world stage")
+    run.add_argument("--smpl-extra-regressor", type=Path, metavar="J_regressor_extra.npy",
+                     help="ROMP's J_regressor_extra.npy: place bodies exactly as the official code (midpoint of its "
+                          "joints 35/36 at the network's translation; needs --smpl-model)")
     run.add_argument("--save-vertices", action="store_true", help="also store mesh vertices (needs --smpl-model; large)")
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
@@ -279,7 +282,8 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         official_tracking=args.official_tracking or args.tracking_preset is not None,
         tracking_preset=args.tracking_preset, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
-        smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
+        smpl_model=args.smpl_model, smpl_extra_regressor=args.smpl_extra_regressor,
+        save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
         align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise)
     summary = run_video(options, reporter)

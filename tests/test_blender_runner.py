@@ -52,6 +52,12 @@ def test_command_line_follows_the_core_cli():
                                  device="cuda", smpl_model="/s.pkl", offline=True)
     assert command.argv() == ["/py", "-m", "core", "run", "/v/clip.mp4", "-o", "/out", "--progress-json",
                               "--device", "cuda", "--weights", "/w", "--smpl-model", "/s.pkl", "--offline"]
+    official = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), smpl_model="/s.pkl",
+                                  smpl_extra_regressor="/J_regressor_extra.npy")
+    assert official.argv()[-4:] == ["--smpl-model", "/s.pkl", "--smpl-extra-regressor", "/J_regressor_extra.npy"]
+    no_model = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"),
+                                  smpl_extra_regressor="/J_regressor_extra.npy")
+    assert "--smpl-extra-regressor" not in no_model.argv()          # the core needs the SMPL model for it
     minimal = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"))
     assert minimal.argv() == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device", "auto"]
     # The panel's world toggles, passed only when turned off (each step is on by default in the core).

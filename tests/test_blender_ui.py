@@ -49,7 +49,8 @@ def test_register_and_unregister(addon):
         assert hasattr(bpy.types, name), name
     assert isinstance(bpy.context.window_manager.trace_blender, ui.TRACE_SessionState)
     assert "trace_blender" not in bpy.context.scene.keys()  # UI state is not stored in the file
-    for prop in ("python_path", "weights_dir", "smpl_model_path", "device", "export_preset", "frame_start"):
+    for prop in ("python_path", "weights_dir", "smpl_model_path", "smpl_extra_regressor_path", "device",
+                 "export_preset", "frame_start"):
         assert prop in addon.bl_rna.properties
     addon_utils.disable(ADDON, default_set=True)
     assert not hasattr(bpy.types, "TRACE_PT_main") and not hasattr(bpy.types.WindowManager, "trace_blender")

@@ -60,7 +60,8 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     output_dir = runner.new_run_directory(user_data_dir("runs"), video_path)
     command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
                                  weights_dir=settings.weights_dir, device=settings.device,
-                                 smpl_model=settings.smpl_model_path, launcher=launcher,
+                                 smpl_model=settings.smpl_model_path,
+                                 smpl_extra_regressor=settings.smpl_extra_regressor_path, launcher=launcher,
                                  offline=not bpy.app.online_access, align=state.align,
                                  foot_cleanup=state.foot_cleanup, denoise=state.denoise,
                                  shot_detection=state.shot_detection)

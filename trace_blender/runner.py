@@ -113,6 +113,7 @@ class CoreCommand:
     weights_dir: str | None = None
     device: str = "auto"
     smpl_model: str | None = None
+    smpl_extra_regressor: str | None = None   # J_regressor_extra.npy: official placement (only with smpl_model)
     launcher: Sequence[str] | None = None
     offline: bool = False      # Blender's "Allow Online Access" is off: the core must not download weights
     align: bool = True         # ground and gravity alignment (floor at z = 0)
@@ -127,6 +128,8 @@ class CoreCommand:
             args += ["--weights", str(self.weights_dir)]
         if self.smpl_model:
             args += ["--smpl-model", str(self.smpl_model)]
+            if self.smpl_extra_regressor:
+                args += ["--smpl-extra-regressor", str(self.smpl_extra_regressor)]
         if self.offline:
             args.append("--offline")
         if not self.align:
