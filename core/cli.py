@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
+    run.add_argument("--preview", action="store_true",
+                     help="also write OUT_DIR/<name>.preview.mp4: the result drawn on the video (see `preview`)")
     run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
 
     preview = commands.add_parser(
@@ -271,6 +273,27 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
     return int(ExitCode.OK)
 
 
+def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> Path:
+    """`run --preview`: the overlay video beside the result (`<name>.preview.mp4`)."""
+    from .preview import PreviewOptions, render_preview
+
+    result_path = Path(result_path)
+    name = result_path.name[:-len(".trace.npz")] if result_path.name.endswith(".trace.npz") else result_path.stem
+    output = result_path.with_name(name + ".preview.mp4")
+    started = [False]
+
+    def on_progress(done: int, total: int) -> None:
+        if not started[0]:
+            reporter.begin_stage("preview", total)
+            started[0] = True
+        reporter.update(done)
+
+    summary = render_preview(PreviewOptions(result_path, output, video_path=Path(video)), on_progress)
+    if started[0]:
+        reporter.end_stage()
+    return summary.output_path
+
+
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
     from .pipeline import RunOptions, run_video   # heavy imports (torch) only once the arguments are fine
 
@@ -292,9 +315,13 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
              f"({rate:.2f} frames/s) -> {summary.result_path}"]
     if summary.world is not None:
         lines += summary.world.lines()
+    extra = dict(summary.world.event_fields()) if summary.world is not None else {}
+    if args.preview:
+        preview_path = _run_preview(summary.result_path, args.input, reporter)
+        lines.append(f"preview -> {preview_path}")
+        extra["preview"] = str(preview_path)
     summary_stream.write("".join(line + "\n" for line in lines))
     summary_stream.flush()
-    extra = summary.world.event_fields() if summary.world is not None else None
     if summary.partial_error is not None:
         partial = PartialResultError(
             f"{summary.partial_error.message}. The result of the frames before it was written to "

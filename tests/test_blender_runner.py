@@ -160,3 +160,11 @@ def test_missing_interpreter_is_reported(tmp_path):
     with pytest.raises(Exception, match="cannot start the TRACE core"):
         runner.CoreRun([str(tmp_path / "no_python"), "-m", "core"], output).start()
     assert not output.exists()
+
+
+def test_preview_flag_and_path():
+    command = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), preview=True)
+    assert command.argv()[:10] == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device",
+                                   "auto"] and command.argv()[10] == "--preview"
+    assert runner.preview_path_for("/runs/x/clip.trace.npz") == Path("/runs/x/clip.preview.mp4")
+    assert runner.preview_path_for("/runs/x/result.npz") == Path("/runs/x/result.preview.mp4")
