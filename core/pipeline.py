@@ -311,6 +311,7 @@ class RunOptions:
     autocast: str = "none"              # none | bf16 | fp16: mixed precision for backbones and head maps
     subjects: str | int | None = None   # None: 'all' (product) / 1 (official)
     official_tracking: bool = False
+    tracking_preset: str | None = None  # official evaluation settings (TrackingSettings.preset); implies official
     fov_deg: float | None = None
     focal_px: float | None = None
     start: str | None = None            # frame number or seconds ('4.5s')
@@ -325,6 +326,7 @@ class RunOptions:
     shot_detection: bool | None = None  # restart tracking at hard cuts; None: on, off with official tracking
     align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
     foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
+    denoise: bool = True                # temporal denoising of every track (core.world.denoise)
 
 
 @dataclass
@@ -344,6 +346,7 @@ class WorldOptions:
 
     align: bool = True
     foot_cleanup: bool = True
+    denoise: bool = True
     rest_body: Callable[[Any], Any] | None = None   # core.world.smpl_rest_body(model); None: default skeleton
 
 
@@ -372,16 +375,20 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def build_tracking_settings(official: bool, subjects: str | int | None, fps: float,
-                            overrides: dict[str, Any] | None = None):
+                            overrides: dict[str, Any] | None = None, preset: str | None = None):
     """--official-tracking: TrackingSettings.official() (subject_num 1 unless --subjects N);
-    otherwise the product defaults for this frame rate with `subjects` ('all' by default).
+    --tracking-preset NAME: TrackingSettings.preset(NAME) (official semantics; --subjects N overrides its
+    subject count); otherwise the product defaults for this frame rate with `subjects` ('all' by default).
     `overrides` (--tracking KEY=VALUE) are applied last."""
     import dataclasses
 
     from .tracking.settings import TrackingSettings, TrackingSettingsError, parse_subjects
 
     parsed = parse_subjects(str(subjects)) if subjects is not None else None
-    if official:
+    if preset:
+        settings = TrackingSettings.preset(preset)
+        settings = settings.with_subjects(parsed) if parsed is not None else settings
+    elif official:
         settings = TrackingSettings.official()
         settings = settings.with_subjects(parsed) if parsed is not None else settings
     else:
@@ -480,16 +487,19 @@ def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: to
     command with a cheap stand-in network (tests/helpers/stand_in_network.py).
     """
     from .checkpoints import sha256_file
-    from .weights import default_weights_dir, ensure_weight_files
+    from .weights import ensure_weight_files, resolve_weights_location
 
-    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    reporter.info(f"weights folder: {weights_dir}")
+    location = resolve_weights_location(weights_dir)
+    weights_dir = location.folder
+    reporter.info(f"weights folder: {location.describe()}")
     paths = ensure_weight_files(weights_dir, offline=offline, on_progress=_download_progress(reporter),
                                 on_message=reporter.info)
     reporter.begin_stage("load_weights", 1, unit="steps")
     from .nn import TraceModel, decode_params
 
     model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype)
+    for line in model.load_info:           # ignored extra keys, rebuilt buffers, converted dtypes
+        reporter.info(line)
     weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
     reporter.update(1)
     reporter.end_stage()
@@ -520,7 +530,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                 f"{info.frame_count} frames of {options.input_path}")
         lens = build_lens(info, options.fov_deg, options.focal_px)
         tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                           options.tracking_overrides)
+                                           options.tracking_overrides, options.tracking_preset)
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype)
         autocast_dtype = resolve_autocast(options.autocast, device, dtype)
@@ -600,11 +610,12 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                      "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
                          rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
     settings = {
         "tracking": tracking.to_dict(),
         "tracking_mode": "official" if options.official_tracking else "product",
+        "tracking_preset": options.tracking_preset,
         "subjects": tracking.subjects,
         "lens": lens.as_dict(),
         "device": device,
@@ -618,7 +629,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "save_vertices": bool(options.save_vertices),
         "shot_cut_detection": bool(detect_cuts),
         "shot_cuts": list(outcome.shot_cuts),
-        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "shot_detection": bool(detect_cuts),
+        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+                  "shot_detection": bool(detect_cuts),
                   "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
         "input": str(options.input_path),
     }
@@ -651,14 +663,15 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
     cuts found while streaming. They are the only source of shots: the stream was restarted there
     (no track crosses one), and apply_world_processing turns them into the result's shots, one
     camera, floor and registration set per shot. TRACE's raw arrays are copied unchanged.
-    Returns (processed TraceResult (format version 2), WorldSummary).
+    Returns (processed TraceResult (current format version), WorldSummary).
     """
     def on_progress(done: int, total: int) -> None:
         reporter.update(done)
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, cut_frames=cut_frames,
+    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+                                       cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)
     if reporter is not None:

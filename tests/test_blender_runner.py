@@ -55,7 +55,7 @@ def test_command_line_follows_the_core_cli():
     minimal = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"))
     assert minimal.argv() == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device", "auto"]
     # The panel's world toggles, passed only when turned off (each step is on by default in the core).
-    for field, flag in (("align", "--no-align"), ("foot_cleanup", "--no-foot-cleanup"),
+    for field, flag in (("align", "--no-align"), ("foot_cleanup", "--no-foot-cleanup"), ("denoise", "--no-denoise"),
                         ("shot_detection", "--no-shot-detection")):
         off = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), **{field: False})
         assert off.argv() == minimal.argv() + [flag]

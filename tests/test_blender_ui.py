@@ -164,22 +164,22 @@ def test_run_operator_in_background_imports_the_result(addon, fake_python, tmp_p
     argv = json.loads((run_dirs[0] / "argv.json").read_text())
     assert argv[argv.index("--weights") + 1] == str(tmp_path / "weights")
     assert ("--offline" in argv) == (not bpy.app.online_access)
-    assert not {"--no-align", "--no-foot-cleanup", "--no-shot-detection"} & set(argv)   # all on by default
+    assert not {"--no-align", "--no-foot-cleanup", "--no-denoise", "--no-shot-detection"} & set(argv)   # all on by default
 
 
 def test_world_toggles_reach_the_core_and_the_import(addon, fake_python, tmp_path):
     addon.python_path = str(fake_python)
     state = bpy.context.window_manager.trace_blender
-    assert (state.align, state.foot_cleanup, state.shot_detection) == (True, True, True)
+    assert (state.align, state.foot_cleanup, state.denoise, state.shot_detection) == (True, True, True, True)
     main = draw(ui.TRACE_PT_main)
-    assert [call[1][1] for call in main.calls if call[0] == "prop"] == ["video_path", "align", "foot_cleanup",
-                                                                        "shot_detection"]
-    state.align, state.foot_cleanup, state.shot_detection = False, False, False
+    assert [call[1][1] for call in main.calls if call[0] == "prop"] == ["video_path", "align", "denoise",
+                                                                        "foot_cleanup", "shot_detection"]
+    state.align, state.foot_cleanup, state.denoise, state.shot_detection = False, False, False, False
     assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "ok"))) == {"FINISHED"}
     import json
     run_dir = next((tmp_path / "runs").iterdir())
     argv = json.loads((run_dir / "argv.json").read_text())
-    assert argv[-3:] == ["--no-align", "--no-foot-cleanup", "--no-shot-detection"]
+    assert argv[-4:] == ["--no-align", "--no-foot-cleanup", "--no-denoise", "--no-shot-detection"]
 
     raw, truth = world_scene(tmp_path / "no_video.mp4")
     path = write_result(tmp_path / "scene.npz", world_result_from_truth(raw, truth))

@@ -98,7 +98,7 @@ def test_video_to_result_file(e2e_inputs):
     result = read_result(result_path)
     assert done["tracks"] == len(result.tracks) >= 1
     # The world stage ran (defaults: alignment, foot cleanup, shot detection) and wrote format version 2.
-    assert result.format_version == 2 and result.world_processing is not None
+    assert result.format_version == 3 and result.world_processing is not None
     wp_settings = result.world_processing["settings"]
     assert (wp_settings["align"], wp_settings["clean_feet"], wp_settings["cut_frames"]) == (True, True, [])
     assert wp_settings["rest_skeleton"] == "given per track"                 # the SMPL model's bodies

@@ -34,6 +34,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 # `python -m core run` options that turn the world post-processing steps off (all on by default).
 NO_ALIGN_FLAG = "--no-align"
 NO_FOOT_CLEANUP_FLAG = "--no-foot-cleanup"
+NO_DENOISE_FLAG = "--no-denoise"
 NO_SHOT_DETECTION_FLAG = "--no-shot-detection"
 
 
@@ -116,6 +117,7 @@ class CoreCommand:
     offline: bool = False      # Blender's "Allow Online Access" is off: the core must not download weights
     align: bool = True         # ground and gravity alignment (floor at z = 0)
     foot_cleanup: bool = True  # foot contacts and skate cleanup
+    denoise: bool = True       # temporal denoising of the world motion
     shot_detection: bool = True  # restart tracking, world and camera at hard cuts
 
     def argv(self) -> list[str]:
@@ -131,6 +133,8 @@ class CoreCommand:
             args.append(NO_ALIGN_FLAG)
         if not self.foot_cleanup:
             args.append(NO_FOOT_CLEANUP_FLAG)
+        if not self.denoise:
+            args.append(NO_DENOISE_FLAG)
         if not self.shot_detection:
             args.append(NO_SHOT_DETECTION_FLAG)
         return args

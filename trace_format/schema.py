@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 FORMAT_NAME = "trace-blender-result"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SOURCE_FORMAT_TRACE_BLENDER = "trace-blender"
 NUM_JOINTS = 24
 NUM_BETAS = 10
@@ -100,9 +100,11 @@ OPTIONAL_TRACK_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "contacts": ((2,), np.bool_),                                # foot contacts (left, right)
     "clean_body_pose": ((NUM_JOINTS - 1, 3), np.float32),       # poses[:, 1:] after foot-skate cleanup
     "clean_hip_center_world": ((3,), np.float32),               # hip centre after cleanup, track's TRACE world
+    # Version 3: the world orientation of the denoised (and cleaned) motion.
+    "clean_global_orient_world": ((3,), np.float32),            # root orientation, track's TRACE world
 }
 # The cleaned motion comes as a pair: body pose and hip centre.
-_CLEAN_MOTION_FIELDS = ("clean_body_pose", "clean_hip_center_world")
+_CLEAN_MOTION_FIELDS = ("clean_body_pose", "clean_hip_center_world", "clean_global_orient_world")
 # Scene camera arrays (version 2): member name -> (shape after the frame axis, dtype).
 CAMERA_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "frames": ((), np.int64),
@@ -178,6 +180,7 @@ class TrackResult:
     contacts: np.ndarray | None = None                # [T,2] bool foot contacts (left, right)
     clean_body_pose: np.ndarray | None = None         # [T,23,3] joints 1-23 after foot-skate cleanup
     clean_hip_center_world: np.ndarray | None = None  # [T,3] cleaned hip centre, this track's TRACE world
+    clean_global_orient_world: np.ndarray | None = None  # [T,3] denoised root orientation, track's TRACE world
     shot: int = 0                                     # index of the shot the track belongs to
     registration: np.ndarray | None = None            # [4,4] track's TRACE world -> its shot's world; None = identity
 
@@ -200,13 +203,16 @@ class TrackResult:
 
     @property
     def has_clean_motion(self) -> bool:
-        return self.clean_body_pose is not None and self.clean_hip_center_world is not None
+        return (self.clean_body_pose is not None and self.clean_hip_center_world is not None
+                and self.clean_global_orient_world is not None)
 
     def world_poses(self, cleaned: bool = True) -> np.ndarray:
-        """[T,24,3] pose for world-space animation: joint 0 = global_orient_world, joints 1-23 the
-        skate-cleaned body pose when present and `cleaned`, else `poses[:, 1:]` (TRACE world)."""
-        body = self.clean_body_pose if cleaned and self.has_clean_motion else self.poses[:, 1:]
-        return np.concatenate([self.global_orient_world[:, None], body], axis=1)
+        """[T,24,3] pose for world-space animation (TRACE world): with `cleaned` and when present, the
+        world stage's motion (denoised and/or skate-cleaned: clean_global_orient_world and
+        clean_body_pose), else the raw one (global_orient_world and poses[:, 1:])."""
+        if cleaned and self.has_clean_motion:
+            return np.concatenate([self.clean_global_orient_world[:, None], self.clean_body_pose], axis=1)
+        return np.concatenate([self.global_orient_world[:, None], self.poses[:, 1:]], axis=1)
 
     def world_hip_centers(self, cleaned: bool = True) -> np.ndarray:
         """[T,3] hip centres in this track's TRACE world (the cleaned ones when present and `cleaned`)."""

@@ -1,0 +1,77 @@
+"""Official placement: the midpoint of joints 35/36 (J_regressor_extra.npy rows 0 and 1) at cam_trans."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from core.smpl.body_model import BodyModel, hips_minus_anchor, place_at_hip_center
+from core.smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
+from trace_format.smpl_file import load_smpl_model_file
+from tests.helpers.synthetic_smpl import write_synthetic_smpl_npz
+
+
+def write_extra_regressor(path, num_vertices: int, seed: int = 0) -> np.ndarray:
+    """A made-up [9, V] regressor: each row a few vertices with weights summing to 1."""
+    rng = np.random.default_rng(seed)
+    array = np.zeros((9, num_vertices), np.float32)
+    for row in range(9):
+        picked = rng.choice(num_vertices, 6, replace=False)
+        weights = rng.random(6)
+        array[row, picked] = weights / weights.sum()
+    np.save(path, array)
+    return array
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("smpl")
+    data = load_smpl_model_file(write_synthetic_smpl_npz(folder / "smpl.npz"))
+    return BodyModel(data, dtype=torch.float64), data, folder
+
+
+def test_official_placement_puts_the_joints35_36_midpoint_at_the_translation(model, tmp_path):
+    body, data, _ = model
+    array = write_extra_regressor(tmp_path / "J_regressor_extra.npy", data.num_vertices)
+    regressor = load_extra_regressor(tmp_path / "J_regressor_extra.npy")
+    regressor.check_vertices(body.num_vertices)
+    rng = np.random.default_rng(1)
+    poses, betas = rng.normal(0, 0.5, (4, 24, 3)), rng.normal(0, 1, (4, 10))
+    cam_trans = rng.normal(0, 1, (4, 3)) + [0, 0, 5]
+    joints, vertices = body(poses, betas)
+    anchor = body.regressed_points(poses, betas, regressor.indices, regressor.weights)          # sparse skinning
+    full = np.einsum("v,nvk->nk", 0.5 * (array[0] + array[1]).astype(np.float64), vertices.numpy())
+    np.testing.assert_allclose(anchor.numpy(), full, atol=1e-9)
+    # the pipeline stores hip_center = cam_trans + (hips - anchor); placing by hips then puts the anchor at cam_trans
+    hip_center = cam_trans + hips_minus_anchor(joints.numpy(), anchor.numpy())
+    _, placed_vertices = place_at_hip_center(joints.numpy(), vertices.numpy(), hip_center)
+    placed_anchor = np.einsum("v,nvk->nk", 0.5 * (array[0] + array[1]).astype(np.float64), placed_vertices)
+    np.testing.assert_allclose(placed_anchor, cam_trans, atol=1e-9)
+    offset = hips_minus_anchor(joints.numpy(), anchor.numpy())
+    assert np.linalg.norm(offset, axis=1).max() > 1e-3          # the two placements really differ
+
+
+def test_regressor_checks(model, tmp_path):
+    _, data, _ = model
+    with pytest.raises(ExtraRegressorError, match="not found"):
+        load_extra_regressor(tmp_path / "absent.npy")
+    np.save(tmp_path / "flat.npy", np.ones(6890, np.float32))
+    with pytest.raises(ExtraRegressorError, match=r"shape \(6890,\), expected \[9, 6890\]"):
+        load_extra_regressor(tmp_path / "flat.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ExtraRegressorError, match="pickled Python objects; refused"):
+        load_extra_regressor(tmp_path / "objects.npy")
+    (tmp_path / "evil.npy").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(ExtraRegressorError, match="a Python pickle, refused"):
+        load_extra_regressor(tmp_path / "evil.npy")
+    np.save(tmp_path / "not_regressor.npy", np.full((9, 50), 3.0))
+    with pytest.raises(ExtraRegressorError, match="row 0 sums to 150.0000, not 1"):
+        load_extra_regressor(tmp_path / "not_regressor.npy")
+    write_extra_regressor(tmp_path / "other_model.npy", 6890)
+    with pytest.raises(ExtraRegressorError, match="6890 vertices but the SMPL model has"):
+        load_extra_regressor(tmp_path / "other_model.npy").check_vertices(data.num_vertices)
+    (tmp_path / "text.npy").write_text("hello")
+    with pytest.raises(ExtraRegressorError, match="not a readable .npy"):
+        load_extra_regressor(tmp_path / "text.npy")
