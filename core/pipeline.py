@@ -27,6 +27,7 @@ from trace_format.schema import TraceResult
 from . import __version__
 from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
+from .nn.trace_model import resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
 from .smpl.extra_regressor import PLACEMENT_OFFICIAL, PLACEMENT_SMPL_HIPS
@@ -366,18 +367,6 @@ class LoadedNetwork:
     model: ClipModel
     decode_params: Callable[[Any], dict]
     weights_sha256: dict[str, str]
-
-
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when a usable GPU exists, else 'cpu'; 'cuda' without one is a usage error."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device cuda: no usable CUDA GPU (torch {torch.__version__}, CUDA build "
-                         f"{torch.version.cuda or 'none'}); use --device cpu or install a CUDA build of torch")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda (got {name!r})")
-    return name
 
 
 def disable_tf32() -> None:

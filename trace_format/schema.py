@@ -22,7 +22,7 @@ Standard library + numpy only (shared with the Blender extension).
 """
 from __future__ import annotations
 
-import json
+import math
 import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -37,7 +37,7 @@ __all__ = [
     "ResultFormatError", "ResultValidationError",
     "VideoInfo", "CameraInfo", "FramesProcessed", "TrackResult", "TraceResult", "ShotInfo", "SceneCameraPath",
     "DEFAULT_ALIGNMENT_MATRIX", "DEFAULT_ALIGNMENT_INFO", "default_alignment_matrix", "default_software",
-    "json_default",
+    "json_default", "json_safe",
 ]
 
 FORMAT_NAME = "trace-blender-result"
@@ -443,7 +443,7 @@ class TraceResult:
         """Same metadata and tracks (arrays compared exactly)."""
         if not isinstance(other, TraceResult) or len(self.tracks) != len(other.tracks):
             return False
-        if json_normalised(self.metadata()) != json_normalised(other.metadata()):
+        if json_safe(self.metadata()) != json_safe(other.metadata()):
             return False
         if (self.scene_camera is None) != (other.scene_camera is None) or (
                 self.scene_camera is not None and not self.scene_camera.equals(other.scene_camera)):
@@ -455,12 +455,8 @@ def _dataclass_dict(instance: Any) -> dict[str, Any]:
     return {f.name: getattr(instance, f.name) for f in fields(instance)}
 
 
-def json_normalised(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=json_default))
-
-
 def json_default(value: Any) -> Any:
-    """numpy scalars/arrays in settings become plain JSON numbers/lists."""
+    """The `default=` hook of json.dumps: numpy scalars/arrays and paths become plain JSON values."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -468,5 +464,19 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def json_safe(value: Any) -> Any:
+    """The one JSON normaliser: plain JSON values all the way down (json_default's conversions,
+    tuples to lists, dict keys to strings) and NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray, Path)):
+        return json_safe(json_default(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 

@@ -36,7 +36,8 @@ import numpy as np
 
 from trace_format.rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, make_quaternions_continuous,
                                     matrix_to_axis_angle)
-from trace_format.schema import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
+from trace_format.schema import (SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix,
+                                 json_safe)
 from trace_format.shape import rest_betas
 from trace_format.skeleton import load_default_skeleton
 from trace_format.validate import validate_result
@@ -184,7 +185,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
             clean_global_orient_world=outcome.clean_global_orient_world))
     track_metrics = [outcomes[track.track_id].metrics for track in tracks]
 
-    world_processing = _json_safe({
+    world_processing = json_safe({
         "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "denoise": bool(denoise), "cut_frames": cuts,
                      "rest_skeleton": "default skeleton" if rest_joints_for_track is None else "given per track",
                      **s.to_dict()},
@@ -328,7 +329,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
                    for track, weight, outcome, (orient, hips) in zip(tracks, weights, outcomes, registered)]
         smoothed = denoise_tracks(motions, fps, s.denoising)
         for outcome, result in zip(outcomes, smoothed):
-            outcome.metrics["denoise"] = _json_safe(result.summary())
+            outcome.metrics["denoise"] = json_safe(result.summary())
             if not result.denoised:
                 notes.append(f"{where}, track {outcome.metrics['track_id']}: {result.note}")
         registered = [(result.global_orient, result.hip_centers) for result in smoothed]
@@ -498,7 +499,7 @@ def _ground_dict(ground: GroundAlignment) -> dict:
     """GroundAlignment.to_dict() without the matrix (stored on its own), JSON-safe."""
     info = ground.to_dict()
     info.pop("matrix", None)
-    return _json_safe(info)
+    return json_safe(info)
 
 
 def _camera_metrics(camera: SceneCamera) -> dict:
@@ -535,21 +536,6 @@ def _concatenate_cameras(parts: list[SceneCameraPath]) -> SceneCameraPath | None
         return None
     return SceneCameraPath(**{name: np.concatenate([getattr(part, name) for part in parts])
                               for name in ("frames", "rotations", "positions", "interpolated", "shots")})
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
