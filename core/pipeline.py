@@ -636,6 +636,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "tracking": tracking.to_dict(),
         "tracking_mode": "official" if options.official_tracking else "product",
         "tracking_preset": options.tracking_preset,
+        "keypoints_2d": "smpl_model" if options.smpl_model is not None else "default_skeleton",
         "placement": PLACEMENT_OFFICIAL if placement is not None else PLACEMENT_SMPL_HIPS,
         "smpl_extra_regressor": None if placement is None else {"path": str(placement.path.resolve()),
                                                                 "sha256": placement.sha256},
@@ -719,10 +720,21 @@ def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo,
     """
     from trace_format.schema import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
+    from .keypoints import boxes_from_keypoints, project_keypoints, skeleton_joints_cam
+
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
     track_results = []
+    rest_joints = None
     for track_id, arrays in tracks.items():
         extra = {name: arrays[name].astype(np.float32) for name in optional if name in arrays}
+        joints = arrays.get("joints_cam")
+        if joints is None:      # no SMPL model: the default skeleton posed by the rotations (what Blender builds)
+            if rest_joints is None:
+                from trace_format.skeleton import load_default_skeleton
+                rest_joints = load_default_skeleton()
+            joints = skeleton_joints_cam(arrays["poses"], arrays["hip_center_cam"], rest_joints)
+        extra["keypoints_2d"] = project_keypoints(joints, lens)
+        extra["box_2d"] = boxes_from_keypoints(extra["keypoints_2d"])
         track_results.append(TrackResult(
             track_id=int(track_id),
             frames=arrays["frame"].astype(np.int64),

@@ -113,3 +113,23 @@ def test_run_with_preview_writes_it_beside_the_result(tmp_path, monkeypatch):
     assert done["preview"] == str(tmp_path / "out" / "clip.preview.mp4")
     assert any(e.get("stage") == "preview" for e in events if e["event"] == "progress")
     assert len(_frames(done["preview"])) == 12
+
+
+def test_run_stores_2d_keypoints_and_boxes_in_source_pixels(tmp_path, monkeypatch):
+    import core.pipeline
+    from helpers.stand_in_network import StandInNetwork, loader
+
+    video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 8)
+    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    out = io.StringIO()
+    assert main(["run", str(video), "-o", str(tmp_path / "out"), "--progress-json", "--threads", "1"],
+                stdout=out, stderr=io.StringIO()) == 0
+    result = read_result(json.loads(out.getvalue().splitlines()[-1])["result"])
+    assert result.settings["keypoints_2d"] == "default_skeleton"
+    for track in result.tracks:
+        assert track.keypoints_2d.shape == (track.num_frames, 24, 2) and track.box_2d.shape == (track.num_frames, 4)
+        expected = project_keypoints(skeleton_joints_cam(track.poses, track.hip_center_cam, load_default_skeleton()),
+                                     _lens_of(result))
+        np.testing.assert_allclose(track.keypoints_2d, expected, atol=1e-3)
+        np.testing.assert_allclose(track.box_2d[:, :2], np.nanmin(track.keypoints_2d, axis=1), atol=1e-4)
+        np.testing.assert_allclose(track.box_2d[:, 2:], np.nanmax(track.keypoints_2d, axis=1), atol=1e-4)

@@ -100,6 +100,9 @@ OPTIONAL_TRACK_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "contacts": ((2,), np.bool_),                                # foot contacts (left, right)
     "clean_body_pose": ((NUM_JOINTS - 1, 3), np.float32),       # poses[:, 1:] after foot-skate cleanup
     "clean_hip_center_world": ((3,), np.float32),               # hip centre after cleanup, track's TRACE world
+    # 2D keypoints (24 joints) and their tight box (x_min, y_min, x_max, y_max) in source pixels; NaN = not visible.
+    "keypoints_2d": ((NUM_JOINTS, 2), np.float32),
+    "box_2d": ((4,), np.float32),
     # Version 3: the world orientation of the denoised (and cleaned) motion.
     "clean_global_orient_world": ((3,), np.float32),            # root orientation, track's TRACE world
 }
@@ -177,6 +180,8 @@ class TrackResult:
     joints_world: np.ndarray | None = None    # [T,24,3] posed SMPL joints, TRACE world
     vertices_cam: np.ndarray | None = None    # [T,V,3] mesh vertices, camera frame
     vertices_world: np.ndarray | None = None  # [T,V,3] mesh vertices, TRACE world
+    keypoints_2d: np.ndarray | None = None    # [T,24,2] joints projected to source pixels (core.keypoints)
+    box_2d: np.ndarray | None = None          # [T,4] tight box of keypoints_2d: x_min, y_min, x_max, y_max
     contacts: np.ndarray | None = None                # [T,2] bool foot contacts (left, right)
     clean_body_pose: np.ndarray | None = None         # [T,23,3] joints 1-23 after foot-skate cleanup
     clean_hip_center_world: np.ndarray | None = None  # [T,3] cleaned hip centre, this track's TRACE world

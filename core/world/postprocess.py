@@ -63,7 +63,7 @@ __all__ = [
 # Per-frame arrays TRACE produced; copied unchanged into the pieces (the v2 world fields are recomputed).
 _RAW_TRACK_FIELDS = ("frames", "times", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
                      "confidence", "observed", "center_2d", "joints_cam", "joints_world", "vertices_cam",
-                     "vertices_world")
+                     "vertices_world", "keypoints_2d", "box_2d")
 
 # Frames per forward-kinematics call when only joints are needed (bounds FK's temporaries).
 _FK_BLOCK_FRAMES = 4096
