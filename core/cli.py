@@ -112,10 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
                      help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
                           "and stand each person's own body on the floor in the world stage")
+    run.add_argument("--smpl-extra-regressor", type=Path, metavar="J_regressor_extra.npy",
+                     help="ROMP's J_regressor_extra.npy: place bodies exactly as the official code (midpoint of its "
+                          "joints 35/36 at the network's translation; needs --smpl-model)")
     run.add_argument("--save-vertices", action="store_true", help="also store mesh vertices (needs --smpl-model; large)")
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
+    run.add_argument("--preview", action="store_true",
+                     help="also write OUT_DIR/<name>.preview.mp4: the result drawn on the video (see `preview`)")
     run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
 
     preview = commands.add_parser(
@@ -265,6 +270,27 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
     return int(ExitCode.OK)
 
 
+def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> Path:
+    """`run --preview`: the overlay video beside the result (`<name>.preview.mp4`)."""
+    from .preview import PreviewOptions, render_preview
+
+    result_path = Path(result_path)
+    name = result_path.name[:-len(".trace.npz")] if result_path.name.endswith(".trace.npz") else result_path.stem
+    output = result_path.with_name(name + ".preview.mp4")
+    started = [False]
+
+    def on_progress(done: int, total: int) -> None:
+        if not started[0]:
+            reporter.begin_stage("preview", total)
+            started[0] = True
+        reporter.update(done)
+
+    summary = render_preview(PreviewOptions(result_path, output, video_path=Path(video)), on_progress)
+    if started[0]:
+        reporter.end_stage()
+    return summary.output_path
+
+
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
     from .pipeline import RunOptions, run_video   # heavy imports (torch) only once the arguments are fine
 
@@ -276,7 +302,8 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         official_tracking=args.official_tracking or args.tracking_preset is not None,
         tracking_preset=args.tracking_preset, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
-        smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
+        smpl_model=args.smpl_model, smpl_extra_regressor=args.smpl_extra_regressor,
+        save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
         align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise)
     summary = run_video(options, reporter)
@@ -285,9 +312,13 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
              f"({rate:.2f} frames/s) -> {summary.result_path}"]
     if summary.world is not None:
         lines += summary.world.lines()
+    extra = dict(summary.world.event_fields()) if summary.world is not None else {}
+    if args.preview:
+        preview_path = _run_preview(summary.result_path, args.input, reporter)
+        lines.append(f"preview -> {preview_path}")
+        extra["preview"] = str(preview_path)
     summary_stream.write("".join(line + "\n" for line in lines))
     summary_stream.flush()
-    extra = summary.world.event_fields() if summary.world is not None else None
     if summary.partial_error is not None:
         partial = PartialResultError(
             f"{summary.partial_error.message}. The result of the frames before it was written to "

@@ -30,6 +30,7 @@ from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundErr
 from .nn.trace_model import resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .progress import ProgressReporter
+from .smpl.extra_regressor import PLACEMENT_OFFICIAL, PLACEMENT_SMPL_HIPS
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
 from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
@@ -264,14 +265,19 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
 # SMPL joints / vertices
 # --------------------------------------------------------------------------------------------------
 def add_smpl_geometry(track: dict[str, np.ndarray], body_model: Any, save_vertices: bool,
-                      batch: int = SMPL_BATCH) -> None:
+                      batch: int = SMPL_BATCH, placement: Any = None) -> None:
     """Fill joints_cam / joints_world [T,24,3] (and vertices_cam / vertices_world [T,V,3]) in place.
 
     Camera frame: poses as decoded (joint 0 = camera-frame orientation), placed by the hip centre
     at hip_center_cam. World frame: joint 0 replaced by global_orient_world, placed at
     hip_center_world (docs/architecture.md, "Body placement").
+
+    With `placement` (core.smpl.extra_regressor.PlacementRegressor, the official joints 35/36) the
+    network's translation is where that point is, as in the official code: hip_center_cam / _world
+    are moved by the body's hips-minus-anchor offset first, so everything that places by the hips
+    (joints here, the world stage, the Blender importer) puts the body exactly where the official does.
     """
-    from .smpl.body_model import place_at_hip_center
+    from .smpl.body_model import hips_minus_anchor, place_at_hip_center
 
     count = len(track["frame"])
     outputs: dict[str, list[np.ndarray]] = {"joints_cam": [], "joints_world": []}
@@ -288,6 +294,9 @@ def add_smpl_geometry(track: dict[str, np.ndarray], body_model: Any, save_vertic
             joints, vertices = body_model(poses, betas, with_vertices=save_vertices)  # [B,24,3], [B,V,3]
             joints = joints.double().cpu().numpy()
             vertices = None if vertices is None else vertices.double().cpu().numpy()
+            if placement is not None:
+                anchor = body_model.regressed_points(poses, betas, placement.indices, placement.weights)
+                track[hip_key][part] = track[hip_key][part] + hips_minus_anchor(joints, anchor.double().cpu().numpy())
             joints, vertices = place_at_hip_center(joints, vertices, track[hip_key][part])
             outputs[f"joints_{frame_name}"].append(joints)
             if save_vertices:
@@ -319,6 +328,7 @@ class RunOptions:
     stride: int = 1
     image_fps: float | None = None      # image folders only
     smpl_model: Path | None = None
+    smpl_extra_regressor: Path | None = None   # J_regressor_extra.npy: official placement (needs smpl_model)
     save_vertices: bool = False
     offline: bool = False
     threads: int | None = None
@@ -548,9 +558,19 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             notes.append(f"frames rotated {info.rotation_deg} degrees clockwise (container rotation metadata)")
             reporter.info(notes[-1])
 
-        body_model = smpl_data = None
+        body_model = smpl_data = placement = None
+        if options.smpl_extra_regressor is not None and options.smpl_model is None:
+            raise UsageError("--smpl-extra-regressor needs --smpl-model FILE (the official placement point is "
+                             "regressed from the SMPL mesh)")
         if options.smpl_model is not None:
             body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
+        if options.smpl_extra_regressor is not None:
+            from .smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
+            try:
+                placement = load_extra_regressor(options.smpl_extra_regressor)
+                placement.check_vertices(body_model.num_vertices)
+            except ExtraRegressorError as error:
+                raise SmplModelFileError(f"cannot use --smpl-extra-regressor: {error}") from None
 
         network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
                                autocast_dtype=autocast_dtype)
@@ -603,7 +623,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         done = 0
         with torch.inference_mode():
             for track in tracks.values():
-                add_smpl_geometry(track, body_model, options.save_vertices)
+                add_smpl_geometry(track, body_model, options.save_vertices, placement=placement)
                 done += len(track["frame"])
                 reporter.update(done)
         reporter.end_stage()
@@ -616,6 +636,9 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
         "tracking": tracking.to_dict(),
         "tracking_mode": "official" if options.official_tracking else "product",
         "tracking_preset": options.tracking_preset,
+        "placement": PLACEMENT_OFFICIAL if placement is not None else PLACEMENT_SMPL_HIPS,
+        "smpl_extra_regressor": None if placement is None else {"path": str(placement.path.resolve()),
+                                                                "sha256": placement.sha256},
         "subjects": tracking.subjects,
         "lens": lens.as_dict(),
         "device": device,

@@ -96,3 +96,20 @@ def test_cli_preview_and_errors(scene, tmp_path):
 def test_track_colours_are_distinct_and_stable():
     colours = [track_color(i) for i in range(1, 9)]
     assert len(set(colours)) == 8 and track_color(3) == colours[2]
+
+
+def test_run_with_preview_writes_it_beside_the_result(tmp_path, monkeypatch):
+    import core.pipeline
+    from helpers.stand_in_network import StandInNetwork, loader
+
+    video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 12)
+    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    out = io.StringIO()
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--preview", "--progress-json", "--threads", "1"],
+                stdout=out, stderr=(err := io.StringIO()))
+    assert code == 0, err.getvalue()
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    done = events[-1]
+    assert done["preview"] == str(tmp_path / "out" / "clip.preview.mp4")
+    assert any(e.get("stage") == "preview" for e in events if e["event"] == "progress")
+    assert len(_frames(done["preview"])) == 12

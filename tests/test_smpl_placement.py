@@ -75,3 +75,60 @@ def test_regressor_checks(model, tmp_path):
     (tmp_path / "text.npy").write_text("hello")
     with pytest.raises(ExtraRegressorError, match="not a readable .npy"):
         load_extra_regressor(tmp_path / "text.npy")
+
+
+def _run(tmp_path, monkeypatch, video, smpl, *flags):
+    import io
+    import json
+
+    import core.pipeline
+    from core.cli import main
+    from helpers.stand_in_network import StandInNetwork, loader
+    from trace_format.npz import read_result
+
+    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", str(video), "-o", str(tmp_path / ("out" + str(len(flags)))), "--smpl-model", str(smpl),
+                 "--save-vertices", "--progress-json", "--threads", "1", "--no-denoise", *flags], stdout=out, stderr=err)
+    assert code == 0, err.getvalue()
+    return read_result(json.loads(out.getvalue().splitlines()[-1])["result"])
+
+
+def test_run_with_the_official_regressor_places_joints35_36_at_the_translation(tmp_path, monkeypatch):
+    from helpers.preview_scene import write_plain_video
+    from tests.helpers.synthetic_smpl import write_synthetic_smpl_pkl
+
+    video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 8)
+    smpl = write_synthetic_smpl_pkl(tmp_path / "SMPL_NEUTRAL.pkl")
+    array = write_extra_regressor(tmp_path / "J_regressor_extra.npy", load_smpl_model_file(smpl).num_vertices)
+    plain = _run(tmp_path, monkeypatch, video, smpl)
+    official = _run(tmp_path, monkeypatch, video, smpl, "--smpl-extra-regressor", str(tmp_path / "J_regressor_extra.npy"))
+    assert plain.settings["placement"] == "smpl_hips" and plain.settings["smpl_extra_regressor"] is None
+    assert official.settings["placement"] == "official_joints35_36"
+    anchor_row = 0.5 * (array[0] + array[1]).astype(np.float64)
+    for before, after in zip(plain.tracks, official.tracks):
+        anchor = np.einsum("v,nvk->nk", anchor_row, after.vertices_cam.astype(np.float64))
+        np.testing.assert_allclose(anchor, before.hip_center_cam, atol=2e-4)     # the network's translation
+        anchor_world = np.einsum("v,nvk->nk", anchor_row, after.vertices_world.astype(np.float64))
+        np.testing.assert_allclose(anchor_world, before.hip_center_world, atol=2e-4)
+        assert np.abs(after.hip_center_cam - before.hip_center_cam).max() > 1e-4
+
+
+def test_regressor_without_smpl_model_or_for_another_model_fails_before_the_network(tmp_path):
+    import io
+
+    from core.cli import main
+    from helpers.preview_scene import write_plain_video
+    from tests.helpers.synthetic_smpl import write_synthetic_smpl_pkl
+
+    video = write_plain_video(tmp_path / "clip.mp4", 64, 48, 4)
+    write_extra_regressor(tmp_path / "J.npy", 6890)
+    err = io.StringIO()
+    assert main(["run", str(video), "-o", str(tmp_path / "o"), "--smpl-extra-regressor", str(tmp_path / "J.npy")],
+                stdout=io.StringIO(), stderr=err) == 2
+    assert "needs --smpl-model" in err.getvalue()
+    smpl = write_synthetic_smpl_pkl(tmp_path / "SMPL_NEUTRAL.pkl")
+    err = io.StringIO()
+    assert main(["run", str(video), "-o", str(tmp_path / "o"), "--smpl-model", str(smpl), "--offline",
+                 "--smpl-extra-regressor", str(tmp_path / "J.npy")], stdout=io.StringIO(), stderr=err) == 5
+    assert "J.npy" in err.getvalue() and "6890 vertices" in err.getvalue()

@@ -60,10 +60,11 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     output_dir = runner.new_run_directory(user_data_dir("runs"), video_path)
     command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
                                  weights_dir=settings.weights_dir, device=settings.device,
-                                 smpl_model=settings.smpl_model_path, launcher=launcher,
+                                 smpl_model=settings.smpl_model_path,
+                                 smpl_extra_regressor=settings.smpl_extra_regressor_path, launcher=launcher,
                                  offline=not bpy.app.online_access, align=state.align,
                                  foot_cleanup=state.foot_cleanup, denoise=state.denoise,
-                                 shot_detection=state.shot_detection)
+                                 shot_detection=state.shot_detection, preview=True)
     job = InferenceJob(video_path, runner.CoreRun(command.argv(), output_dir).start())
     _ACTIVE_JOB = job
     state.running, state.progress, state.status = True, 0.0, "starting TRACE..."
@@ -433,8 +434,26 @@ class TRACE_OT_check_core(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TRACE_OT_open_preview(bpy.types.Operator):
+    """Open the overlay video of the last run (skeletons and track ids on the footage) in the system's player"""
+
+    bl_idname = "trace.open_preview"
+    bl_label = "Open Preview Video"
+    bl_options = {"REGISTER"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"HIDDEN"})
+
+    def execute(self, context: Any) -> set[str]:
+        from pathlib import Path
+
+        if not self.filepath or not Path(self.filepath).is_file():
+            self.report({"ERROR"}, f"no preview video at {self.filepath or '(none)'}: run a video first")
+            return {"CANCELLED"}
+        return bpy.ops.wm.path_open(filepath=self.filepath)
+
+
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
-           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core)
+           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core, TRACE_OT_open_preview)
 
 
 def cancel_active_job() -> None:

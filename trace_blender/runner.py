@@ -113,20 +113,26 @@ class CoreCommand:
     weights_dir: str | None = None
     device: str = "auto"
     smpl_model: str | None = None
+    smpl_extra_regressor: str | None = None   # J_regressor_extra.npy: official placement (only with smpl_model)
     launcher: Sequence[str] | None = None
     offline: bool = False      # Blender's "Allow Online Access" is off: the core must not download weights
     align: bool = True         # ground and gravity alignment (floor at z = 0)
     foot_cleanup: bool = True  # foot contacts and skate cleanup
     denoise: bool = True       # temporal denoising of the world motion
     shot_detection: bool = True  # restart tracking, world and camera at hard cuts
+    preview: bool = False      # also write <name>.preview.mp4 beside the result (`run --preview`)
 
     def argv(self) -> list[str]:
         prefix = list(self.launcher) if self.launcher else [self.python, "-m", "core"]
         args = prefix + ["run", str(self.video), "-o", str(self.output_dir), "--progress-json", "--device", self.device]
+        if self.preview:
+            args.append("--preview")
         if self.weights_dir:
             args += ["--weights", str(self.weights_dir)]
         if self.smpl_model:
             args += ["--smpl-model", str(self.smpl_model)]
+            if self.smpl_extra_regressor:
+                args += ["--smpl-extra-regressor", str(self.smpl_extra_regressor)]
         if self.offline:
             args.append("--offline")
         if not self.align:
@@ -419,3 +425,10 @@ def _as_float(value: Any) -> float | None:
 def default_python() -> str:
     """The interpreter running this code (Blender's bundled Python, or the bpy module's host)."""
     return sys.executable
+
+
+def preview_path_for(result_path: str | Path) -> Path:
+    """Where `run --preview` writes the overlay video of a result: `<name>.preview.mp4` beside it."""
+    path = Path(result_path)
+    name = path.name[:-len(".trace.npz")] if path.name.endswith(".trace.npz") else path.stem
+    return path.with_name(name + ".preview.mp4")

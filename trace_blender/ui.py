@@ -106,6 +106,9 @@ class TRACE_PT_import(_TracePanel, bpy.types.Panel):
         state = session_state(context)
         if state.result_path:
             layout.label(text=f"Last: {bpy.path.basename(state.result_path)}", icon="FILE")
+            preview = runner.preview_path_for(state.result_path)
+            if preview.is_file():
+                layout.operator("trace.open_preview", text="Open Preview Video", icon="FILE_MOVIE").filepath = str(preview)
 
 
 class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
