@@ -90,9 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
                       help="no hard-cut detection: the whole video is one shot (tracking never restarts)")
     cuts.add_argument("--shot-detection", dest="shot_detection", action="store_const", const=True,
                       help="detect hard cuts also with --official-tracking (where it is off by default)")
-    # Older names, kept working but not shown.
-    for old_name, value in (("--no-shot-cuts", False), ("--shot-cuts", True)):
-        cuts.add_argument(old_name, dest="shot_detection", action="store_const", const=value, help=argparse.SUPPRESS)
     world.add_argument("--no-align", dest="align", action="store_false",
                        help="no ground/gravity alignment: the fixed (x, z, -y) mapping of TRACE's world")
     world.add_argument("--no-denoise", dest="denoise", action="store_false",

@@ -162,7 +162,7 @@ def test_no_foot_cleanup_still_detects_contacts(cut_video, tmp_path, monkeypatch
     assert events[-1]["foot_sliding_mm_after"] is None and events[-1]["foot_sliding_reduction"] is None
 
 
-@pytest.mark.parametrize("flags", [["--no-shot-detection"], ["--no-shot-cuts"], ["--official-tracking"]])
+@pytest.mark.parametrize("flags", [["--no-shot-detection"], ["--official-tracking"]])
 def test_without_shot_detection_the_video_is_one_shot(cut_video, tmp_path, monkeypatch, flags):
     code, events, stderr, network = run_core(monkeypatch, cut_video, tmp_path, *flags)
     assert code == 0, stderr[-3000:]
