@@ -262,7 +262,7 @@ def two_shot_frames() -> np.ndarray:
 
 
 def test_stream_restarts_at_hard_cuts(tmp_path):
-    from core.world.shots import ShotCutDetector
+    from core.shots import ShotCutDetector
 
     video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
     model = _StandInModel()
@@ -301,7 +301,7 @@ def test_tracking_modes_and_lens_choice():
 def test_cuts_become_shots_in_the_result(tmp_path):
     """The cuts found while streaming are the only source of shots: the world stage makes them."""
     from core.pipeline import WorldOptions, write_run_result
-    from core.world.shots import ShotCutDetector
+    from core.shots import ShotCutDetector
 
     video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
     lens = official_lens(64, 48)

@@ -1,6 +1,5 @@
 """A world users can animate in (numpy only; the torch-free half of the core).
 
-* `shots`: hard shot cuts on streamed frames; split tracks so none spans a cut.
 * `scene_camera`: one camera for the scene from every person's camera/world pose; registers tracks
   that TRACE started in a later camera frame into the scene world.
 * `ground`: floor plane + gravity alignment shared by everyone: one rigid TRACE-world -> aligned-world
@@ -17,8 +16,6 @@ from .ground import (DEFAULT_FOOT_JOINT_HEIGHTS, GroundAlignment, GroundFitError
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
                            blender_camera_matrices, camera_poses_from_track, estimate_scene_camera,
                            register_tracks)
-from .shots import (FrameChange, ShotCutDetector, ShotCutError, ShotCutSettings, detect_shots, shot_segments,
-                    split_track_arrays)
 from .postprocess import (RestBody, WorldProcessingError, WorldProcessingSettings, apply_world_processing,
                           smpl_rest_body)
 
@@ -29,7 +26,5 @@ __all__ = [
     "alignment_from_plane", "default_alignment", "estimate_ground", "estimate_up_prior", "foot_joint_heights",
     "CameraEvidence", "SceneCamera", "SceneCameraError", "SceneCameraSettings", "apply_world_transform",
     "blender_camera_matrices", "camera_poses_from_track", "estimate_scene_camera", "register_tracks",
-    "FrameChange", "ShotCutDetector", "ShotCutError", "ShotCutSettings", "detect_shots", "shot_segments",
-    "split_track_arrays",
     "RestBody", "WorldProcessingError", "WorldProcessingSettings", "apply_world_processing", "smpl_rest_body",
 ]

@@ -49,7 +49,7 @@ from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, 
 from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
                            estimate_scene_camera)
-from .shots import shot_segments
+from ..shots import shot_segments
 
 __all__ = [
     "WorldProcessingError",
@@ -136,7 +136,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     its raw arrays, keeping its shot boundaries). align: fit the floor and put it at z = 0 with +Z up
     (else the fixed (x, z, -y) mapping). clean_feet: detect contacts and remove foot skate (stored as
     clean_* arrays; the raw motion stays). Contacts are stored whenever align or clean_feet is on.
-    cut_frames: first frames of new shots (core.world.shots.ShotCutDetector.cut_frames).
+    cut_frames: first frames of new shots (core.shots.ShotCutDetector.cut_frames).
     rest_joints_for_track(track) -> rest joints [24,3] standing on y = 0, or (joints [24,3], rest
     vertices [V,3]) for an SMPL body (`smpl_rest_body(model)`); default: the default skeleton.
     on_progress(done, total): called as person-frames are finished (for a progress bar).
