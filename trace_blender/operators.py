@@ -1,7 +1,8 @@
 """Operators: run TRACE on a video, cancel, import a result, export people, select people.
 
-The work happens in plain functions (`start_inference`, `finish_inference`, building.*,
-exporting.*); operators only collect settings and report. In background mode `invoke()` never
+The work happens in plain functions (`start_inference`, `finish_inference`, build.*,
+exporting.*); operators only collect settings and report. Import and export follow Blender's own I/O
+add-ons: `ImportHelper` / `ExportHelper` operators with File › Import / Export menu entries. In background mode `invoke()` never
 runs, so `execute()` of the run operator drives the subprocess synchronously there; with a UI it
 hands over to `modal()` and a window-manager timer.
 """
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import building, exporting, runner, scene_math
+from . import build, exporting, plan, runner
+from .build import tags
 from .errors import TraceBlenderError, UsageError
 from .preferences import addon_settings, user_data_dir
 
@@ -107,22 +110,22 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
 
 
 def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int] | None = None,
-                         apply_alignment: bool | None = None, use_clean_motion: bool | None = None
-                         ) -> building.ImportSummary:
+                         apply_alignment: bool | None = None, foot_cleanup: bool | None = None
+                         ) -> build.ImportSummary:
     """Import with the add-on preferences and the panel's toggles (arguments given here win)."""
     settings = addon_settings(context)
     state = session_state(context)
-    options = building.ImportOptions(
+    options = plan.ImportOptions(
         smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
         apply_alignment=state.align if apply_alignment is None else apply_alignment,
-        use_clean_motion=state.foot_cleanup if use_clean_motion is None else use_clean_motion)
-    summary = building.import_result_file(path, context, options)
+        foot_cleanup=state.foot_cleanup if foot_cleanup is None else foot_cleanup)
+    summary = build.import_result_file(path, context, options)
     state.result_path = str(path)
     remember_shots(state, summary, settings.frame_start)
     return summary
 
 
-def remember_shots(state: Any, summary: building.ImportSummary, frame_start: int) -> None:
+def remember_shots(state: Any, summary: build.ImportSummary, frame_start: int) -> None:
     """List the result's shots in the panel: scene ranges, people, camera; imported ones selected."""
     imported = {shot.index: shot for shot in summary.shots}
     state.shots.clear()
@@ -167,13 +170,14 @@ def _report_all(operator: Any, reports: list[tuple[str, str]]) -> None:
         operator.report({kind}, message)
 
 
-class TRACE_OT_run_video(bpy.types.Operator):
+class TRACE_OT_run_video(bpy.types.Operator, ImportHelper):
     """Run TRACE on a video in a separate Python and import every tracked person"""
 
     bl_idname = "trace.run_video"
     bl_label = "Run TRACE on Video"
     bl_options = {"REGISTER"}
 
+    filename_ext = ""
     filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
 
@@ -190,8 +194,7 @@ class TRACE_OT_run_video(bpy.types.Operator):
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if not self._video(context):
-            context.window_manager.fileselect_add(self)
-            return {"RUNNING_MODAL"}
+            return ImportHelper.invoke(self, context, event)
         return self.execute(context)
 
     def execute(self, context: Any) -> set[str]:
@@ -267,13 +270,14 @@ class TRACE_OT_cancel_run(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class TRACE_OT_import_result(bpy.types.Operator):
+class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
     """Import a TRACE result file (.npz, also official trace2 results) as animated characters"""
 
     bl_idname = "trace.import_result"
     bl_label = "Import TRACE Result"
     bl_options = {"REGISTER", "UNDO"}
 
+    filename_ext = ".npz"
     filepath: StringProperty(name="Result file", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
     shots: StringProperty(name="Shots", default="", options={"SKIP_SAVE"},
@@ -281,15 +285,13 @@ class TRACE_OT_import_result(bpy.types.Operator):
     apply_alignment: BoolProperty(name="Align floor", default=True, options={"SKIP_SAVE"},
                                   description="Use the stored ground alignment (floor at z = 0); unset: the panel's "
                                               "toggle")
-    use_clean_motion: BoolProperty(name="Clean feet", default=True, options={"SKIP_SAVE"},
-                                   description="Use the foot-skate-cleaned motion when stored; unset: the panel's "
-                                               "toggle")
+    foot_cleanup: BoolProperty(name="Foot cleanup", default=True, options={"SKIP_SAVE"},
+                               description="Use the foot-skate-cleaned motion when stored; unset: the panel's toggle")
 
     def invoke(self, context: Any, event: Any) -> set[str]:
-        if self.filepath:
+        if self.filepath:  # drag and drop, the panel's re-import
             return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        return ImportHelper.invoke(self, context, event)
 
     def _given(self, name: str) -> bool | None:
         """An explicitly set toggle, or None (then the panel's toggle applies, e.g. on drag and drop)."""
@@ -300,13 +302,10 @@ class TRACE_OT_import_result(bpy.types.Operator):
             self.report({"ERROR"}, "choose a result file (.npz) first")
             return {"CANCELLED"}
         try:
-            shots = scene_math.parse_shot_list(self.shots)
+            shots = plan.parse_shot_list(self.shots)
             summary = import_with_settings(context, bpy.path.abspath(self.filepath), shots=shots,
                                            apply_alignment=self._given("apply_alignment"),
-                                           use_clean_motion=self._given("use_clean_motion"))
-        except scene_math.ShotSelectionError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+                                           foot_cleanup=self._given("foot_cleanup"))
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -342,36 +341,57 @@ class TRACE_OT_view_shot(bpy.types.Operator):
 
 def people_to_export(context: Any, scope: str) -> list[Any]:
     """Armatures of imported people: all of them, or those whose armature or body is selected."""
-    people = building.imported_people(context.scene)
+    people = tags.imported_people(context.scene)
     if scope == "ALL":
         return people
     chosen = []
     for armature in people:
-        if armature.select_get() or any(body.select_get() for body in building.bodies_of(armature)):
+        if armature.select_get() or any(body.select_get() for body in tags.bodies_of(armature)):
             chosen.append(armature)
     return chosen
 
 
-class TRACE_OT_export_people(bpy.types.Operator):
+EXPORT_FORMAT_ITEMS = (("PREFERENCES", "Default", "The default export format from the add-on preferences"),) + tuple(
+    (key.upper(), exporting.FORMAT_LABELS[key], f"Export {exporting.FORMAT_LABELS[key]}")
+    for key in exporting.EXPORT_FORMATS)
+EXPORT_SCOPE_ITEMS = (("ALL", "All", "Every imported person in the scene"),
+                      ("SELECTED", "Selected", "People whose armature or body is selected"))
+
+
+class TRACE_OT_export_people(bpy.types.Operator, ExportHelper):
     """Export imported people as FBX (Unity / Unreal), glTF binary or BVH"""
 
     bl_idname = "trace.export_people"
-    bl_label = "Export People"
+    bl_label = "Export TRACE People"
     bl_options = {"REGISTER"}
 
     filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     check_existing: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    # Unset: the panel's Export settings apply (so the panel button and File > Export agree).
+    export_format: EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PREFERENCES",
+                                options={"SKIP_SAVE"})
+    export_scope: EnumProperty(name="People", items=EXPORT_SCOPE_ITEMS, default="ALL", options={"SKIP_SAVE"})
+    per_person: BoolProperty(name="One file per person", default=False, options={"SKIP_SAVE"},
+                             description="Write one file per person instead of one combined file")
 
-    def _export_format(self, context: Any) -> str:
-        choice = session_state(context).export_format
+    def _setting(self, context: Any, name: str, state_name: str) -> Any:
+        return getattr(self, name) if self.properties.is_property_set(name) else getattr(session_state(context),
+                                                                                         state_name)
+
+    def _format(self, context: Any) -> str:
+        choice = self._setting(context, "export_format", "export_format")
         return addon_settings(context).export_preset if choice == "PREFERENCES" else choice.lower()
+
+    @property
+    def filename_ext(self) -> str:
+        """ExportHelper's extension: follows the chosen format."""
+        return exporting.EXTENSIONS[self._format(bpy.context)]
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self.filepath or session_state(context).export_path:
             return self.execute(context)
-        self.filepath = "trace_people" + exporting.EXTENSIONS[self._export_format(context)]
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        self.filepath = "trace_people" + self.filename_ext
+        return ExportHelper.invoke(self, context, event)
 
     def execute(self, context: Any) -> set[str]:
         state = session_state(context)
@@ -379,10 +399,10 @@ class TRACE_OT_export_people(bpy.types.Operator):
         if not target:
             self.report({"ERROR"}, "choose where to export first")
             return {"CANCELLED"}
-        people = people_to_export(context, state.export_scope)
+        people = people_to_export(context, self._setting(context, "export_scope", "export_scope"))
         try:
-            written = exporting.export_people(context, people, target, self._export_format(context),
-                                              per_person=state.export_per_person)
+            written = exporting.export_people(context, people, target, self._format(context),
+                                              per_person=self._setting(context, "per_person", "export_per_person"))
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -401,11 +421,11 @@ class TRACE_OT_toggle_person(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         armature = bpy.data.objects.get(self.armature_name)
-        if armature is None or building.PROP_TRACK_ID not in armature.keys():
+        if armature is None or tags.PROP_TRACK_ID not in armature.keys():
             self.report({"ERROR"}, f"no imported person named {self.armature_name!r}")
             return {"CANCELLED"}
         select = not armature.select_get()
-        for ob in [armature] + building.bodies_of(armature):
+        for ob in [armature] + tags.bodies_of(armature):
             if ob.name in context.view_layer.objects:
                 ob.select_set(select)
         if select:
@@ -428,6 +448,17 @@ class TRACE_OT_check_core(bpy.types.Operator):
             return {"CANCELLED"}
         self.report({"INFO"}, f"{python} can run the TRACE core")
         return {"FINISHED"}
+
+
+def menu_import(menu: Any, context: Any) -> None:
+    """File > Import entries."""
+    menu.layout.operator(TRACE_OT_import_result.bl_idname, text="TRACE Result (.npz)")
+    menu.layout.operator(TRACE_OT_run_video.bl_idname, text="TRACE: Run on Video")
+
+
+def menu_export(menu: Any, context: Any) -> None:
+    """File > Export entry."""
+    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh)")
 
 
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
