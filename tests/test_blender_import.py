@@ -12,12 +12,12 @@ from helpers.blender import (evaluated_bone_heads, evaluated_vertices, reference
                              scene_fingerprint, synthetic_result, write_synthetic_result)
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from core.result_file import read_result  # noqa: E402
-from core.rig import fk, frames, rotations, skeleton  # noqa: E402
-from core.smpl.model_file import load_smpl_model_file  # noqa: E402
+from trace_format.npz import read_result  # noqa: E402
+from trace_format import fk, rotations, skeleton  # noqa: E402
+from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
 from bpy_extras import anim_utils  # noqa: E402
 
-from trace_blender import build, cli, plan  # noqa: E402
+from trace_blender import build, cli, frames, plan  # noqa: E402
 from trace_blender.build import tags  # noqa: E402
 from trace_blender.errors import ResultFileError, SceneBuildError, SmplModelLoadError  # noqa: E402
 

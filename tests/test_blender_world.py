@@ -19,12 +19,12 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from helpers.blender import (WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
+from helpers.blender import (planned_camera_matrices, WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
                              expected_camera_matrices, reference_joints_blender, scene_fingerprint, sole_heights,
                              synthetic_result, world_result_from_truth, world_scene, write_world_video)
 
-from core.result_file import read_result, write_result  # noqa: E402
-from core.rig import fk, skeleton  # noqa: E402
+from trace_format.npz import read_result, write_result  # noqa: E402
+from trace_format import fk, skeleton  # noqa: E402
 from core.world.ground import foot_joint_heights  # noqa: E402
 from bpy_extras import anim_utils  # noqa: E402
 
@@ -177,7 +177,7 @@ def test_aligned_import_feet_camera_contacts_and_shots(empty_scene, world):
 
 
 def test_alignment_and_cleanup_can_be_turned_off(empty_scene, world, capsys):
-    assert cli.main(["import", str(world.path), "--no-align", "--no-foot-cleanup", "--frame-start", "101"]) == 0
+    assert cli.main(["import", str(world.path), "--no-align", "--raw-motion", "--frame-start", "101"]) == 0
     printed = capsys.readouterr().out
     assert "shot 0: scene frames 101-160, 2 people, not aligned, camera world_shot0_camera" in printed
     result = read_result(world.path)
@@ -305,7 +305,7 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
     assert worst < FEET_ON_FLOOR_M
     print(f"end to end: worst sole height at contact frames {worst * 1000:.1f} mm")
     for shot in (0, 1):
-        camera_frames, matrices = processed.camera_blender_matrices(shot)
+        camera_frames, matrices = planned_camera_matrices(processed)[shot]
         camera = bpy.data.objects[f"processed_shot{shot}_camera"]
         for row in (0, len(camera_frames) - 1):
             actual = evaluated_camera_matrix(camera, 1 + int(camera_frames[row]))

@@ -63,9 +63,11 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     output_dir = runner.new_run_directory(user_data_dir("runs"), video_path)
     command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
                                  weights_dir=settings.weights_dir, device=settings.device,
-                                 smpl_model=settings.smpl_model_path, launcher=launcher,
+                                 smpl_model=settings.smpl_model_path,
+                                 smpl_extra_regressor=settings.smpl_extra_regressor_path, launcher=launcher,
                                  offline=not bpy.app.online_access, align=state.align,
-                                 foot_cleanup=state.foot_cleanup, shot_detection=state.shot_detection)
+                                 foot_cleanup=state.foot_cleanup, denoise=state.denoise,
+                                 shot_detection=state.shot_detection, preview=True)
     job = InferenceJob(video_path, runner.CoreRun(command.argv(), output_dir).start())
     _ACTIVE_JOB = job
     state.running, state.progress, state.status = True, 0.0, "starting TRACE..."
@@ -110,7 +112,7 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
 
 
 def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int] | None = None,
-                         apply_alignment: bool | None = None, foot_cleanup: bool | None = None
+                         apply_alignment: bool | None = None, use_clean_motion: bool | None = None
                          ) -> build.ImportSummary:
     """Import with the add-on preferences and the panel's toggles (arguments given here win)."""
     settings = addon_settings(context)
@@ -118,7 +120,7 @@ def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int]
     options = plan.ImportOptions(
         smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
         apply_alignment=state.align if apply_alignment is None else apply_alignment,
-        foot_cleanup=state.foot_cleanup if foot_cleanup is None else foot_cleanup)
+        use_clean_motion=(state.foot_cleanup or state.denoise) if use_clean_motion is None else use_clean_motion)
     summary = build.import_result_file(path, context, options)
     state.result_path = str(path)
     remember_shots(state, summary, settings.frame_start)
@@ -129,14 +131,16 @@ def remember_shots(state: Any, summary: build.ImportSummary, frame_start: int) -
     """List the result's shots in the panel: scene ranges, people, camera; imported ones selected."""
     imported = {shot.index: shot for shot in summary.shots}
     state.shots.clear()
-    for plan in summary.result_shots:
+    for listed in summary.result_shots:
         item = state.shots.add()
-        item.index = plan.index
-        item.first_frame, item.last_frame = plan.scene_range(frame_start)
-        shot = imported.get(plan.index)
+        item.index = listed.index
+        item.first_frame, item.last_frame = listed.scene_range(frame_start)
+        shot = imported.get(listed.index)
         item.imported = item.selected = shot is not None
         item.people = len(shot.people) if shot is not None else 0
-        item.aligned = shot.aligned if shot is not None else plan.aligned
+        item.aligned = shot.aligned if shot is not None else listed.aligned
+        item.floor_low_confidence = item.aligned and listed.floor_confidence == "low"
+        item.floor_note = listed.floor_note
         item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
     state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
     state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1
@@ -285,8 +289,9 @@ class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
     apply_alignment: BoolProperty(name="Align floor", default=True, options={"SKIP_SAVE"},
                                   description="Use the stored ground alignment (floor at z = 0); unset: the panel's "
                                               "toggle")
-    foot_cleanup: BoolProperty(name="Foot cleanup", default=True, options={"SKIP_SAVE"},
-                               description="Use the foot-skate-cleaned motion when stored; unset: the panel's toggle")
+    use_clean_motion: BoolProperty(name="Smoothed, planted motion", default=True, options={"SKIP_SAVE"},
+                                   description="Use the world stage's denoised, foot-skate-cleaned motion when "
+                                               "stored (off: TRACE's raw motion); unset: the panel's toggles")
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self.filepath:  # drag and drop, the panel's re-import
@@ -305,7 +310,7 @@ class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
             shots = plan.parse_shot_list(self.shots)
             summary = import_with_settings(context, bpy.path.abspath(self.filepath), shots=shots,
                                            apply_alignment=self._given("apply_alignment"),
-                                           foot_cleanup=self._given("foot_cleanup"))
+                                           use_clean_motion=self._given("use_clean_motion"))
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -450,6 +455,24 @@ class TRACE_OT_check_core(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TRACE_OT_open_preview(bpy.types.Operator):
+    """Open the overlay video of the last run (skeletons and track ids on the footage) in the system's player"""
+
+    bl_idname = "trace.open_preview"
+    bl_label = "Open Preview Video"
+    bl_options = {"REGISTER"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"HIDDEN"})
+
+    def execute(self, context: Any) -> set[str]:
+        from pathlib import Path
+
+        if not self.filepath or not Path(self.filepath).is_file():
+            self.report({"ERROR"}, f"no preview video at {self.filepath or '(none)'}: run a video first")
+            return {"CANCELLED"}
+        return bpy.ops.wm.path_open(filepath=self.filepath)
+
+
 def menu_import(menu: Any, context: Any) -> None:
     """File > Import entries."""
     menu.layout.operator(TRACE_OT_import_result.bl_idname, text="TRACE Result (.npz)")
@@ -462,7 +485,7 @@ def menu_export(menu: Any, context: Any) -> None:
 
 
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
-           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core)
+           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core, TRACE_OT_open_preview)
 
 
 def cancel_active_job() -> None:

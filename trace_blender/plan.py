@@ -30,7 +30,7 @@ class ImportOptions:
     build_mesh: bool = True              # skinned body when an SMPL model is given
     world_alignment: np.ndarray | None = None  # explicit 4x4 for every shot (shared TRACE world -> Blender)
     apply_alignment: bool = True         # each shot's stored ground alignment; False: the fixed (x, z, -y)
-    foot_cleanup: bool = True            # foot-skate-cleaned legs and hips when the result has them
+    use_clean_motion: bool = True        # the world stage's denoised, skate-cleaned motion when stored
     shots: Sequence[int] | None = None   # shot indices to import; None: every shot
     build_camera: bool = True            # one animated camera per shot when the result has a scene camera
     video_path: str | None = None        # camera background footage; None: the result's video.path
@@ -50,6 +50,8 @@ class ShotPlan:
     aligned: bool
     alignment: np.ndarray   # [4,4] shared TRACE world -> Blender world as stored (the swap when not aligned)
     method: str             # how the alignment was found ("none" = fixed swap)
+    floor_confidence: str = "high"   # "low": the floor fit is not to be trusted (core.world.ground)
+    floor_note: str = ""
 
     def scene_range(self, frame_start: int) -> tuple[int, int]:
         """(first, last) scene frame of the shot, inclusive: video frame i -> frame_start + i."""
@@ -101,9 +103,11 @@ def result_shots(result: TraceResult) -> list[ShotPlan]:
 
 
 def _shot_plan(shot: ShotInfo) -> ShotPlan:
-    method = str((shot.alignment_info or {}).get("method", "none")) if shot.aligned else "none"
+    info = (shot.alignment_info or {}) if shot.aligned else {}
     return ShotPlan(int(shot.index), int(shot.start), int(shot.stop), bool(shot.aligned),
-                    frames.trace_to_blender_transform(shot.alignment_matrix if shot.aligned else None), method)
+                    frames.trace_to_blender_transform(shot.alignment_matrix if shot.aligned else None),
+                    str(info.get("method", "none")), str(info.get("confidence") or "high"),
+                    str(info.get("confidence_note") or ""))
 
 
 def select_shots(shots: Sequence[ShotPlan], wanted: Iterable[int] | None) -> list[ShotPlan]:
@@ -179,8 +183,8 @@ def plan_person(track: TrackResult, shot: ShotPlan, model: SmplModelData | None,
     base = world_base(shot, options.apply_alignment, options.world_alignment)
     return PersonPlan(
         track_id=int(track.track_id), shot=shot.index, video_frames=np.asarray(track.frames, np.int64),
-        poses_world=np.asarray(track.world_poses(cleaned=options.foot_cleanup), np.float64),
-        hip_center_world=np.asarray(track.world_hip_centers(cleaned=options.foot_cleanup), np.float64),
+        poses_world=np.asarray(track.world_poses(cleaned=options.use_clean_motion), np.float64),
+        hip_center_world=np.asarray(track.world_hip_centers(cleaned=options.use_clean_motion), np.float64),
         rest_joints=rest, rest_vertices=vertices, rest_betas=betas,
         transform=track_transform(base, track.registration), contacts=contact_values(track.contacts))
 
@@ -242,7 +246,7 @@ def rest_skeleton_warnings(result: TraceResult, model: SmplModelData | None, opt
     settings = (result.world_processing or {}).get("settings") or {}
     used = settings.get("rest_skeleton")
     cleaned = [track for track in result.tracks if track.has_clean_motion]
-    if not used or not options.foot_cleanup or not cleaned:
+    if not used or not options.use_clean_motion or not cleaned:
         return []
     if used == "default skeleton" and model is not None:
         return ["the feet were cleaned on the default skeleton, but this import uses the SMPL model's skeleton: "
