@@ -10,7 +10,7 @@ import pytest
 from helpers import target_rigs as rigs
 from helpers.blender import synthetic_track
 
-from core.rig import rotations
+from trace_format import rotations
 from trace_blender.retarget import bone_maps, solve
 
 SPECS = {"mixamo": rigs.mixamo_like, "ue5": rigs.ue_like, "rigify": rigs.rigify_metarig_like, "vrm": rigs.vrm_like}

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.rig import frames, skeleton
+from core.rig import frames
+from trace_format import rotations, skeleton
 from trace_blender.retarget.solve import Rig
 
 SMPL = skeleton.SMPL_JOINT_NAMES
@@ -324,11 +325,10 @@ def person_rig() -> Rig:
 def person_pose(poses: np.ndarray, hips: np.ndarray, to_blender: np.ndarray | None = None) -> np.ndarray:
     """Armature-space pose matrices [T, 24, 4, 4] of the person for SMPL poses [T, 24, 3] (joint 0 =
     orientation) and hip centres [T, 3], through the importer's own channel math."""
-    from core.rig import armature_animation, rotations
     from trace_blender.retarget.solve import basis_from_channels, pose_from_basis
 
     rig = person_rig()
-    animation = armature_animation(skeleton.load_default_skeleton(), poses, hips, rig.rest[:, :3, :3],
+    animation = frames.armature_animation(skeleton.load_default_skeleton(), poses, hips, rig.rest[:, :3, :3],
                                    np.eye(4) if to_blender is None else to_blender)
     locations = np.zeros(poses.shape[:2] + (3,))
     locations[:, 0] = animation.root_location

@@ -33,7 +33,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..core_bridge import rig as _rotations
+from trace_format import rotations as _rotations
 from .bone_maps import SMPL_JOINTS, SMPL_PARENT_NAMES, BoneMapError, check_map, describe_check
 
 EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
