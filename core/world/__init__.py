@@ -10,7 +10,7 @@
 Order of use and parameters: docs/world.md.
 """
 from .contacts import (ContactError, ContactSettings, SkateCleanup, SkateCleanupSettings, clean_foot_skate,
-                       contact_segments, detect_foot_contacts, foot_sliding, pose_to_joints, two_bone_ik)
+                       detect_foot_contacts, foot_sliding, pose_to_joints, two_bone_ik)
 from .ground import (DEFAULT_FOOT_JOINT_HEIGHTS, GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints,
                      alignment_from_plane, default_alignment, estimate_ground, estimate_up_prior, foot_joint_heights)
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
@@ -21,7 +21,7 @@ from .postprocess import (RestBody, WorldProcessingError, WorldProcessingSetting
 
 __all__ = [
     "ContactError", "ContactSettings", "SkateCleanup", "SkateCleanupSettings", "clean_foot_skate",
-    "contact_segments", "detect_foot_contacts", "foot_sliding", "pose_to_joints", "two_bone_ik",
+    "detect_foot_contacts", "foot_sliding", "pose_to_joints", "two_bone_ik",
     "DEFAULT_FOOT_JOINT_HEIGHTS", "GroundAlignment", "GroundFitError", "GroundFitSettings", "PersonJoints",
     "alignment_from_plane", "default_alignment", "estimate_ground", "estimate_up_prior", "foot_joint_heights",
     "CameraEvidence", "SceneCamera", "SceneCameraError", "SceneCameraSettings", "apply_world_transform",
