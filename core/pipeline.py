@@ -694,7 +694,7 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+    processed = apply_world_processing(raw, align=world.align, foot_cleanup=world.foot_cleanup, denoise=world.denoise,
                                        cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)

@@ -331,14 +331,14 @@ def test_alignment_off_keeps_the_fixed_swap_but_still_cleans(scene):
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     assert result.world_processing["metrics"]["shots"][0]["ground"]["used_for"].startswith("contacts only")
     # Neither alignment nor cleanup: no contacts, no cleaned motion; the camera and shots remain.
-    bare = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, clean_feet=False, denoise=False, cut_frames=[CUT])
+    bare = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, foot_cleanup=False, denoise=False, cut_frames=[CUT])
     assert all(t.contacts is None and t.clean_body_pose is None for t in bare.tracks)
     assert bare.scene_camera is not None and len(bare.shots) == 2
     assert bare.world_processing["metrics"]["foot_sliding"]["before_m"] is None
 
 
 def test_alignment_without_cleanup_stores_contacts(scene):
-    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, clean_feet=False, denoise=False,
+    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, foot_cleanup=False, denoise=False,
                                     cut_frames=[CUT])
     assert all(t.contacts is not None and t.clean_body_pose is None for t in result.tracks)
     sliding = result.world_processing["metrics"]["foot_sliding"]
