@@ -1,0 +1,158 @@
+"""Retarget in Blender (bpy 5.0 module): an imported walking TRACE person baked onto target rigs built
+in the test (Mixamo-like A-pose Y-up centimetres, UE-like random bone axes facing +Y, Rigify metarig,
+VRM); world limb directions and planted feet checked on the evaluated target armature."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from helpers import target_rigs as rigs  # noqa: E402
+from helpers.blender import _to_track_world  # noqa: E402
+
+from core.rig import frames  # noqa: E402
+from trace_format.schema import CameraInfo, TraceResult, TrackResult, VideoInfo  # noqa: E402
+from trace_blender import building  # noqa: E402
+from trace_blender.errors import RetargetError  # noqa: E402
+from trace_blender.retarget import bake, bone_maps, solve  # noqa: E402
+
+DIRECTION_TOLERANCE_DEG = 2.0
+FLOOR_TOLERANCE_M = 0.02
+FAMILIES = {"mixamo": rigs.mixamo_like, "ue5": rigs.ue_like, "rigify": rigs.rigify_metarig_like, "vrm": rigs.vrm_like}
+FRAME_COUNT = 45
+
+
+def walking_result() -> tuple[TraceResult, np.ndarray]:
+    """One person walking on the floor (Blender world = the fixed TRACE -> Blender swap), and its stance [T, 2]."""
+    poses, hips, stance = rigs.walking_motion(FRAME_COUNT)
+    orient, hips_world = _to_track_world(frames.trace_to_blender_transform(), poses, hips)
+    raw = np.array(poses)
+    raw[:, 0] = orient
+    video_frames = np.arange(FRAME_COUNT)
+    track = TrackResult(track_id=1, frames=video_frames, times=video_frames / 30.0, poses=raw,
+                        global_orient_world=orient, betas=np.zeros((FRAME_COUNT, 10)), hip_center_cam=hips_world,
+                        hip_center_world=hips_world, confidence=np.full(FRAME_COUNT, 0.9),
+                        observed=np.ones(FRAME_COUNT, bool), center_2d=np.full((FRAME_COUNT, 2), 100.0))
+    result = TraceResult(tracks=[track], video=VideoInfo(path="walk.mp4", fps=30.0, width=640, height=480,
+                                                         frame_count=FRAME_COUNT),
+                         camera=CameraInfo(fov_deg=50.0), notes=[])
+    return result, stance
+
+
+def import_person(context):
+    result, stance = walking_result()
+    building.import_result(result, context, building.ImportOptions(build_camera=False))
+    (person,) = building.imported_people(context.scene)
+    return person, stance
+
+
+def evaluated_heads(armature, names, frame):
+    bpy.context.scene.frame_set(frame)
+    evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    world = np.array(evaluated.matrix_world)
+    heads = np.array([list(evaluated.pose.bones[n].head) + [1.0] for n in names])
+    return (heads @ world.T)[:, :3]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_bake_matches_source_limb_directions_and_keeps_feet_planted(empty_scene, family):
+    person, stance = import_person(empty_scene)
+    spec = FAMILIES[family]()
+    target = rigs.build_armature(bpy, spec)
+    rig = bake.rig_from_armature(target)
+    bone_map = bone_maps.make_map("auto", rig.names, rig.parents)
+    assert bone_map == spec.smpl_to_bone
+    report = bake.bake(person, target, bone_map)
+    assert report.frames == (1, FRAME_COUNT) and report.previous_action is None and not report.warnings
+    action = target.animation_data.action
+    assert action.name == report.action and action[bake.PROP_RETARGET_SOURCE] == person.name
+
+    joints = [j for j, child in solve.DIRECTION_CHILD.items() if child and j in bone_map and child in bone_map]
+    assert len(joints) >= 17
+    target_bones = [bone_map[j] for j in bone_maps.SMPL_JOINTS if j in bone_map]
+    mapped = [j for j in bone_maps.SMPL_JOINTS if j in bone_map]
+    floor = solve.rest_floor(rig, {j: rig.index[b] for j, b in bone_map.items()})
+    rest = rig.rest_heads_world()
+    worst_angle, worst_sole = 0.0, 0.0
+    for frame in range(1, FRAME_COUNT + 1, 4):
+        source = dict(zip(mapped, evaluated_heads(person, mapped, frame)))
+        moved = dict(zip(mapped, evaluated_heads(target, target_bones, frame)))
+        for joint in joints:
+            child = solve.DIRECTION_CHILD[joint]
+            a, b = source[child] - source[joint], moved[child] - moved[joint]
+            cosine = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            worst_angle = max(worst_angle, float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))))
+        for side_index, side in enumerate(("left", "right")):
+            if stance[frame - 1, side_index]:
+                sole = min(moved[j][2] - (rest[rig.index[bone_map[j]], 2] - floor) for j in solve.FOOT_POINTS[side])
+                worst_sole = max(worst_sole, abs(sole))
+    print(f"{family}: worst limb direction {worst_angle:.4f} deg, worst planted sole {1000 * worst_sole:.1f} mm")
+    assert worst_angle < DIRECTION_TOLERANCE_DEG, worst_angle
+    assert 0.0 < worst_sole < FLOOR_TOLERANCE_M, worst_sole
+
+
+def test_rotation_modes_and_existing_action_are_respected(empty_scene):
+    person, _ = import_person(empty_scene)
+    spec = rigs.mixamo_like()
+    target = rigs.build_armature(bpy, spec)
+    target.pose.bones["mixamorig:LeftArm"].rotation_mode = "XZY"
+    target.pose.bones["mixamorig:Spine"].rotation_mode = "AXIS_ANGLE"
+    earlier = bpy.data.actions.new("MyIdle")
+    target.animation_data_create().action = earlier
+    report = bake.bake(person, target, spec.smpl_to_bone)
+    assert report.previous_action == "MyIdle" and earlier.use_fake_user
+    assert target.animation_data.action.name == report.action != "MyIdle"
+    paths = {curve.data_path for curve in bake.action_fcurves(target)}
+    assert 'pose.bones["mixamorig:LeftArm"].rotation_euler' in paths
+    assert 'pose.bones["mixamorig:Spine"].rotation_axis_angle' in paths
+    assert 'pose.bones["mixamorig:Hips"].location' in paths
+    assert 'pose.bones["mixamorig:LeftArm"].location' not in paths
+    # The Euler-keyed arm reaches the same world direction as the source's.
+    heads = evaluated_heads(target, ["mixamorig:LeftArm", "mixamorig:LeftForeArm"], 20)
+    source = evaluated_heads(person, ["left_shoulder", "left_elbow"], 20)
+    a, b = heads[1] - heads[0], source[1] - source[0]
+    assert np.degrees(np.arccos(a @ b / np.linalg.norm(a) / np.linalg.norm(b))) < DIRECTION_TOLERANCE_DEG
+
+
+def test_refusals_leave_the_file_unchanged(empty_scene, tmp_path):
+    person, _ = import_person(empty_scene)
+    tentacle = rigs.build_armature(bpy, rigs.not_humanoid())
+    actions = sorted(a.name for a in bpy.data.actions)
+    rig = bake.rig_from_armature(tentacle)
+    with pytest.raises(RetargetError) as caught:
+        bake.bake(person, tentacle, bone_maps.make_map("auto", rig.names, rig.parents))
+    assert "not mapped: pelvis" in str(caught.value)
+    with pytest.raises(RetargetError, match="the TRACE person itself"):
+        bake.bake(person, person, {})
+    with pytest.raises(RetargetError, match="imported TRACE person as the source"):
+        bake.bake(tentacle, tentacle, {})
+    assert sorted(a.name for a in bpy.data.actions) == actions and tentacle.animation_data is None
+
+    # A rig linked from another file cannot be keyed here: refused with what to do.
+    spec = rigs.vrm_like()
+    linked_source = rigs.build_armature(bpy, spec)
+    library = tmp_path / "character.blend"
+    bpy.data.libraries.write(str(library), {linked_source})
+    bpy.data.objects.remove(linked_source)
+    with bpy.data.libraries.load(str(library), link=True) as (source_data, linked_data):
+        linked_data.objects = [spec.name]
+    linked = linked_data.objects[0]
+    bpy.context.scene.collection.objects.link(linked)
+    with pytest.raises(RetargetError, match="library override"):
+        bake.bake(person, linked, spec.smpl_to_bone)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_armature_reads_back_as_the_rig_the_math_tests_use(empty_scene, family):
+    spec = FAMILIES[family]()
+    expected = rigs.spec_to_rig(spec)
+    got = bake.rig_from_armature(rigs.build_armature(bpy, spec))
+    assert sorted(got.names) == sorted(expected.names)
+    order = [got.index[name] for name in expected.names]          # Blender stores bones parents first
+    parent_names = [got.names[p] if p >= 0 else None for p in np.array(got.parents)[order]]
+    assert parent_names == [expected.names[p] if p >= 0 else None for p in expected.parents]
+    np.testing.assert_allclose(got.rest[order], expected.rest, atol=1e-4)
+    np.testing.assert_allclose(got.tails[order], expected.tails, atol=1e-4)
+    np.testing.assert_allclose(got.object_matrix, expected.object_matrix, atol=1e-6)
+    assert tuple(np.array(got.connected)[order]) == expected.connected
