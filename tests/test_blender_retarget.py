@@ -156,3 +156,56 @@ def test_armature_reads_back_as_the_rig_the_math_tests_use(empty_scene, family):
     np.testing.assert_allclose(got.tails[order], expected.tails, atol=1e-4)
     np.testing.assert_allclose(got.object_matrix, expected.object_matrix, atol=1e-6)
     assert tuple(np.array(got.connected)[order]) == expected.connected
+
+
+# ------------------------------------------------------------------------------------------------ panel
+@pytest.fixture()
+def addon():
+    """The add-on enabled through Blender's add-on manager on a clean scene."""
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("trace_blender", default_set=True)
+    yield bpy.context
+    addon_utils.disable("trace_blender", default_set=True)
+
+
+def test_panel_finds_edits_saves_loads_and_bakes_the_map(addon, tmp_path):
+    from types import SimpleNamespace
+
+    from helpers.blender import RecordingLayout
+    from trace_blender.retarget import panel
+
+    person, _ = import_person(addon)
+    spec = rigs.ue_like()
+    target = rigs.build_armature(bpy, spec)
+    settings = addon.scene.trace_retarget
+    settings.source, settings.target = person, target
+    assert bpy.ops.trace.retarget_find_bones() == {"FINISHED"}
+    assert panel.current_map(settings) == spec.smpl_to_bone
+    assert [item.joint for item in settings.bones] == list(bone_maps.SMPL_JOINTS)
+
+    # An edited map with a limb missing: refused, names the joint, the map stays for editing, no action.
+    next(item for item in settings.bones if item.joint == "left_elbow").bone = ""
+    with pytest.raises(RuntimeError, match="not mapped: left_elbow"):
+        bpy.ops.trace.retarget_bake()
+    assert target.animation_data is None and settings.show_map
+    layout = RecordingLayout()
+    panel.TRACE_PT_retarget.draw(SimpleNamespace(layout=layout), addon)
+    searches = [call for call in layout.calls if call[0] == "prop_search"]
+    assert [call[2]["text"] for call in searches] == list(bone_maps.SMPL_JOINTS)
+    assert ("set", "alert", True) in layout.calls     # the unmapped required joint is shown in red
+    assert {"trace.retarget_find_bones", "trace.retarget_bake", "trace.retarget_save_preset",
+            "trace.retarget_load_preset"} <= set(layout.operators())
+
+    next(item for item in settings.bones if item.joint == "left_elbow").bone = "lowerarm_l"
+    preset = tmp_path / "ue_like.json"
+    assert bpy.ops.trace.retarget_save_preset(filepath=str(preset)) == {"FINISHED"}
+    panel.set_map(settings, {})
+    assert bpy.ops.trace.retarget_load_preset(filepath=str(preset)) == {"FINISHED"}
+    assert panel.current_map(settings) == spec.smpl_to_bone
+
+    assert bpy.ops.trace.retarget_bake() == {"FINISHED"}
+    action = target.animation_data.action
+    assert action[bake.PROP_RETARGET_SOURCE] == person.name
+    assert len(bake.action_fcurves(target)) > 4 * len(spec.smpl_to_bone)

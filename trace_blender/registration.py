@@ -5,18 +5,21 @@ import bpy
 from bpy.props import PointerProperty
 
 from . import operators, preferences, ui
+from .retarget import panel as retarget_panel
 
-CLASSES = (preferences.TRACE_AddonPreferences,) + operators.CLASSES + ui.CLASSES
+CLASSES = (preferences.TRACE_AddonPreferences,) + operators.CLASSES + ui.CLASSES + retarget_panel.CLASSES
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.WindowManager.trace_blender = PointerProperty(type=ui.TRACE_SessionState)
+    retarget_panel.register_properties()
 
 
 def unregister() -> None:
     operators.cancel_active_job()
+    retarget_panel.unregister_properties()
     if hasattr(bpy.types.WindowManager, "trace_blender"):
         del bpy.types.WindowManager.trace_blender
     for cls in reversed(CLASSES):
