@@ -11,9 +11,9 @@ bpy = pytest.importorskip("bpy")
 from helpers import target_rigs as rigs  # noqa: E402
 from helpers.blender import _to_track_world  # noqa: E402
 
-from core.rig import frames  # noqa: E402
+from trace_blender import frames  # noqa: E402
 from trace_format.schema import CameraInfo, TraceResult, TrackResult, VideoInfo  # noqa: E402
-from trace_blender import building  # noqa: E402
+from trace_blender import build  # noqa: E402
 from trace_blender.errors import RetargetError  # noqa: E402
 from trace_blender.retarget import bake, bone_maps, solve  # noqa: E402
 
@@ -42,8 +42,8 @@ def walking_result() -> tuple[TraceResult, np.ndarray]:
 
 def import_person(context):
     result, stance = walking_result()
-    building.import_result(result, context, building.ImportOptions(build_camera=False))
-    (person,) = building.imported_people(context.scene)
+    build.import_result(result, context, build.ImportOptions(build_camera=False))
+    (person,) = build.imported_people(context.scene)
     return person, stance
 
 
@@ -209,3 +209,87 @@ def test_panel_finds_edits_saves_loads_and_bakes_the_map(addon, tmp_path):
     action = target.animation_data.action
     assert action[bake.PROP_RETARGET_SOURCE] == person.name
     assert len(bake.action_fcurves(target)) > 4 * len(spec.smpl_to_bone)
+
+
+# ------------------------------------------------------------------------------------------------ headless
+def write_rig_files(spec, directory):
+    """The rig (with a mesh parented to it) as a .blend and as an .fbx file; the scene is cleared after."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    armature = rigs.build_armature(bpy, spec)
+    mesh = bpy.data.meshes.new("Body")
+    mesh.from_pydata([(0, 0, 0), (0.1, 0, 0), (0, 0.1, 0)], [], [(0, 1, 2)])
+    body = bpy.data.objects.new("Body", mesh)
+    bpy.context.scene.collection.objects.link(body)
+    body.parent = armature
+    blend, fbx = directory / "character.blend", directory / "character.fbx"
+    bpy.data.libraries.write(str(blend), {armature, body})
+    for ob in bpy.context.scene.objects:
+        ob.select_set(True)
+    bpy.ops.export_scene.fbx(filepath=str(fbx), use_selection=True, add_leaf_bones=False)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return blend, fbx
+
+
+def world_directions(armature, names, frame):
+    heads = evaluated_heads(armature, names, frame)
+    return {(a, b): (heads[j] - heads[i]) / np.linalg.norm(heads[j] - heads[i])
+            for i, a in enumerate(names) for j, b in enumerate(names) if (a, b) in PAIRS}
+
+
+PAIRS = {("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_shoulder", "right_elbow"),
+         ("right_elbow", "right_wrist"), ("spine1", "neck")}
+
+
+@pytest.mark.parametrize("kind", ["blend", "fbx"])
+def test_headless_retarget_from_a_rig_file_exports_the_character(tmp_path, kind, capsys):
+    from trace_blender import cli
+    from trace_format.npz import write_result
+
+    result_path = write_result(tmp_path / "walk.npz", walking_result()[0])
+    spec = rigs.mixamo_like()
+    blend, fbx = write_rig_files(spec, tmp_path)
+    out_fbx, out_blend, out_map = tmp_path / "out.fbx", tmp_path / "out.blend", tmp_path / "map.json"
+    code = cli.main(["retarget", str(result_path), "--target", str(blend if kind == "blend" else fbx), "--rig", "mixamo",
+                     "--fbx", str(out_fbx), "--blend", str(out_blend), "--save-map", str(out_map)])
+    assert code == 0, capsys.readouterr().err
+    assert "retargeted" in capsys.readouterr().out
+    assert out_fbx.is_file() and out_blend.is_file()
+    assert bone_maps.read_preset(out_map) == (spec.smpl_to_bone, "mixamo")
+    (person,) = build.imported_people(bpy.context.scene)
+    target = next(ob for ob in bpy.context.scene.objects if ob.type == "ARMATURE" and ob != person)
+    assert [ob.name for ob in target.children] == ["Body"]
+    joints = sorted({j for pair in PAIRS for j in pair})
+    for frame in (1, 23, 45):
+        source = world_directions(person, joints, frame)
+        moved_heads = evaluated_heads(target, [spec.smpl_to_bone[j] for j in joints], frame)
+        for (a, b), direction in source.items():
+            moved = moved_heads[joints.index(b)] - moved_heads[joints.index(a)]
+            angle = np.degrees(np.arccos(np.clip(direction @ moved / np.linalg.norm(moved), -1, 1)))
+            assert angle < DIRECTION_TOLERANCE_DEG, (kind, frame, a, b, angle)
+    expected = evaluated_heads(target, [spec.smpl_to_bone["left_ankle"], spec.smpl_to_bone["head"]], 30)
+
+    # The exported FBX carries the mesh and the baked animation.
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.fbx(filepath=str(out_fbx), anim_offset=0)
+    imported = next(ob for ob in bpy.context.scene.objects if ob.type == "ARMATURE")
+    assert any(ob.type == "MESH" for ob in imported.children)
+    got = evaluated_heads(imported, [spec.smpl_to_bone["left_ankle"], spec.smpl_to_bone["head"]], 30)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_headless_retarget_refuses_a_non_humanoid_and_writes_the_partial_map(tmp_path, capsys):
+    from trace_blender import cli
+    from trace_format.npz import write_result
+
+    result_path = write_result(tmp_path / "walk.npz", walking_result()[0])
+    blend, _ = write_rig_files(rigs.not_humanoid(), tmp_path)
+    out_map = tmp_path / "partial.json"
+    code = cli.main(["retarget", str(result_path), "--target", str(blend), "--save-map", str(out_map),
+                     "--blend", str(tmp_path / "never.blend")])
+    err = capsys.readouterr().err
+    assert code == RetargetError.exit_code == 6
+    assert "not mapped: pelvis" in err and "--map" in err
+    assert out_map.is_file() and not (tmp_path / "never.blend").exists()
+    code = cli.main(["retarget", str(result_path), "--target", str(tmp_path / "missing.fbx")])
+    assert code == 2 and "no file at" in capsys.readouterr().err

@@ -17,7 +17,9 @@ import numpy as np
 from bpy_extras import anim_utils
 from trace_format import rotations as rotation_math
 
-from ..building import PROP_TRACK_ID, assign_action, fill_curve, unique_name
+from ..build.keys import assign_action, fill_curve
+from ..build.rollback import unique_name
+from ..build.tags import PROP_TRACK_ID
 from ..errors import RetargetError
 from . import bone_maps, solve
 

@@ -75,4 +75,5 @@ def load_rig_file(path: str | Path, armature_name: str | None = None) -> Any:
     keep.update(ob.name for ob in added if _belongs_to(ob, armature))
     for ob in [ob for ob in added if ob.name not in keep]:
         bpy.data.objects.remove(ob)
+    bpy.context.view_layer.update()    # appended objects get their matrix_world on the next evaluation
     return armature

@@ -12,7 +12,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, PointerProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..building import PROP_TRACK_ID
+from ..build.tags import PROP_TRACK_ID
 from ..errors import TraceBlenderError
 from . import bake, bone_maps
 
