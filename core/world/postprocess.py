@@ -596,31 +596,6 @@ class WorldSummary:
                 "denoised_tracks": self.denoised_tracks, "root_jitter_before": self.root_jitter_before,
                 "root_jitter_after": self.root_jitter_after, "noise_m": self.noise_m}
 
-    def lines(self, max_shots: int = 8) -> list[str]:
-        """Human summary: one line per shot (at most max_shots) and one for the feet."""
-        out = [f"world: {self.shots} shot(s), floor aligned in {self.aligned_shots}"
-               + (f"; {self.split_tracks} track(s) split at cuts" if self.split_tracks else "")]
-        for entry in self.ground[:max_shots]:
-            frames = f"frames {entry['start']}-{entry['stop'] - 1}"
-            out.append(f"  shot {entry['shot']} ({frames}): {_describe_ground(entry)}")
-        if len(self.ground) > max_shots:
-            out.append(f"  ... and {len(self.ground) - max_shots} more shot(s) (see the result's shots)")
-        if self.denoised_tracks:
-            out.append(f"denoising: {self.denoised_tracks} of {self.tracks} track(s); input noise ~{100 * (self.noise_m or 0):.1f}"
-                       f" cm per frame; root jitter {self.root_jitter_before or 0:.0f} -> {self.root_jitter_after or 0:.0f} m/s^3")
-        elif self.tracks:
-            out.append("denoising: off or no track long enough")
-        before, after = self.foot_sliding_mm_before, self.foot_sliding_mm_after
-        if before is None:
-            out.append("foot sliding: no foot contacts found")
-        elif after is None:
-            out.append(f"foot sliding: {before:.2f} mm per frame (cleanup off)")
-        else:
-            share = self.foot_sliding_reduction
-            reduction = "" if share is None else f" ({100 * share:.0f}% less)"
-            out.append(f"foot sliding: {before:.2f} -> {after:.2f} mm per frame{reduction}")
-        return out
-
 
 def _denoise_summary(track_metrics: list[dict]) -> dict[str, Any]:
     """Denoising fields of WorldSummary from the per-track metrics."""
@@ -665,19 +640,3 @@ def _shot_ground(shot: ShotInfo, fit: dict | None) -> dict[str, Any]:
             "confidence": source.get("confidence", "high") if fit else None,
             "confidence_note": source.get("confidence_note", "") if fit else None,
             "note": (shot.alignment_info or {}).get("note") if not shot.aligned else source.get("note")}
-
-
-def _describe_ground(entry: dict) -> str:
-    if entry["method"] == "none":
-        return f"not aligned ({entry['note'] or 'no floor'})"
-    where = (f"camera {entry['camera_height_m']:.2f} m above it, tilted {entry['camera_tilt_deg']:.1f} deg"
-             if entry["camera_height_m"] is not None and entry["camera_tilt_deg"] is not None else "")
-    if entry["method"] == "plane_fit":
-        rms = "" if entry["rms_residual_m"] is None else f", rms {100 * entry['rms_residual_m']:.1f} cm"
-        floor = f"floor fitted to {entry['inliers']} of {entry['candidates']} foot contact points{rms}"
-        if entry.get("confidence") == "low":
-            floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
-    else:
-        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
-    used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
-    return f"{floor}; {where}{used}" if where else f"{floor}{used}"
