@@ -273,3 +273,22 @@ def test_world_anchors_of_absent_tracks_official_vs_product():
     assert sorted(official) == [2, 3] and official[2] is c            # track 1 lost its anchor (official)
     assert sorted(product) == [1, 2, 3] and product[1] is a and product[2] is c
     assert carry_world_anchors(None, current, keep_absent=True) == current
+
+
+def test_folding_frozen_batchnorm_keeps_the_backbone_outputs():
+    from core.nn.fuse import fold_frozen_batchnorm
+    from core.nn.raft import BasicEncoder
+    torch.manual_seed(0)
+    encoder = BasicEncoder(output_dim=64, norm_fn="batch").double().eval()
+    for module in encoder.modules():
+        if isinstance(module, FrozenBatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        expected = encoder(x)
+        assert fold_frozen_batchnorm(encoder) == 15   # stem + 4x2 block norms + 2 projection norms ... all of cnet
+        assert not any(isinstance(m, FrozenBatchNorm2d) for m in encoder.modules())
+        torch.testing.assert_close(encoder(x), expected, rtol=1e-12, atol=1e-12)

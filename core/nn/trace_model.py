@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fuse import fold_frozen_batchnorm
 from .head import HeadMaps, TraceHead
 from .hrnet import HRNetW32
 from .raft import RAFT, flows_for_head
@@ -189,7 +190,11 @@ class TraceModel(nn.Module):
         model.motion_backbone.load_state_dict(loaded["motion_backbone"].state_dict, strict=True)
         model.head.load_state_dict(loaded["head"].state_dict, strict=True)
         model.load_info = [line for c in loaded.values() for line in c.info]
-        return model.to(device=resolve_device(device), dtype=dtype)
+        model = model.to(device=resolve_device(device), dtype=dtype)
+        if dtype != torch.float64:   # float64 is the verification path: kept bit-identical to the official run
+            fold_frozen_batchnorm(model.image_backbone)
+            fold_frozen_batchnorm(model.motion_backbone)
+        return model
 
     @property
     def device(self) -> torch.device:
