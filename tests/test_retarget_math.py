@@ -24,7 +24,7 @@ def random_pose(frames: int = 40, seed: int = 3) -> np.ndarray:
     track = synthetic_track(1, frames, seed)
     poses = np.array(track.poses)
     poses[:, 0] = track.global_orient_world
-    from core.rig import frames as frame_math
+    from trace_blender import frames as frame_math
     return rigs.person_pose(poses, np.asarray(track.hip_center_world), frame_math.trace_to_blender_transform())
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.rig import frames
+from trace_blender import frames
 from trace_format import rotations, skeleton
 from trace_blender.retarget.solve import Rig
 
