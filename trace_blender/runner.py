@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from trace_format.protocol import EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING, ExitCode
+from trace_format.protocol import (EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING, ExitCode,
+                                   format_duration)
 
 from .errors import CoreRunError, CoreUnavailableError
 
@@ -75,15 +76,8 @@ class RunProgress:
         if self.frames_per_second:
             text += f", {self.frames_per_second:.1f}/s"
         if self.eta_s is not None and self.done < self.total:
-            text += f", ETA {format_eta(self.eta_s)}"
+            text += f", ETA {format_duration(self.eta_s)}"
         return text
-
-
-def format_eta(seconds: float) -> str:
-    seconds = max(int(round(seconds)), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 @dataclass
