@@ -138,7 +138,7 @@ def _build(context: Any, result: TraceResult, plan: ImportPlan, model: SmplModel
         armature, collection, base = build_person(context, person, shot_collections[person.shot], colour,
                                                   options.frame_start, source_name, created, source_text)
         body = None
-        if model is not None and person.rest_vertices is not None:
+        if options.build_mesh:
             body = build_body(armature, collection, person, model, colour, base, created)
         first = int(person.video_frames[0]) + options.frame_start
         last = int(person.video_frames[-1]) + options.frame_start
