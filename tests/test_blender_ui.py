@@ -226,12 +226,29 @@ def test_shots_panel_lists_views_and_reimports_shots(addon, tmp_path):
     assert views == [{"shot_index": 0}, {"shot_index": 1}, {"shot_index": -1}]
     state.shots[0].selected = False
     button = draw(ui.TRACE_PT_shots).operator_log[-1]
-    assert button.idname == "trace.import_result" and button.properties == {"filepath": str(path), "shots": "1"}
-    before = len(tags.imported_people(scene))
-    assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
-    assert len(tags.imported_people(scene)) == before + 1
-    assert [(i.index, i.imported, i.selected) for i in state.shots] == [(0, False, False), (1, True, True)]
+    assert button.idname == "trace.import_result"
+    assert button.properties == {"filepath": str(path), "shots": "1", "replace_shots": True}
+    # The panel's re-import replaces shot 1's person and camera: no copies, same names, shot 0 untouched.
+    people_before = {ob.name: ob for ob in tags.imported_people(scene)}
+    names_before = {kind: sorted(d.name for d in getattr(bpy.data, kind))
+                    for kind in ("objects", "actions", "collections", "armatures", "cameras", "meshes")}
+    old_person = next(ob for ob in people_before.values() if ob[tags.PROP_SHOT] == 1)
+    old_person["marked"] = 1
+    old_name = old_person.name
+    assert bpy.ops.trace.import_result(filepath=str(path), shots="1", replace_shots=True) == {"FINISHED"}
+    assert {kind: sorted(d.name for d in getattr(bpy.data, kind)) for kind in names_before} == names_before
+    new_person = next(ob for ob in tags.imported_people(scene) if ob[tags.PROP_SHOT] == 1)
+    assert new_person.name == old_name and "marked" not in new_person.keys()
+    assert all(tags.imported_people(scene)[i] == people_before[name] for i, name in enumerate(sorted(people_before))
+               if name != old_name)
+    assert [m.camera.name for m in sorted(scene.timeline_markers, key=lambda m: m.frame)] == \
+        ["scene_shot0_camera", "scene_shot1_camera"]
+    # Shot 0's people are still in the scene: listed as imported (not selected for the next re-import).
+    assert [(i.index, i.imported, i.selected, i.people) for i in state.shots] == [(0, True, False, 2), (1, True, True, 1)]
     assert (scene.frame_start, scene.frame_end) == (61, 90)
+    # Without replace_shots (e.g. a script, or importing the file again) an import never touches earlier work.
+    assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
+    assert len(tags.imported_people(scene)) == len(people_before) + 1
     with pytest.raises(RuntimeError, match="comma-separated shot numbers"):
         bpy.ops.trace.import_result(filepath=str(path), shots="first")
     with pytest.raises(RuntimeError, match="shot 3 does not exist"):
