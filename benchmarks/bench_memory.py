@@ -33,20 +33,17 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))   # helpers.stand_in_network: the s
 
 
 def make_video(path: Path, frames: int, width: int = 320, height: int = 240, fps: float = 30.0) -> Path:
-    """A moving-shapes MJPG video (cheap to write, decodes like any camera file)."""
-    import cv2
+    """A moving-shapes MJPG video (cheap to write, decodes like any camera file), streamed frame by frame."""
+    from helpers.factories import write_video
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError("cannot write MJPG video with this OpenCV build")
-    for i in range(frames):
-        image = np.full((height, width, 3), 200, np.uint8)
-        x = int((i * 3) % (width - 40))
-        image[60:200, x:x + 40] = (40, 80, 160)
-        image[20:60, x + 8:x + 32] = (150, 180, 230)
-        writer.write(image)
-    writer.release()
-    return path
+    def images():
+        for i in range(frames):
+            image = np.full((height, width, 3), 200, np.uint8)
+            x = int((i * 3) % (width - 40))
+            image[60:200, x:x + 40] = (160, 80, 40)        # RGB
+            image[20:60, x + 8:x + 32] = (230, 180, 150)
+            yield image
+    return write_video(path, images(), fps=fps, codec="MJPG")
 
 
 def peak_rss_mb() -> float:

@@ -64,8 +64,7 @@ def test_text_file_named_mp4(tmp_path):
 
 def test_zero_frame_video(tmp_path):
     empty = tmp_path / "empty.avi"
-    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    writer.release()                                     # a valid AVI container holding no frame
+    write_video(empty, [], fps=10.0, codec="MJPG", size=(64, 48))   # a valid AVI container holding no frame
     assert empty.stat().st_size > 0
     code, events, _ = run_cli(empty, "-o", tmp_path / "out")
     assert_error(code, events, ExitCode.INPUT, "no_frames", "no video frames")

@@ -21,6 +21,7 @@ from core.errors import ExitCode, SmplModelFileError
 from core.progress import STAGES, ProgressReporter
 from trace_format.npz import read_result
 from core.world.postprocess import WorldSummary
+from helpers.factories import write_video
 from helpers.stand_in_network import StandInNetwork, loader
 
 SHOT_FRAMES = 10
@@ -48,13 +49,7 @@ def three_shot_frames() -> np.ndarray:
 @pytest.fixture(scope="module")
 def cut_video(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("world_video") / "three shots.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    assert writer.isOpened()
-    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
-    for frame in three_shot_frames():
-        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-    writer.release()
-    return path
+    return write_video(path, three_shot_frames(), fps=10.0, codec="MJPG")
 
 
 def run_core(monkeypatch, video: Path, out_dir: Path, *flags: str) -> tuple[int, list[dict], str, StandInNetwork]:

@@ -101,22 +101,25 @@ def make_result(tracks: list[TrackResult] | None = None, *, people: int = 2, fra
 
 def write_video(path: str | Path, frames_rgb: Iterable[np.ndarray], fps: float = 30.0, codec: str | None = None,
                 size: tuple[int, int] | None = None) -> Path:
-    """Write RGB uint8 frames [H,W,3] as a video file.
+    """Write RGB uint8 frames [H,W,3] as a video file, streaming (any iterable, one frame in memory).
 
     codec None: FFV1 (lossless), falling back to MJPG at top quality; else that fourcc ("mp4v" for .mp4).
     size (width, height): only needed for a video without frames.
     """
-    frames_rgb = [np.asarray(frame) for frame in frames_rgb]
-    if size is None and not frames_rgb:
+    frames = iter(frames_rgb)
+    first = next(frames, None)
+    if size is None and first is None:
         raise ValueError("write_video without frames needs size=(width, height)")
-    width, height = size or (frames_rgb[0].shape[1], frames_rgb[0].shape[0])
+    width, height = size or (first.shape[1], first.shape[0])
     for fourcc in ((codec,) if codec else ("FFV1", "MJPG")):
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
         if writer.isOpened():
             if fourcc == "MJPG":
                 writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
-            for frame in frames_rgb:
-                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+            for frame in ([] if first is None else [first]):
+                writer.write(np.ascontiguousarray(np.asarray(frame)[:, :, ::-1]))
+            for frame in frames:
+                writer.write(np.ascontiguousarray(np.asarray(frame)[:, :, ::-1]))
             writer.release()
             return Path(path)
     raise RuntimeError(f"OpenCV cannot write {path} with {codec or 'FFV1 or MJPG'}")
