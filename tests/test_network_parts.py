@@ -374,3 +374,17 @@ def test_raft_schedule_rejects_no_iterations():
     assert RaftSchedule(warm_start=True).as_dict() == {"iterations": 20, "warm_start": True}
     with pytest.raises(ValueError, match="RAFT iterations"):
         RaftSchedule(iterations=0)
+
+
+def test_raft_starts_from_the_given_flow():
+    torch.manual_seed(0)
+    raft = RAFT().eval()
+    a, b = (torch.rand(1, 3, 128, 128) * 255 for _ in range(2))   # 16x16 at 1/8: 4 correlation levels
+    with torch.no_grad():
+        cold = raft(a, b, iters=2)
+        from_zero = raft(a, b, iters=2, flow_init=torch.zeros(1, 2, 16, 16))
+        warm = raft(a, b, iters=2, flow_init=torch.full((1, 2, 16, 16), 0.5))
+    assert all(torch.isfinite(x).all() for x in cold + warm)
+    assert all(torch.equal(x, y) for x, y in zip(cold, from_zero))
+    assert warm[0].shape == (1, 2, 16, 16) and warm[1].shape == (1, 2, 128, 128)
+    assert not torch.allclose(warm[0], cold[0])

@@ -252,9 +252,9 @@ def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_pat
     seen = {}
     stand_in = loader(StandInNetwork(PEOPLE))
 
-    def recording_loader(*args, autocast_dtype=None):
+    def recording_loader(*args, autocast_dtype=None, **kwargs):
         seen["autocast_dtype"] = autocast_dtype
-        return stand_in(*args, autocast_dtype=autocast_dtype)
+        return stand_in(*args, autocast_dtype=autocast_dtype, **kwargs)
 
     monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
     stdout, stderr = io.StringIO(), io.StringIO()
