@@ -10,7 +10,8 @@ bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (ships with bpy)
 
 from helpers.blender import (RecordingLayout, fake_video, scene_fingerprint, world_result_from_truth,  # noqa: E402
-                             world_scene, write_fake_core, write_synthetic_result)
+                             world_scene, write_fake_core)
+from helpers.factories import make_result  # noqa: E402
 
 from trace_format.npz import write_result
 
@@ -88,7 +89,7 @@ def test_panels_draw_in_every_state(addon, tmp_path):
     assert export_layout.operators() == ["trace.export_people"]
     assert ("set", "enabled", False) in export_layout.calls  # nothing to export yet
 
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=10)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=2, frames=10))
     assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
     bpy.context.window_manager.trace_blender.status = "imported 2 people from clip.mp4"
     main = draw(ui.TRACE_PT_main)
@@ -111,7 +112,7 @@ def test_panels_draw_in_every_state(addon, tmp_path):
 
 
 def test_import_operator_and_its_errors(addon, tmp_path):
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=1, num_frames=12)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=1, frames=12))
     addon.frame_start = 50
     assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
     assert bpy.context.scene.frame_start == 50
@@ -127,7 +128,7 @@ def test_import_operator_and_its_errors(addon, tmp_path):
 
 
 def test_toggle_and_export_operators(addon, tmp_path):
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=8)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=2, frames=8))
     bpy.ops.trace.import_result(filepath=str(result_path))
     first, second = tags.imported_people(bpy.context.scene)
     assert bpy.ops.trace.toggle_person(armature_name=first.name) == {"FINISHED"}

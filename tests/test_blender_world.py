@@ -21,7 +21,8 @@ bpy = pytest.importorskip("bpy")
 
 from helpers.blender import (planned_camera_matrices, WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
                              expected_camera_matrices, reference_joints_blender, scene_fingerprint, sole_heights,
-                             synthetic_result, world_result_from_truth, world_scene, write_world_video)
+                             world_result_from_truth, world_scene, write_world_video)
+from helpers.factories import make_result  # noqa: E402
 
 from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, skeleton  # noqa: E402
@@ -349,7 +350,7 @@ def write_version_1(path, result) -> None:
 
 
 def test_version_1_results_import_as_before(empty_scene, tmp_path):
-    result = synthetic_result(num_people=2, num_frames=40, seed=6)
+    result = make_result(people=2, frames=40, seed=6)
     path = tmp_path / "old.npz"
     write_version_1(path, result)
     assert read_result(path).format_version == 1
