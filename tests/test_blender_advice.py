@@ -65,12 +65,13 @@ def test_a_damaged_result_file_is_explained_to_whoever_received_it(tmp_path):
     import pytest
 
     pytest.importorskip("bpy")
-    from helpers.blender import write_synthetic_result
+    from helpers.factories import make_result
+    from trace_format.npz import write_result
 
     from trace_blender import build
     from trace_blender.errors import ResultFileError
 
-    good = write_synthetic_result(tmp_path / "good.npz", num_people=1, num_frames=5)
+    good = write_result(tmp_path / "good.npz", make_result(people=1, frames=5))
     cut = tmp_path / "cut.npz"
     cut.write_bytes(good.read_bytes()[:2000])
     with pytest.raises(ResultFileError) as caught:
