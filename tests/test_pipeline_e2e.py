@@ -29,7 +29,7 @@ from core.checkpoints import sha256_file
 from core.nn import decode_params
 from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_inference, trim_unobserved_ends
 from core.preprocess import input_offsets
-from core.result_file import read_result
+from trace_format.npz import read_result
 from core.video import FrameRange, SourceInfo, open_frame_source
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 
@@ -98,7 +98,7 @@ def test_video_to_result_file(e2e_inputs):
     result = read_result(result_path)
     assert done["tracks"] == len(result.tracks) >= 1
     # The world stage ran (defaults: alignment, foot cleanup, shot detection) and wrote format version 2.
-    assert result.format_version == 2 and result.world_processing is not None
+    assert result.format_version == 3 and result.world_processing is not None
     wp_settings = result.world_processing["settings"]
     assert (wp_settings["align"], wp_settings["clean_feet"], wp_settings["cut_frames"]) == (True, True, [])
     assert wp_settings["rest_skeleton"] == "given per track"                 # the SMPL model's bodies

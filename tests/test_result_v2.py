@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.result_file as result_file
-from core.result_file import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo, FramesProcessed, ResultFormatError,
-                              ResultValidationError, SceneCameraPath, ShotInfo, TraceResult, TrackResult, VideoInfo,
-                              read_result, write_result)
-from core.rig.frames import TRACE_TO_BLENDER
-from core.rig.rotations import axis_angle_to_matrix
+import trace_format.schema as result_schema
+from trace_format.npz import read_result, write_result
+from trace_format.schema import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo, FramesProcessed,
+                                 ResultFormatError, ResultValidationError, SceneCameraPath, ShotInfo, TraceResult,
+                                 TrackResult, VideoInfo)
+from core.rig.frames import TRACE_TO_BLENDER, result_camera_blender_matrices
+from trace_format.rotations import axis_angle_to_matrix
+from trace_format.validate import validate_result
 from core.world.ground import default_alignment
 from helpers.result_archive import rewrite_result_archive
 
@@ -36,7 +38,8 @@ def make_track(track_id: int, frames, seed: int, shot: int = 0, registration=Non
     extra = {}
     if world:
         extra.update(contacts=rng.uniform(size=(count, 2)) < 0.5, clean_body_pose=rng.normal(scale=0.3, size=(count, 23, 3)),
-                     clean_hip_center_world=rng.normal(size=(count, 3)))
+                     clean_hip_center_world=rng.normal(size=(count, 3)),
+                     clean_global_orient_world=rng.normal(size=(count, 3)))
     return TrackResult(
         track_id=track_id, frames=frames, times=frames / FPS, poses=rng.normal(scale=0.3, size=(count, 24, 3)),
         global_orient_world=rng.normal(size=(count, 3)), betas=rng.normal(size=(count, 10)),
@@ -77,7 +80,7 @@ def test_v2_round_trip_is_exact(tmp_path):
     result = make_v2_result()
     path = write_result(tmp_path / "cut.trace.npz", result)
     loaded = read_result(path)
-    assert loaded.format_version == 2 and loaded.equals(result)
+    assert loaded.format_version == 3 and loaded.equals(result)
     assert [(s.index, s.start, s.stop, s.aligned) for s in loaded.shots] == [(0, 0, 30, True), (1, 30, 50, False)]
     assert np.array_equal(loaded.shots[0].alignment_matrix, result.shots[0].alignment_matrix)
     assert loaded.shots[0].alignment_info == {"method": "plane_fit", "rms_residual_m": 0.01, "inliers": 120}
@@ -109,7 +112,7 @@ def test_v2_file_layout(tmp_path):
         assert archive["camera_frames"].tolist() == list(range(50)) and archive["camera_shots"][30] == 1
         meta = json.loads(str(archive["meta_json"][()]))
     assert {"camera_rotations", "camera_positions", "camera_interpolated", "clean_body_pose"} <= members
-    assert meta["format"] == FORMAT_NAME and meta["version"] == 2
+    assert meta["format"] == FORMAT_NAME and meta["version"] == 3
     assert meta["shots"][0]["alignment"]["method"] == "plane_fit"
     assert np.allclose(meta["shots"][0]["alignment"]["matrix"], make_v2_result().shots[0].alignment_matrix)
     assert meta["shots"][1] == {"index": 1, "start": 30, "stop": 50, "aligned": False,
@@ -126,7 +129,7 @@ def test_blender_transform_and_camera_helpers():
     assert np.allclose(result.blender_transform(7), DEFAULT_ALIGNMENT_MATRIX)
     assert result.shot_of(7).index == 1
     # The camera in Blender: alignment applied, OpenCV axes turned into Blender's (-Z forward, +Y up).
-    frames, matrices = result.camera_blender_matrices(0)
+    frames, matrices = result_camera_blender_matrices(result, 0)
     assert frames.tolist() == list(range(30)) and matrices.shape == (30, 4, 4)
     camera = result.scene_camera
     forward_trace = camera.rotations[10].astype(float) @ [0.0, 0.0, 1.0]             # OpenCV +Z: looking direction
@@ -134,9 +137,10 @@ def test_blender_transform_and_camera_helpers():
     assert np.allclose(matrices[10, :3, :3] @ [0.0, 0.0, -1.0], alignment[:3, :3] @ forward_trace, atol=1e-6)
     assert np.allclose(matrices[10, :3, 3], alignment[:3, :3] @ camera.positions[10] + alignment[:3, 3], atol=1e-6)
     assert np.allclose(np.linalg.det(matrices[:, :3, :3]), 1.0, atol=1e-5)
-    # World poses for animation: the cleaned body when present, the raw one on request.
+    # World poses for animation: the world stage's motion when present, the raw one on request.
     track = result.track(1)
-    assert np.array_equal(track.world_poses()[:, 0], track.global_orient_world)
+    assert np.array_equal(track.world_poses()[:, 0], track.clean_global_orient_world)
+    assert np.array_equal(track.world_poses(cleaned=False)[:, 0], track.global_orient_world)
     assert np.array_equal(track.world_poses()[:, 1:], track.clean_body_pose)
     assert np.array_equal(track.world_poses(cleaned=False)[:, 1:], track.poses[:, 1:])
     assert track.world_hip_centers() is track.clean_hip_center_world
@@ -144,14 +148,14 @@ def test_blender_transform_and_camera_helpers():
     # Without a camera for a shot the helper says what to do.
     result.scene_camera = result.scene_camera.for_shot(0)
     with pytest.raises(KeyError, match="no scene camera stored for shot 1.*apply_world_processing"):
-        result.camera_blender_matrices(1)
+        result_camera_blender_matrices(result, 1)
 
 
 def test_default_alignment_is_the_fixed_swap_everywhere():
     assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX[:3, :3], TRACE_TO_BLENDER)
     assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX, default_alignment().matrix)
     assert not DEFAULT_ALIGNMENT_MATRIX.flags.writeable
-    assert result_file.default_alignment_matrix().flags.writeable
+    assert result_schema.default_alignment_matrix().flags.writeable
 
 
 def _write_genuine_v1(path: Path, tracks: list[TrackResult], frames_processed: dict | None) -> Path:
@@ -165,7 +169,7 @@ def _write_genuine_v1(path: Path, tracks: list[TrackResult], frames_processed: d
     counts = [t.num_frames for t in tracks]
     arrays = {"track_ids": np.array([t.track_id for t in tracks], dtype=np.int64),
               "track_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)}
-    for name in result_file.TRACK_FIELDS:
+    for name in result_schema.TRACK_FIELDS:
         arrays[name] = np.concatenate([getattr(t, name) for t in tracks])
     arrays["joints_world"] = np.concatenate([np.full((n, 24, 3), 0.5, np.float32) for n in counts])
     arrays["joints_cam"] = arrays["joints_world"] + np.float32(1.0)
@@ -190,9 +194,9 @@ def test_version_1_files_read_as_version_2(tmp_path):
         assert np.array_equal(track.poses, original.poses) and np.array_equal(track.hip_center_world, original.hip_center_world)
         assert np.all(track.joints_world == 0.5) and np.all(track.joints_cam == 1.5)
         assert np.array_equal(loaded.blender_transform(track), DEFAULT_ALIGNMENT_MATRIX)
-    # Written again, it is a version-2 file with the same content.
+    # Written again, it is a current-version file with the same content.
     again = read_result(write_result(tmp_path / "new.npz", loaded))
-    assert again.format_version == 2 and again.equals(loaded)
+    assert again.format_version == 3 and again.equals(loaded)
     # Without frames_processed the shot spans the tracks' frames.
     loaded = read_result(_write_genuine_v1(tmp_path / "old2.npz", tracks, None))
     assert (loaded.shots[0].start, loaded.shots[0].stop) == (4, 40)
@@ -214,7 +218,7 @@ def _invalid(change, message):
     result = make_v2_result()
     change(result)
     with pytest.raises(ResultValidationError, match=message):
-        result.validate()
+        validate_result(result)
 
 
 def _set(obj, **values):
@@ -231,9 +235,9 @@ def _set(obj, **values):
     (lambda r: _set(r.tracks[0], contacts=np.zeros((30, 2), np.float32)), r"track 1: contacts must be bool"),
     (lambda r: _set(r.tracks[1], clean_body_pose=np.zeros((5, 24, 3), np.float32)),
      r"track 2: clean_body_pose must have shape \[5,23,3\]"),
-    (lambda r: _set(r.tracks[1], clean_body_pose=None, clean_hip_center_world=None),
+    (lambda r: _set(r.tracks[1], clean_body_pose=None, clean_hip_center_world=None, clean_global_orient_world=None),
      r"must be present for all tracks or for none"),
-    (lambda r: _set(r.tracks[1], clean_hip_center_world=None), r"track 2: clean_body_pose and clean_hip_center_world come"),
+    (lambda r: _set(r.tracks[1], clean_hip_center_world=None), r"track 2: clean_body_pose, clean_hip_center_world and clean_global_orient_world come"),
     (lambda r: _set(r.tracks[0], registration=np.diag([1.0, 1.0, 1.2, 1.0])), r"track 1: registration must be rigid"),
     (lambda r: _set(r.tracks[0], registration=np.eye(3)), r"track 1: registration must be a float 4x4"),
     (lambda r: _set(r.tracks[1], clean_hip_center_world=np.full((5, 3), np.nan, np.float32)),
@@ -274,7 +278,7 @@ def test_damaged_v2_files_raise_clear_errors(tmp_path):
         (lambda meta, arrays: arrays.update(track_shots=np.array([0, 0, 0])), "lie outside its shot 0"),
         (lambda meta, arrays: meta.pop("shots"), "metadata is incomplete"),
         (lambda meta, arrays: meta["shots"][0].update(start="zero"), "metadata is incomplete"),
-        (lambda meta, arrays: meta.update(version=3), "newer TRACE for Blender.*version 3.*Update"),
+        (lambda meta, arrays: meta.update(version=4), "newer TRACE for Blender.*version 4.*Update"),
     ]
     for number, (change, message) in enumerate(cases):
         with pytest.raises(ResultFormatError, match=message):

@@ -14,11 +14,10 @@ Files we read from users (SMPL model `.pkl` files, the official trace2 result `.
 
 Everything else raises `UnsafePickleError` naming the refused global, before anything is called.
 
-Standard library + numpy only (vendored into the Blender extension).
+Standard library + numpy only (shared with the Blender extension).
 """
 from __future__ import annotations
 
-import ast
 import io
 import os
 import pickle
@@ -421,30 +420,23 @@ def _sparse_to_dense(stand_in: _SparseStandIn, convert: Callable[[Any], Any]) ->
 
 
 def _read_npy_header(handle: BinaryIO, where: str) -> tuple[np.dtype, tuple[int, ...], bool]:
-    """Parse a .npy header (format 1.0, 2.0 or 3.0) -> (dtype, shape, fortran_order)."""
-    magic = handle.read(8)
-    if len(magic) != 8 or magic[:6] != b"\x93NUMPY":
-        raise UnsupportedPickleContentError(f"{where}: not a .npy array (bad magic bytes)")
-    major = magic[6]
-    if major == 1:
-        length_bytes = handle.read(2)
-        header_length = int.from_bytes(length_bytes, "little") if len(length_bytes) == 2 else -1
-    elif major in (2, 3):
-        length_bytes = handle.read(4)
-        header_length = int.from_bytes(length_bytes, "little") if len(length_bytes) == 4 else -1
-    else:
-        raise UnsupportedPickleContentError(f"{where}: unsupported .npy format version {major}")
-    header_bytes = handle.read(header_length) if header_length >= 0 else b""
-    if header_length < 0 or len(header_bytes) != header_length:
-        raise UnsupportedPickleContentError(f"{where}: truncated .npy header")
+    """Parse a .npy header with numpy's own reader -> (dtype, shape, fortran_order).
+
+    Format 3.0 differs from 2.0 only by a UTF-8 header (structured field names), which the 2.0
+    reader decodes as Latin-1: identical for every ASCII header.
+    """
     try:
-        header = ast.literal_eval(header_bytes.decode("utf-8" if major == 3 else "latin1"))
-        dtype = np.lib.format.descr_to_dtype(header["descr"])
-        shape = tuple(int(v) for v in header["shape"])
-        fortran_order = bool(header["fortran_order"])
-    except (ValueError, SyntaxError, KeyError, TypeError) as exc:
-        raise UnsupportedPickleContentError(f"{where}: malformed .npy header") from exc
-    return dtype, shape, fortran_order
+        version = np.lib.format.read_magic(handle)
+    except ValueError as exc:  # bad magic bytes or a truncated file
+        raise UnsupportedPickleContentError(f"{where}: not a .npy array ({exc})") from exc
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise UnsupportedPickleContentError(f"{where}: unsupported .npy format version {version}")
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran_order, dtype = read_header(handle)
+    except ValueError as exc:  # truncated or malformed header
+        raise UnsupportedPickleContentError(f"{where}: malformed .npy header ({exc})") from exc
+    return dtype, tuple(int(v) for v in shape), bool(fortran_order)
 
 
 def read_npz_member(npz_path: str | os.PathLike, member: str) -> np.ndarray:

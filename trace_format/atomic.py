@@ -3,7 +3,7 @@
 Every writer of the project (result files, downloads, exports, reports) goes through here: the data
 goes to a unique temporary file in the target's folder, which is moved onto the target with
 ``os.replace`` only when writing succeeded; on any error (or Ctrl-C) the temporary file is removed and
-a previous file of that name is left untouched. Standard library only (vendored into the Blender
+a previous file of that name is left untouched. Standard library only (shared with the Blender
 extension).
 """
 from __future__ import annotations
