@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.rig.rotations import make_quaternions_continuous, matrix_to_quaternion
-from core.rig.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
+from trace_format.rotations import make_quaternions_continuous, matrix_to_quaternion
+from trace_format.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 PRESETS = ("unity", "unreal", "godot", "bvh")
 
@@ -239,7 +239,7 @@ def motion_from_smpl(name: str, rest_joints: np.ndarray, poses: np.ndarray, hip_
     the importer keys, so it is also the reference the client tests compare readers against.
     """
     from core.rig import frames
-    from core.rig.fk import forward_kinematics, place_by_hip_center
+    from trace_format.fk import forward_kinematics, place_by_hip_center
 
     rotations, joints = forward_kinematics(rest_joints, poses, parents=SMPL_PARENTS)
     heads = frames.map_points(transform, place_by_hip_center(joints, hip_center_world))

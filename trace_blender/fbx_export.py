@@ -26,7 +26,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from core import atomic
+from trace_format import atomic
 from core.rig.frames import blender_frame_rate
 
 from .building import assign_action, fill_curve

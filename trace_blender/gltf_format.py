@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import atomic
+from trace_format import atomic
 
 from .export_rig import EngineSkeleton, local_quaternions_xyzw
 
