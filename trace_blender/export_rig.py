@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -112,7 +112,6 @@ class EngineSkeleton:
     axes: np.ndarray
     units: float
     body: BodyMesh | None = None
-    renamed: dict[str, str] = field(default_factory=dict)
 
     def local(self, frames: np.ndarray) -> np.ndarray:
         """Parent-relative bone frames [..., J, 4, 4] of global frames [..., J, 4, 4]."""
@@ -169,6 +168,12 @@ def bone_names(scheme: str, prefix: str = "") -> list[str]:
     if scheme not in NAME_SCHEMES:
         raise ValueError(f"unknown bone naming {scheme!r}; choose one of {', '.join(NAME_SCHEMES)}")
     return [prefix + NAME_SCHEMES[scheme][name] for name in SMPL_JOINT_NAMES]
+
+
+def preset_bone_names(preset: str, prefix: str = "") -> list[str]:
+    """Every bone a preset writes, in file order: the Unreal `root` bone first, then the 24 SMPL joints."""
+    names = bone_names(DEFAULT_NAME_SCHEME[preset], prefix)
+    return [prefix + UNREAL_ROOT_BONE] + names if preset == "unreal" else names
 
 
 def engine_skeleton(motion: PersonMotion, preset: str, scheme: str | None = None, prefix: str = "") -> EngineSkeleton:
@@ -230,18 +235,43 @@ def blender_pose_basis(skeleton: EngineSkeleton) -> tuple[np.ndarray, np.ndarray
     return basis[..., :3, 3], quaternions
 
 
-def motion_from_smpl(name: str, rest_joints: np.ndarray, poses: np.ndarray, hip_center_world: np.ndarray,
-                     transform: np.ndarray, body: BodyMesh | None = None) -> PersonMotion:
-    """PersonMotion straight from SMPL parameters (our numpy forward kinematics), without Blender.
+def quaternion_matrices(wxyz: np.ndarray) -> np.ndarray:
+    """Unit quaternions [..., 4] (w, x, y, z; normalised here) -> rotations [..., 3, 3]."""
+    q = np.asarray(wxyz, np.float64)
+    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+                     2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+                     2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1
+                    ).reshape(q.shape[:-1] + (3, 3))
 
-    rest_joints [24, 3] canonical; poses [T, 24, 3] axis-angle (joint 0 = orientation in the TRACE
-    world); hip_center_world [T, 3]; transform: TRACE world -> Blender world 4x4. The same numbers
-    the importer keys, so it is also the reference the client tests compare readers against.
+
+def pose_from_basis(rest: np.ndarray, parents: list[int] | tuple[int, ...], locations: np.ndarray,
+                    quaternions: np.ndarray, object_matrix: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blender's pose evaluation, in numpy: (rest_heads [J, 3], world_rotations [T, J, 3, 3], heads [T, J, 3]).
+
+    rest [J, 4, 4]: bone.matrix_local; locations [T, J, 3] / quaternions [T, J, 4] (w, x, y, z): the
+    pose-bone channels; object_matrix: the armature object's world matrix (rigid + uniform scale).
+    Pose_i = Pose_parent (Rest_parent^-1 Rest_i) Basis_i; W_i = R_obj Pose_i B_i^T R_obj^T (the rotation
+    that takes the world-aligned rest skeleton to the pose, as PersonMotion holds it).
     """
-    from core.rig import frames
-    from trace_format.fk import forward_kinematics, place_by_hip_center
-
-    rotations, joints = forward_kinematics(rest_joints, poses, parents=SMPL_PARENTS)
-    heads = frames.map_points(transform, place_by_hip_center(joints, hip_center_world))
-    world = frames.world_aligned_rotations(rotations, transform)
-    return PersonMotion(name, frames.canonical_to_blender_rest(rest_joints), world, heads, body)
+    rest = np.asarray(rest, np.float64)
+    count, joints = np.asarray(locations).shape[:2]
+    basis = np.tile(np.eye(4), (count, joints, 1, 1))
+    basis[..., :3, :3] = quaternion_matrices(quaternions)
+    basis[..., :3, 3] = locations
+    pose = np.empty_like(basis)
+    for joint, parent in enumerate(parents):      # parents come before children (SMPL order)
+        if parent < 0:
+            pose[:, joint] = rest[joint] @ basis[:, joint]
+        else:
+            offset = np.linalg.inv(rest[parent]) @ rest[joint]
+            pose[:, joint] = pose[:, parent] @ offset @ basis[:, joint]
+    world = np.eye(4) if object_matrix is None else np.asarray(object_matrix, np.float64)
+    scale = np.cbrt(np.linalg.det(world[:3, :3]))
+    object_rotation = world[:3, :3] / scale
+    rotations = object_rotation @ pose[..., :3, :3] @ np.swapaxes(rest[:, :3, :3], -1, -2)[None] @ object_rotation.T
+    heads = pose[..., :3, 3] @ world[:3, :3].T + world[:3, 3]
+    rest_heads = rest[:, :3, 3] @ world[:3, :3].T + world[:3, 3]
+    return rest_heads, rotations, heads

@@ -27,11 +27,10 @@ import numpy as np
 from mathutils import Matrix
 
 from trace_format import atomic
-from core.rig.frames import blender_frame_rate
-
-from .building import assign_action, fill_curve
+from .build.keys import assign_action, fill_curve
 from .errors import ExportError
 from .export_rig import EngineSkeleton, blender_pose_basis
+from .frames import blender_frame_rate
 
 UNREAL_ARMATURE_NAME = "Armature"  # Unreal drops a root node of this name instead of adding a bone
 # A curve that never leaves its node's default (bone offsets, scales, unused axes) is removed after
@@ -79,7 +78,8 @@ def write_fbx(context: Any, skeletons: list[EngineSkeleton], fps: float, path: s
         with context.temp_override(scene=scene, view_layer=view_layer):
             for skeleton in skeletons:
                 rig = _build_rig(scene, view_layer, skeleton, rig_matrix, take_name, made)
-                names[rig] = UNREAL_ARMATURE_NAME if preset == "unreal" else skeleton.person
+                single_unreal = preset == "unreal" and len(skeletons) == 1
+                names[rig] = UNREAL_ARMATURE_NAME if single_unreal else skeleton.person
                 for child in rig.children:
                     names[child] = child["trace_export_name"]
         scene.frame_set(-1)               # the rest key: node defaults = T-pose

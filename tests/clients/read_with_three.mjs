@@ -38,7 +38,8 @@ async function load() {
 
 function bonesOf(root) {
   const bones = [];
-  root.traverse((object) => { if (object.isBone) bones.push(object); });
+  // BVHLoader turns every End Site into a bone called ENDSITE: not a joint, left out.
+  root.traverse((object) => { if (object.isBone && !(extension === 'bvh' && object.name === 'ENDSITE')) bones.push(object); });
   if (bones.length) return bones;
   root.traverse((object) => { if (object !== root && !object.isMesh && !object.isLine) bones.push(object); });
   return bones;
