@@ -166,8 +166,8 @@ def _needs_scene_evaluation(armature: Any) -> bool:
     animation_data = armature.animation_data
     if armature.parent is not None or any(bone.constraints for bone in armature.pose.bones):
         return True
-    if animation_data is not None and (len(animation_data.drivers) or
-                                       any(not track.mute for track in animation_data.nla_tracks)):
+    bone_drivers = [d for d in animation_data.drivers if d.data_path.startswith("pose.")] if animation_data else []
+    if animation_data is not None and (bone_drivers or any(not track.mute for track in animation_data.nla_tracks)):
         return True
     return any(armature.pose.bones[name].rotation_mode != "QUATERNION" for name in JOINT_NAMES)
 
@@ -273,7 +273,12 @@ def _exclusive_selection(context: Any, objects: list[Any], active: Any) -> Itera
     previous_selection = [ob for ob in view_layer.objects if ob.select_get()]
     previous_active = view_layer.objects.active
     previous_hidden = [(ob, ob.hide_get(), ob.hide_viewport) for ob in objects]
+    # Driven visibility (people shown only during their frames) would disable objects while the exporter
+    # steps through the frames: muted for the export, so every frame of every person is written.
+    visibility = [(curve, curve.mute) for ob in objects for curve in keys.visibility_drivers(ob)]
     try:
+        for curve, _ in visibility:
+            curve.mute = True
         for ob in previous_selection:
             ob.select_set(False)
         for ob in objects:
@@ -291,6 +296,8 @@ def _exclusive_selection(context: Any, objects: list[Any], active: Any) -> Itera
         for ob in previous_selection:
             ob.select_set(True)
         view_layer.objects.active = previous_active
+        for curve, muted in visibility:   # last: the selection is restored while everything is shown
+            curve.mute = muted
 
 
 @contextmanager
@@ -322,7 +329,13 @@ def sample_world_rotations(context: Any, armature: Any, frames: Sequence[int]) -
     rest_rotations = np.array([np.array(bones[n].matrix_local)[:3, :3] for n in JOINT_NAMES])  # [24, 3, 3]
     rotations = np.empty((len(frames), len(JOINT_NAMES), 3, 3))
     heads = np.empty((len(frames), len(JOINT_NAMES), 3))
+    # A person hidden outside its own frames (driven visibility) is not evaluated there: shown for this.
+    visibility = [(curve, curve.mute) for curve in keys.visibility_drivers(armature)]
+    hidden = armature.hide_viewport
     try:
+        for curve, _ in visibility:
+            curve.mute = True
+        armature.hide_viewport = False
         for index, frame in enumerate(frames):
             scene.frame_set(int(frame))
             evaluated = armature.evaluated_get(context.evaluated_depsgraph_get())
@@ -335,6 +348,9 @@ def sample_world_rotations(context: Any, armature: Any, frames: Sequence[int]) -
             rotations[index] = object_rotation @ pose[:, :3, :3] @ np.swapaxes(rest_rotations, -1, -2) @ object_rotation.T
             heads[index] = posed_world[:, :3, 3]
     finally:
+        armature.hide_viewport = hidden
+        for curve, muted in visibility:
+            curve.mute = muted
         scene.frame_set(current)
     return rotations, heads
 
