@@ -246,10 +246,10 @@ def test_sampling_reads_curves_like_blender_evaluates(reference, smpl_model_path
 def test_headless_import_writes_every_format(tmp_path):
     """`python -m trace_blender import RESULT --fbx --preset unreal --glb --bvh`: the same exporters."""
     from helpers import clients
-    from helpers.blender import write_synthetic_result
+    from trace_format.npz import write_result
     from trace_blender import cli
 
-    result = write_synthetic_result(tmp_path / "walk.npz", num_people=2, num_frames=8, seed=3, offsets=(0, 2))
+    result = write_result(tmp_path / "walk.npz", make_result(people=2, frames=8, seed=3, offsets=(0, 2)))
     out = tmp_path / "out"
     out.mkdir()
     assert cli.main(["import", str(result), "--fbx", str(out / "walk.fbx"), "--preset", "unreal",

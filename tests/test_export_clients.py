@@ -15,7 +15,8 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from helpers import clients  # noqa: E402
-from helpers.blender import evaluated_bone_heads, synthetic_result  # noqa: E402
+from helpers.blender import evaluated_bone_heads  # noqa: E402
+from helpers.factories import make_result  # noqa: E402
 
 from trace_blender import build, export_rig, exporting, plan  # noqa: E402
 from trace_blender.build.armature import JOINT_NAMES  # noqa: E402
@@ -31,7 +32,7 @@ READERS = {"three": clients.read_with_three, "assimp": clients.read_with_assimp}
 def scene():
     """Two imported people (mannequin bodies) and, per person, what Blender shows at every export frame."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    result = synthetic_result(num_people=2, num_frames=NUM_FRAMES, seed=5, fps=FPS, offsets=OFFSETS)
+    result = make_result(people=2, frames=NUM_FRAMES, seed=5, fps=FPS, offsets=OFFSETS)
     summary = build.import_result(result, bpy.context, plan.ImportOptions(build_camera=False), source_path="walk.npz")
     frames = exporting.export_frames(bpy.context.scene)
     people = {}
