@@ -18,7 +18,7 @@ from trace_format.npz import read_result
 from trace_format.schema import ResultFormatError, TraceResult
 from trace_format.smpl_file import SmplModelData, SmplModelError, load_smpl_model_file
 
-from .. import frames
+from .. import advice, frames
 from ..errors import ResultFileError, SceneBuildError, SmplModelLoadError, TraceBlenderError
 from ..plan import ImportOptions, ImportPlan, ShotPlan, plan_import
 from . import keys, replace, tags
@@ -68,7 +68,7 @@ def read_result_file(path: str | os.PathLike, official_fps: float | None = None)
     try:
         return read_result(file_path, official_fps=official_fps)
     except (ResultFormatError, OSError, ValueError) as exc:
-        raise ResultFileError(f"cannot read the TRACE result {file_path}: {exc}") from exc
+        raise ResultFileError(advice.unreadable_result(str(file_path), str(exc))) from exc
 
 
 def load_smpl_model(path: str | os.PathLike) -> SmplModelData:
