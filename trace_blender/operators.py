@@ -17,7 +17,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import build, exporting, plan, runner
+from . import advice, build, exporting, plan, runner
 from .build import tags
 from .errors import TraceBlenderError, UsageError
 from .preferences import addon_settings, user_data_dir
@@ -96,8 +96,9 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
         state.status = "cancelled"
         return {"CANCELLED"}, reports + [("WARNING", "TRACE run cancelled; its output was removed")]
     if outcome.state is runner.RunState.FAILED or outcome.result_path is None:
-        state.status = f"failed: {outcome.message}"
-        return {"CANCELLED"}, reports + [("ERROR", outcome.message)]
+        message = advice.core_failure(outcome.message, outcome.exit_code, online_access=bpy.app.online_access)
+        state.status = f"failed: {advice.first_line(message)}"
+        return {"CANCELLED"}, reports + [("ERROR", message)]
     try:
         summary = import_with_settings(context, outcome.result_path)
     except TraceBlenderError as exc:

@@ -18,11 +18,11 @@ from trace_format.npz import read_result
 from trace_format.schema import ResultFormatError, TraceResult
 from trace_format.smpl_file import SmplModelData, SmplModelError, load_smpl_model_file
 
-from .. import frames
+from .. import advice, frames
 from ..errors import ResultFileError, SceneBuildError, SmplModelLoadError, TraceBlenderError
 from ..plan import ImportOptions, ImportPlan, ShotPlan, plan_import
 from . import keys, replace, tags
-from .armature import PERSON_COLOURS, ImportedPerson, build_person
+from .armature import PERSON_COLOURS, ImportedPerson, build_people
 from .body import build_body
 from .camera import build_camera, load_video_clip
 from .rollback import CreatedDatablocks, SavedSceneSettings, unique_name
@@ -68,7 +68,7 @@ def read_result_file(path: str | os.PathLike, official_fps: float | None = None)
     try:
         return read_result(file_path, official_fps=official_fps)
     except (ResultFormatError, OSError, ValueError) as exc:
-        raise ResultFileError(f"cannot read the TRACE result {file_path}: {exc}") from exc
+        raise ResultFileError(advice.unreadable_result(str(file_path), str(exc))) from exc
 
 
 def load_smpl_model(path: str | os.PathLike) -> SmplModelData:
@@ -161,10 +161,11 @@ def _build(context: Any, result: TraceResult, plan: ImportPlan, model: SmplModel
             shot_collections[shot.index] = top
 
     imported = []
-    for index, person in enumerate(plan.people):
-        colour = PERSON_COLOURS[index % len(PERSON_COLOURS)]
-        armature, collection, base = build_person(context, person, shot_collections[person.shot], colour,
-                                                  options.frame_start, source_name, created, source_text)
+    colours = [PERSON_COLOURS[index % len(PERSON_COLOURS)] for index in range(len(plan.people))]
+    built = build_people(context, [(person, shot_collections[person.shot], colour)
+                                   for person, colour in zip(plan.people, colours)],
+                         options.frame_start, source_name, created, source_text)
+    for person, colour, (armature, collection, base) in zip(plan.people, colours, built):
         body = None
         if options.build_mesh:
             body = build_body(armature, collection, person, model, colour, base, created)
