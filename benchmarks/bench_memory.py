@@ -2,7 +2,8 @@
 
 Each measurement runs in a fresh Python process (peak RSS from getrusage) on a generated video:
 decode (cv2 stream) -> preprocess -> clips of 8 -> network -> per-row decoding -> per-track
-accumulation -> world stage -> result file, i.e. core.pipeline.run_inference + write_run_result.
+accumulation -> world stage -> result file, i.e. core.pipeline run_inference, build_run_result, process_world
+and trace_format.npz.write_result.
 
 --network synthetic (default) replaces TraceModel.run_clip by a cheap deterministic stand-in that
 returns ClipOutputs of the real shapes (P people tracked in every frame; tests/helpers/stand_in_network.py).
@@ -66,9 +67,10 @@ def child(args: argparse.Namespace) -> None:
 
     from core.camera import official_lens
     from core.nn import decode_params
-    from core.pipeline import run_inference, write_run_result
+    from core.pipeline import WorldOptions, build_run_result, process_world, run_inference
     from core.tracking import TrackingSettings
     from core.video import FrameRange, open_frame_source
+    from trace_format.npz import write_result
 
     torch.set_num_threads(args.threads)
     if args.network == "real":
@@ -94,13 +96,14 @@ def child(args: argparse.Namespace) -> None:
     accumulated_mb = sum(a.nbytes for t in tracks.values() for a in t.values()) / 2**20
     if tracks:
         with tempfile.TemporaryDirectory() as folder:
-            write_run_result(Path(folder) / "bench.trace.npz", tracks, info, official_lens(info.width, info.height),
-                             {"benchmark": True}, {}, None, [], outcome)
+            raw = build_run_result(tracks, info, official_lens(info.width, info.height), {"benchmark": True}, {}, None,
+                                   [], outcome)
+            write_result(Path(folder) / "bench.trace.npz", process_world(raw, outcome.shot_cuts, WorldOptions())[0])
     cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     print(json.dumps({
         "cuda_peak_mb": None if cuda_peak is None else round(cuda_peak, 1),
         "frames": outcome.frames_processed, "network": args.network, "tracks": len(tracks),
-        "rows": int(sum(len(t["frame"]) for t in tracks.values())), "seconds": round(time.monotonic() - started, 2),
+        "rows": int(sum(len(t["frames"]) for t in tracks.values())), "seconds": round(time.monotonic() - started, 2),
         "rss_after_setup_mb": round(rss_ready, 1), "peak_before_loop_mb": round(peak_ready, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1), "accumulated_arrays_mb": round(accumulated_mb, 2)}))
 

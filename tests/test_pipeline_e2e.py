@@ -170,8 +170,8 @@ def test_clip_rows_map_to_source_frames_and_lens():
     rows = decode_clip_rows(fake_clip_output([(5, 0), (5, 2), (7, 1)]), clip, input_offsets(240, 320), lens,
                             decode_params)
     np.testing.assert_array_equal(rows["track_id"], [5, 5, 7])
-    np.testing.assert_array_equal(rows["frame"], [10, 16, 13])
-    np.testing.assert_allclose(rows["time"], [0.4, 0.64, 0.52])
+    np.testing.assert_array_equal(rows["frames"], [10, 16, 13])
+    np.testing.assert_allclose(rows["times"], [0.4, 0.64, 0.52])
     np.testing.assert_allclose(rows["poses"], 0.0, atol=1e-6)
     np.testing.assert_allclose(rows["betas"][:, 0], [5, 5, 7])
     f_n = lens.normalized_focal
@@ -192,9 +192,9 @@ def test_accumulator_groups_sorts_and_deduplicates():
                              ClipFrames(np.array([9, 10]), np.array([0.9, 1.0])), offsets, lens, decode_params))
     tracks = acc.finalize()
     assert list(tracks) == [1, 3]
-    np.testing.assert_array_equal(tracks[3]["frame"], [8, 9, 10])
+    np.testing.assert_array_equal(tracks[3]["frames"], [8, 9, 10])
     np.testing.assert_allclose(tracks[3]["betas"][:, 0], [3, 3, 103])      # repeated frame 9: first row kept
-    np.testing.assert_array_equal(tracks[1]["frame"], [8])
+    np.testing.assert_array_equal(tracks[1]["frames"], [8])
 
 
 class _StandInModel:
@@ -224,8 +224,8 @@ def test_loop_feeds_clips_of_eight_with_start_and_stride(tmp_path):
         outcome = run_inference(model, frames, source.info, None, official_lens(64, 48), decode_params)
     assert model.clip_sizes == [8, 8, 2] and len(model.streams) == 1
     track = outcome.accumulator.finalize()[1]
-    np.testing.assert_array_equal(track["frame"], np.arange(3, 39, 2))
-    np.testing.assert_allclose(track["time"], np.arange(3, 39, 2) / 10.0, atol=1e-6)
+    np.testing.assert_array_equal(track["frames"], np.arange(3, 39, 2))
+    np.testing.assert_allclose(track["times"], np.arange(3, 39, 2) / 10.0, atol=1e-6)
     assert (outcome.frames_processed, outcome.first_frame, outcome.last_frame) == (18, 3, 37)
 
 
@@ -258,8 +258,8 @@ def test_stream_restarts_at_hard_cuts(tmp_path):
     assert model.clip_sizes == [8, 2, 8, 2] and len(model.streams) == 2
     tracks = outcome.accumulator.finalize()
     assert sorted(tracks) == [1, 2]                         # the second shot's person gets a new id
-    np.testing.assert_array_equal(tracks[1]["frame"], np.arange(10))
-    np.testing.assert_array_equal(tracks[2]["frame"], np.arange(10, 20))
+    np.testing.assert_array_equal(tracks[1]["frames"], np.arange(10))
+    np.testing.assert_array_equal(tracks[2]["frames"], np.arange(10, 20))
 
 
 def test_tracking_modes_and_lens_choice():
@@ -285,7 +285,7 @@ def test_tracking_modes_and_lens_choice():
 
 def test_cuts_become_shots_in_the_result(tmp_path):
     """The cuts found while streaming are the only source of shots: the world stage makes them."""
-    from core.pipeline import WorldOptions, write_run_result
+    from core.pipeline import WorldOptions, build_run_result, process_world
     from core.shots import ShotCutDetector
 
     video = write_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
@@ -294,9 +294,8 @@ def test_cuts_become_shots_in_the_result(tmp_path):
         outcome = run_inference(_StandInModel(), source.frames(), source.info, None, lens, decode_params,
                                 shot_detector=ShotCutDetector())
         info = source.info
-    path = write_run_result(tmp_path / "r.trace.npz", outcome.accumulator.finalize(), info, lens, {}, {}, None, [],
-                            outcome, WorldOptions(align=False, foot_cleanup=False))
-    result = read_result(path)
+    raw = build_run_result(outcome.accumulator.finalize(), info, lens, {}, {}, None, [], outcome)
+    result, _ = process_world(raw, outcome.shot_cuts, WorldOptions(align=False, foot_cleanup=False))
     assert [(s.start, s.stop, s.aligned) for s in result.shots] == [(0, 10, False), (10, 20, False)]
     assert [(t.track_id, t.shot) for t in result.tracks] == [(1, 0), (2, 1)]
     assert result.world_processing["split_tracks"] == []                # no track crossed the cut
@@ -305,8 +304,8 @@ def test_cuts_become_shots_in_the_result(tmp_path):
 
 def test_trim_unobserved_ends_keeps_gaps_between_detections():
     observed = {1: [0, 1, 1, 0, 1, 0, 0], 2: [0, 0, 0], 3: [1]}
-    tracks = {tid: {"frame": np.arange(len(obs)) + 10, "observed": np.array(obs, bool)} for tid, obs in observed.items()}
+    tracks = {tid: {"frames": np.arange(len(obs)) + 10, "observed": np.array(obs, bool)} for tid, obs in observed.items()}
     kept, dropped, trimmed = trim_unobserved_ends(tracks)
     assert sorted(kept) == [1, 3] and dropped == 1 and trimmed == 1 + 2 + 3
-    np.testing.assert_array_equal(kept[1]["frame"], [11, 12, 13, 14])          # the gap at 13 stays (infilled)
+    np.testing.assert_array_equal(kept[1]["frames"], [11, 12, 13, 14])          # the gap at 13 stays (infilled)
     np.testing.assert_array_equal(kept[1]["observed"], [True, True, False, True])

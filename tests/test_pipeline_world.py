@@ -54,10 +54,10 @@ def cut_video(tmp_path_factory) -> Path:
 
 def run_core(monkeypatch, video: Path, out_dir: Path, *flags: str) -> tuple[int, list[dict], str, StandInNetwork]:
     """`python -m core run VIDEO -o OUT --progress-json FLAGS` in-process with the stand-in network."""
-    import core.pipeline
+    import core.pipeline.run
 
     network = StandInNetwork(PEOPLE)
-    monkeypatch.setattr(core.pipeline, "load_network", loader(network))
+    monkeypatch.setattr(core.pipeline.run, "load_network", loader(network))
     stdout, stderr = io.StringIO(), io.StringIO()
     code = cli.main(["run", str(video), "-o", str(out_dir), "--progress-json", "--threads", "1", *flags],
                     stdout=stdout, stderr=stderr)
@@ -81,7 +81,7 @@ def test_hard_cuts_become_three_shots_and_no_track_spans_a_cut(default_run):
     events, _, network, result = default_run
     # The stream was restarted at each cut: the frames before a cut finish as a shorter clip.
     assert network.streams_started == 3 and network.clip_sizes == [8, 2] * 3
-    assert result.settings["shot_cuts"] == CUTS and result.settings["shot_cut_detection"] is True
+    assert result.settings["shot_cuts"] == CUTS and result.settings["world"]["shot_detection"] is True
     assert [(s.index, s.start, s.stop) for s in result.shots] == [(0, 0, 10), (1, 10, 20), (2, 20, 30)]
     assert result.world_processing["settings"]["cut_frames"] == CUTS
     # People of a new shot got new ids, so the world stage had nothing left to split.
@@ -163,7 +163,7 @@ def test_without_shot_detection_the_video_is_one_shot(cut_video, tmp_path, monke
     assert code == 0, stderr[-3000:]
     result = read_result(tmp_path / "three shots.trace.npz")
     assert network.streams_started == 1 and network.clip_sizes == [8, 8, 8, 6]
-    assert result.settings["shot_cut_detection"] is False and result.settings["shot_cuts"] == []
+    assert result.settings["shot_cuts"] == [] and "shot_cut_detection" not in result.settings
     assert result.settings["world"]["shot_detection"] is False
     assert [(s.start, s.stop) for s in result.shots] == [(0, FRAMES)] and events[-1]["shots"] == 1
     assert [(t.track_id, t.frames[0], t.frames[-1]) for t in result.tracks] == [(1, 0, 29), (2, 0, 29)]
@@ -242,7 +242,7 @@ def test_partial_result_still_gets_the_world_stage(tmp_path, monkeypatch):
 
 
 def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_path, monkeypatch):
-    import core.pipeline
+    import core.pipeline.run
 
     seen = {}
     stand_in = loader(StandInNetwork(PEOPLE))
@@ -251,7 +251,7 @@ def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_pat
         seen["autocast_dtype"] = autocast_dtype
         return stand_in(*args, autocast_dtype=autocast_dtype, **kwargs)
 
-    monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
+    monkeypatch.setattr(core.pipeline.run, "load_network", recording_loader)
     stdout, stderr = io.StringIO(), io.StringIO()
     code = cli.main(["run", str(cut_video), "-o", str(tmp_path), "--progress-json", "--threads", "1",
                      "--device", "cpu", "--autocast", "bf16"], stdout=stdout, stderr=stderr)
@@ -261,7 +261,7 @@ def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_pat
 
 
 def test_raft_schedule_options_reach_the_network_and_the_result(cut_video, tmp_path, monkeypatch):
-    import core.pipeline
+    import core.pipeline.run
     from core.nn import RaftSchedule
 
     seen = {}
@@ -271,7 +271,7 @@ def test_raft_schedule_options_reach_the_network_and_the_result(cut_video, tmp_p
         seen["raft"] = raft
         return stand_in(*args, raft=raft, **kwargs)
 
-    monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
+    monkeypatch.setattr(core.pipeline.run, "load_network", recording_loader)
     for flags, expected in ((), RaftSchedule()), (("--raft-iterations", "8", "--raft-warm-start"),
                                                    RaftSchedule(iterations=8, warm_start=True)):
         out = tmp_path / str(len(flags))

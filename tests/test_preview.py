@@ -99,11 +99,11 @@ def test_track_colours_are_distinct_and_stable():
 
 
 def test_run_with_preview_writes_it_beside_the_result(tmp_path, monkeypatch):
-    import core.pipeline
+    import core.pipeline.run
     from helpers.stand_in_network import StandInNetwork, loader
 
     video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 12)
-    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    monkeypatch.setattr(core.pipeline.run, "load_network", loader(StandInNetwork(2)))
     out = io.StringIO()
     code = main(["run", str(video), "-o", str(tmp_path / "out"), "--preview", "--progress-json", "--threads", "1"],
                 stdout=out, stderr=(err := io.StringIO()))
@@ -116,11 +116,11 @@ def test_run_with_preview_writes_it_beside_the_result(tmp_path, monkeypatch):
 
 
 def test_run_stores_2d_keypoints_and_boxes_in_source_pixels(tmp_path, monkeypatch):
-    import core.pipeline
+    import core.pipeline.run
     from helpers.stand_in_network import StandInNetwork, loader
 
     video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 8)
-    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    monkeypatch.setattr(core.pipeline.run, "load_network", loader(StandInNetwork(2)))
     out = io.StringIO()
     assert main(["run", str(video), "-o", str(tmp_path / "out"), "--progress-json", "--threads", "1"],
                 stdout=out, stderr=io.StringIO()) == 0

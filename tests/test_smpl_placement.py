@@ -81,12 +81,12 @@ def _run(tmp_path, monkeypatch, video, smpl, *flags):
     import io
     import json
 
-    import core.pipeline
+    import core.pipeline.run
     from core.cli import main
     from helpers.stand_in_network import StandInNetwork, loader
     from trace_format.npz import read_result
 
-    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    monkeypatch.setattr(core.pipeline.run, "load_network", loader(StandInNetwork(2)))
     out, err = io.StringIO(), io.StringIO()
     code = main(["run", str(video), "-o", str(tmp_path / ("out" + str(len(flags)))), "--smpl-model", str(smpl),
                  "--save-vertices", "--progress-json", "--threads", "1", "--no-denoise", *flags], stdout=out, stderr=err)

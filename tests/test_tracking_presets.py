@@ -85,14 +85,14 @@ def test_cli_preset_reaches_the_result(tmp_path, monkeypatch):
     import io
     import json
 
-    import core.pipeline
+    import core.pipeline.run
     from core.cli import main
     from helpers.preview_scene import write_plain_video
     from helpers.stand_in_network import StandInNetwork, loader
     from trace_format.npz import read_result
 
     video = write_plain_video(tmp_path / "clip.mp4", 160, 120, 16)
-    monkeypatch.setattr(core.pipeline, "load_network", loader(StandInNetwork(2)))
+    monkeypatch.setattr(core.pipeline.run, "load_network", loader(StandInNetwork(2)))
     out = io.StringIO()
     code = main(["run", str(video), "-o", str(tmp_path / "out"), "--tracking-preset", "mupots:TS6",
                  "--progress-json", "--threads", "1", "--no-denoise"], stdout=out, stderr=(err := io.StringIO()))

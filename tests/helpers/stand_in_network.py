@@ -6,7 +6,7 @@ near identity) for `people` persons tracked in every frame, so everything after 
 decoding, per-track accumulation, shot handling, the world stage, the result file) runs for real.
 Track ids restart at 1 in every new stream, like the tracker does after `new_stream()`.
 
-`loader(...)` gives a drop-in replacement of `core.pipeline.load_network`, so a test can run the
+`loader(...)` gives a drop-in replacement of `core.pipeline.run.load_network`, so a test can run the
 whole `python -m core run` command in-process with this network (monkeypatch the function).
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ class StandInNetwork:
 
 
 def loader(network: StandInNetwork) -> Callable[..., Any]:
-    """A `core.pipeline.load_network` replacement that hands out `network` (no weight files read)."""
+    """A `core.pipeline.run.load_network` replacement that hands out `network` (no weight files read)."""
     def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: Any, reporter: Any,
                      autocast_dtype: Any = None, raft: Any = None):
         from core.nn import decode_params
