@@ -15,7 +15,8 @@ from core.world.denoise import TrackMotion, denoise_tracks
 from core.world.postprocess import apply_world_processing
 from tests.helpers.mocap import CLIPS, MOCAP_DIR, bvh_to_smpl, load_clip, read_bvh
 from tests.helpers.result_archive import rewrite_result_archive
-from tests.helpers.world_quality import EXACT, TRACE_LEVEL, build_scenes, evaluate, trace_result, w_mpjpe
+from tests.helpers.world_quality import (EXACT, TRACE_LEVEL, build_scenes, evaluate, side_by_side_scene, trace_result,
+                                         w_mpjpe)
 from trace_format.fk import forward_kinematics
 from trace_format.npz import read_result, write_result
 
@@ -164,3 +165,16 @@ def test_low_confidence_floor_reaches_the_addon_shot_plan(scenes):
     shot = result_shots(processed)[0]
     assert shot.aligned and shot.floor_confidence == "low" and "span only" in shot.floor_note
     assert any("low confidence" in note for note in processed.notes)
+
+
+@pytest.mark.parametrize("denoise", [False, True])
+def test_two_people_side_by_side_floor_is_right_or_flagged(denoise):
+    """Issue 9's case: two people 1.4 m apart, TRACE-level noise. Raw, too few contacts survive and the
+    floor is the people's upright direction, 6-7 deg off (it was reported as trusted); denoised, the
+    plane fit is 0.6-5.7 deg off over these seeds. Either way: within 2 deg or flagged low."""
+    scene = side_by_side_scene(FRAMES)
+    for seed in range(3):
+        outcome = evaluate(scene, TRACE_LEVEL, seed=seed, denoise=denoise)
+        ground = outcome["result"].world_processing["metrics"]["shots"][0]["ground"]
+        assert outcome["floor_deg"][1] < 2.0 or ground["confidence"] == "low", (seed, outcome["floor_deg"], ground)
+        assert ground["confidence"] == "high" or ground["confidence_note"]
