@@ -178,3 +178,19 @@ def test_two_people_side_by_side_floor_is_right_or_flagged(denoise):
         ground = outcome["result"].world_processing["metrics"]["shots"][0]["ground"]
         assert outcome["floor_deg"][1] < 2.0 or ground["confidence"] == "low", (seed, outcome["floor_deg"], ground)
         assert ground["confidence"] == "high" or ground["confidence_note"]
+
+
+
+def test_sampled_rotation_noise_matches_the_whole_track_estimate():
+    """The denoiser estimates joint-rotation noise from at most 2048 windows (bounded memory)."""
+    from core.world.denoise import estimate_rotation_noise, sampled_rotation_noise
+    from trace_format.rotations import axis_angle_to_quaternion, make_quaternions_continuous
+
+    clip = load_clip("cmu_131_01")
+    rng = np.random.default_rng(3)
+    noisy = clip.poses + rng.normal(0.0, np.radians(2.0), clip.poses.shape)
+    frames = np.arange(len(noisy))
+    whole = estimate_rotation_noise(make_quaternions_continuous(axis_angle_to_quaternion(noisy), axis=0), frames)
+    assert np.allclose(sampled_rotation_noise(lambda rows: noisy[rows], frames), whole, rtol=1e-6)
+    sparse = sampled_rotation_noise(lambda rows: noisy[rows], frames, max_windows=100)
+    assert np.allclose(sparse, whole, rtol=0.25)

@@ -115,7 +115,8 @@ class PersonJoints:
             up_axes = np.asarray(self.up_axes, np.float64)
             if up_axes.shape != (count, 3):
                 raise GroundFitError(f"up_axes must be [T={count},3], got {up_axes.shape}")
-        return PersonJoints(np.nan_to_num(joints), times, weights, heights, up_axes)
+        finite = joints if np.all(np.isfinite(joints)) else np.nan_to_num(joints)   # no copy of clean joints
+        return PersonJoints(finite, times, weights, heights, up_axes)
 
 
 @dataclass(frozen=True)
