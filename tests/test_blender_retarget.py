@@ -196,7 +196,7 @@ def test_panel_finds_edits_saves_loads_and_bakes_the_map(addon, tmp_path):
     assert [call[2]["text"] for call in searches] == list(bone_maps.SMPL_JOINTS)
     assert ("set", "alert", True) in layout.calls     # the unmapped required joint is shown in red
     assert {"trace.retarget_find_bones", "trace.retarget_bake", "trace.retarget_save_preset",
-            "trace.retarget_load_preset"} <= set(layout.operators())
+            "trace.retarget_load_preset", "trace.retarget_export"} <= set(layout.operators())
 
     next(item for item in settings.bones if item.joint == "left_elbow").bone = "lowerarm_l"
     preset = tmp_path / "ue_like.json"
@@ -209,6 +209,12 @@ def test_panel_finds_edits_saves_loads_and_bakes_the_map(addon, tmp_path):
     action = target.animation_data.action
     assert action[bake.PROP_RETARGET_SOURCE] == person.name
     assert len(bake.action_fcurves(target)) > 4 * len(spec.smpl_to_bone)
+
+    out = tmp_path / "character.glb"
+    selected = {o.name for o in bpy.context.selected_objects}
+    assert bpy.ops.trace.retarget_export(filepath=str(out), export_format="GLTF") == {"FINISHED"}
+    assert out.is_file() and out.stat().st_size > 1000
+    assert {o.name for o in bpy.context.selected_objects} == selected   # the selection is restored
 
 
 # ------------------------------------------------------------------------------------------------ headless

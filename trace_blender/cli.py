@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "foot-skate-cleaned motion")
     command.add_argument("--no-camera", dest="camera", action="store_false",
                          help="do not create the scene camera")
+    command.add_argument("--no-body", dest="body", action="store_false",
+                         help="armatures only: no skinned body (default: the SMPL mesh with --smpl-model, "
+                              "else the built-in low-poly mannequin)")
     command.add_argument("--video", type=Path, metavar="FILE",
                          help="source video for the camera background (default: the path stored in the result)")
     retarget = commands.add_parser("retarget", help="import a result and bake one person onto your character's rig")
@@ -112,6 +115,7 @@ def _import_command(args: argparse.Namespace) -> int:
     options = plan.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
                                      frame_start=args.frame_start, apply_alignment=args.align,
                                      use_clean_motion=args.clean_motion, shots=args.shots, build_camera=args.camera,
+                                     build_mesh=args.body,
                                      video_path=str(args.video) if args.video else None)
     result = build.read_result_file(args.result, official_fps=args.fps)
     summary = build.import_result(result, context, options, source_path=args.result)

@@ -83,10 +83,10 @@ def action_fcurves(id_object: Any) -> list[Any]:
 
 
 def keyed_frame_range(id_object: Any) -> tuple[int, int]:
-    """(first, last) whole scene frames covered by the object's keys."""
+    """(first, last) whole scene frames covered by the object's pose-bone keys."""
     first, last = np.inf, -np.inf
     for curve in action_fcurves(id_object):
-        if len(curve.keyframe_points):
+        if curve.data_path.startswith("pose.bones[") and len(curve.keyframe_points):
             start, end = curve.range()
             first, last = min(first, start), max(last, end)
     if not np.isfinite(first):

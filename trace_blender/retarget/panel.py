@@ -12,6 +12,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, PointerProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
+from .. import exporting
 from ..build.tags import PROP_TRACK_ID
 from ..errors import TraceBlenderError
 from . import bake, bone_maps
@@ -200,6 +201,40 @@ class TRACE_OT_retarget_load_preset(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
+CHARACTER_FORMATS = ("unity", "unreal", "gltf")   # BVH: the writer knows only the SMPL skeleton
+CHARACTER_FORMAT_ITEMS = [(key.upper(), exporting.FORMAT_LABELS[key], "") for key in CHARACTER_FORMATS]
+
+
+class TRACE_OT_retarget_export(bpy.types.Operator, ExportHelper):
+    """Export the character (its armature, the meshes parented to it and the baked action)"""
+
+    bl_idname = "trace.retarget_export"
+    bl_label = "Export Character"
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx;*.glb", options={"HIDDEN"})
+    export_format: EnumProperty(name="Format", items=CHARACTER_FORMAT_ITEMS, default="UNITY")
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        target = settings_of(context).target
+        self.filepath = f"{target.name if target else 'character'}{self.filename_ext}"
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: Any) -> set[str]:
+        target = settings_of(context).target
+        if target is None:
+            self.report({"ERROR"}, "Pick your character's armature first")
+            return {"CANCELLED"}
+        try:
+            written = exporting.export_people(context, [target], bpy.path.abspath(self.filepath),
+                                              self.export_format.lower())
+        except TraceBlenderError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Exported " + ", ".join(path.name for path in written))
+        return {"FINISHED"}
+
+
 class TRACE_PT_retarget(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -223,6 +258,9 @@ class TRACE_PT_retarget(bpy.types.Panel):
         column = layout.column()
         column.enabled = settings.source is not None and settings.target is not None
         column.operator(TRACE_OT_retarget_bake.bl_idname, icon="ACTION")
+        row = layout.row()
+        row.enabled = settings.target is not None
+        row.operator(TRACE_OT_retarget_export.bl_idname, icon="EXPORT")
         if not settings.bones:
             return
         layout.prop(settings, "show_map", icon="TRIA_DOWN" if settings.show_map else "TRIA_RIGHT", emboss=False)
@@ -239,7 +277,7 @@ class TRACE_PT_retarget(bpy.types.Panel):
 
 
 CLASSES = (TRACE_RetargetBone, TRACE_RetargetSettings, TRACE_OT_retarget_find_bones, TRACE_OT_retarget_bake,
-           TRACE_OT_retarget_save_preset, TRACE_OT_retarget_load_preset, TRACE_PT_retarget)
+           TRACE_OT_retarget_save_preset, TRACE_OT_retarget_load_preset, TRACE_OT_retarget_export, TRACE_PT_retarget)
 
 
 def register_properties() -> None:
