@@ -271,3 +271,23 @@ def test_official_trace2_result_is_placed_like_the_official_code(empty_scene, tm
             armatures[track.track_id].animation_data)
         keyed = read_curve(channelbag.fcurves.find('pose.bones["pelvis"].rotation_quaternion', index=0))[:, 0]
         np.testing.assert_array_equal(keyed, 10 + truth["frames"])  # gaps stay gaps (frame 7 of track 5)
+
+
+def test_one_edit_mode_session_per_import_whatever_the_number_of_people(empty_scene, monkeypatch):
+    """Each mode switch is a line in Blender's Info editor: bones of all people are made in one session."""
+    from trace_blender.build import armature as armature_build
+
+    calls = []
+
+    class CountingBpy:   # the real bpy, with bpy.ops.object.mode_set counted
+        def __getattr__(self, name):
+            if name == "ops":
+                return SimpleNamespace(object=SimpleNamespace(
+                    mode_set=lambda **kwargs: (calls.append(kwargs["mode"]), bpy.ops.object.mode_set(**kwargs))[1]))
+            return getattr(bpy, name)
+
+    monkeypatch.setattr(armature_build, "bpy", CountingBpy())
+    summary = build.import_result(make_result(people=4, frames=12, seed=3), bpy.context,
+                                  plan.ImportOptions(build_camera=False))
+    assert len(summary.people) == 4 and calls == ["EDIT", "OBJECT"]
+    assert all(len(p.armature.data.bones) == 24 for p in summary.people)
