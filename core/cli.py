@@ -380,6 +380,7 @@ def _describe_ground(entry: dict) -> str:
         if entry.get("confidence") == "low":
             floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
     else:
-        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
+        floor = (f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane; "
+                 f"LOW CONFIDENCE: {entry.get('confidence_note') or 'not fitted'})")
     used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
     return f"{floor}; {where}{used}" if where else f"{floor}{used}"

@@ -10,10 +10,11 @@ from helpers.blender import evaluated_bone_heads, evaluated_vertices  # noqa: E4
 from helpers.factories import make_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
+from trace_format import rotations as skeleton_rotations  # noqa: E402
 from trace_format import skeleton  # noqa: E402
-from bpy_extras import anim_utils  # noqa: E402
 
 from trace_blender import build, bvh_format, export_rig, exporting, fbx_export, gltf_format, plan  # noqa: E402
+from trace_blender.build import keys  # noqa: E402
 from trace_blender.errors import ExportError, UsageError  # noqa: E402
 
 NAMES = skeleton.SMPL_JOINT_NAMES
@@ -75,7 +76,7 @@ def fbx_global_settings(path) -> dict:
 
 def key_frames(armature, bone) -> np.ndarray:
     """Frames of the keys on a bone's first channel (location, else rotation)."""
-    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = keys.assigned_curves(armature)
     curve = next(c for c in channelbag.fcurves if c.data_path.startswith(f'pose.bones["{bone}"]'))
     frames = np.empty(2 * len(curve.keyframe_points), np.float32)
     curve.keyframe_points.foreach_get("co", frames)
@@ -269,3 +270,74 @@ def _fbx_model_names(path) -> list[str]:
     root, _ = parse_fbx.parse(str(path))
     objects = next(e for e in root.elems if e.id == b"Objects")
     return [e.props[1].split(b"\x00\x01")[0].decode() for e in objects.elems if e.id == b"Model"]
+
+
+def _fbx_curves(path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(curve node property, key times [s], values) of every AnimationCurve in an FBX file."""
+    from io_scene_fbx import parse_fbx
+
+    root, _ = parse_fbx.parse(str(path))
+    objects = next(e for e in root.elems if e.id == b"Objects")
+    by_id = {e.props[0]: e for e in objects.elems if e.props}
+    links = {c.props[1]: c.props[2] for e in root.elems if e.id == b"Connections" for c in e.elems}
+    out = []
+    for e in objects.elems:
+        if e.id == b"AnimationCurve":
+            node = by_id[links[e.props[0]]]
+            values = {c.id: np.asarray(c.props[0]) for c in e.elems if c.id in (b"KeyTime", b"KeyValueFloat")}
+            out.append((node.props[1].split(b"\x00")[0].decode(), values[b"KeyTime"] / 46186158000,
+                        values[b"KeyValueFloat"].astype(np.float64)))
+    return out
+
+
+def test_curves_are_continuous_and_carry_something(reference, smpl_model_path, tmp_path):
+    """FBX: Euler curves without jumps (a person turning several full times), no constant curves, keys
+    at i / fps from 0; GLB: quaternion signs continuous."""
+    from helpers.factories import make_result
+    from trace_blender import export_rig as rig
+
+    result = make_result(people=1, frames=90, seed=4)
+    track = result.tracks[0]
+    spin = np.linspace(0.0, 14.0, track.num_frames)  # two and a bit turns about the vertical
+    turn = skeleton_rotations.axis_angle_to_matrix(np.stack([np.zeros_like(spin), spin, np.zeros_like(spin)], 1))
+    orient = skeleton_rotations.matrix_to_axis_angle(turn @ skeleton_rotations.axis_angle_to_matrix(track.poses[:, 0]))
+    track.poses[:, 0] = orient
+    track.global_orient_world[:] = orient
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    summary = build.import_result(result, bpy.context)
+    armature = summary.people[0].armature
+    count = len(exporting.export_frames(bpy.context.scene))
+    for export_format in ("unity", "unreal"):
+        (path,) = exporting.export_people(bpy.context, [armature], tmp_path / f"{export_format}.fbx", export_format)
+        curves = _fbx_curves(path)
+        assert curves
+        for prop, times, values in curves:
+            np.testing.assert_allclose(times, np.arange(count) / 30.0, atol=1e-6)
+            assert np.ptp(values) > 1e-4, f"{prop}: a constant curve"
+            if prop == "R":
+                assert np.abs(np.diff(values)).max() < 30.0, f"{export_format}: an Euler curve jumps"
+    (path,) = exporting.export_people(bpy.context, [armature], tmp_path / "spin.glb", "gltf")
+    document, binary = _glb_chunks(path)
+    for channel, sampler in zip(document["animations"][0]["channels"], document["animations"][0]["samplers"]):
+        if channel["target"]["path"] == "rotation":
+            values = _accessor(document, binary, sampler["output"]).reshape(-1, 4)
+            assert np.all(np.sum(values[1:] * values[:-1], axis=1) > 0), "a quaternion sign flip"
+    first, second = rig.euler_xyz(np.eye(3)[None])
+    np.testing.assert_allclose(rig.euler_xyz_to_matrix(second), np.eye(3)[None], atol=1e-12)
+
+
+def _glb_chunks(path):
+    import json
+    import struct
+
+    data = path.read_bytes()
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    document = json.loads(data[20:20 + json_length])
+    return document, data[20 + json_length + 8:]
+
+
+def _accessor(document, binary, index) -> np.ndarray:
+    accessor = document["accessors"][index]
+    view = document["bufferViews"][accessor["bufferView"]]
+    size = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor["type"]]
+    return np.frombuffer(binary, np.float32, accessor["count"] * size, view["byteOffset"] + accessor.get("byteOffset", 0))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trace_format.rotations import make_quaternions_continuous, matrix_to_quaternion
+from trace_format.rotations import make_quaternions_continuous, matrix_to_quaternion, quaternion_to_matrix
 from trace_format.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 PRESETS = ("unity", "unreal", "godot", "bvh")
@@ -225,6 +225,52 @@ def local_quaternions_xyzw(skeleton: EngineSkeleton) -> tuple[np.ndarray, np.nda
     return np.roll(rest, -1, axis=-1), np.roll(posed, -1, axis=-1)
 
 
+def globals_from_local(local: np.ndarray, parents: list[int] | tuple[int, ...]) -> np.ndarray:
+    """Global bone frames [..., J, 4, 4] of parent-relative ones (parents listed before children)."""
+    out = np.empty_like(local)
+    for joint, parent in enumerate(parents):
+        out[..., joint, :, :] = local[..., joint, :, :] if parent < 0 else out[..., parent, :, :] @ local[..., joint, :, :]
+    return out
+
+
+def euler_xyz(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both Euler XYZ solutions (radians, [..., 3] each) of rotations [..., 3, 3] = Rz(c) Ry(b) Rx(a):
+    FBX's default rotation order (Lcl Rotation)."""
+    m = np.asarray(matrices, np.float64)
+    b = np.arcsin(np.clip(-m[..., 2, 0], -1.0, 1.0))
+    a = np.arctan2(m[..., 2, 1], m[..., 2, 2])
+    c = np.arctan2(m[..., 1, 0], m[..., 0, 0])
+    first = np.stack([a, b, c], axis=-1)
+    second = np.stack([a + np.pi, np.pi - b, c + np.pi], axis=-1)
+    return first, second
+
+
+def euler_xyz_to_matrix(radians: np.ndarray) -> np.ndarray:
+    """[..., 3] Euler XYZ (a, b, c) -> Rz(c) Ry(b) Rx(a) [..., 3, 3]."""
+    a, b, c = np.moveaxis(np.asarray(radians, np.float64), -1, 0)
+    ca, sa, cb, sb, cc, sc = np.cos(a), np.sin(a), np.cos(b), np.sin(b), np.cos(c), np.sin(c)
+    return np.stack([cc * cb, cc * sb * sa - sc * ca, cc * sb * ca + sc * sa,
+                     sc * cb, sc * sb * sa + cc * ca, sc * sb * ca - cc * sa,
+                     -sb, cb * sa, cb * ca], axis=-1).reshape(np.shape(a) + (3, 3))
+
+
+def continuous_euler_xyz_degrees(matrices: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Euler XYZ angles in degrees [T, J, 3] of rotations [T, J, 3, 3], each frame the solution (and
+    turn) closest to the previous one, frame 0 closest to `start` [J, 3] (degrees): curves without jumps."""
+    first, second = euler_xyz(matrices)
+    full_turn = 2.0 * np.pi
+    previous = np.radians(np.asarray(start, np.float64))
+    out = np.empty_like(first)
+    for frame in range(first.shape[0]):
+        candidates = []
+        for solution in (first[frame], second[frame]):
+            candidates.append(solution + full_turn * np.round((previous - solution) / full_turn))
+        distance = [np.abs(c - previous).sum(axis=-1, keepdims=True) for c in candidates]
+        previous = np.where(distance[0] <= distance[1], candidates[0], candidates[1])
+        out[frame] = previous
+    return np.degrees(out)
+
+
 def blender_pose_basis(skeleton: EngineSkeleton) -> tuple[np.ndarray, np.ndarray]:
     """Blender pose-bone channels that reproduce the skeleton: (locations [T, J, 3], quaternions
     [T, J, 4] (w, x, y, z), continuous). Basis_i = (Rest_parent^-1 Rest_i)^-1 P_parent^-1 P_i."""
@@ -233,17 +279,6 @@ def blender_pose_basis(skeleton: EngineSkeleton) -> tuple[np.ndarray, np.ndarray
     basis = rigid_inverse(rest_local)[None] @ posed_local
     quaternions = make_quaternions_continuous(matrix_to_quaternion(basis[..., :3, :3]), axis=0)
     return basis[..., :3, 3], quaternions
-
-
-def quaternion_matrices(wxyz: np.ndarray) -> np.ndarray:
-    """Unit quaternions [..., 4] (w, x, y, z; normalised here) -> rotations [..., 3, 3]."""
-    q = np.asarray(wxyz, np.float64)
-    q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-                     2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-                     2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=-1
-                    ).reshape(q.shape[:-1] + (3, 3))
 
 
 def pose_from_basis(rest: np.ndarray, parents: list[int] | tuple[int, ...], locations: np.ndarray,
@@ -259,7 +294,7 @@ def pose_from_basis(rest: np.ndarray, parents: list[int] | tuple[int, ...], loca
     rest = np.asarray(rest, np.float64)
     count, joints = np.asarray(locations).shape[:2]
     basis = np.tile(np.eye(4), (count, joints, 1, 1))
-    basis[..., :3, :3] = quaternion_matrices(quaternions)
+    basis[..., :3, :3] = quaternion_to_matrix(quaternions)
     basis[..., :3, 3] = locations
     pose = np.empty_like(basis)
     for joint, parent in enumerate(parents):      # parents come before children (SMPL order)

@@ -1,20 +1,21 @@
 """FBX for Unity and Unreal through Blender's own FBX writer, from engine skeletons (export_rig).
 
 The people are rebuilt, for the length of the export only, as "export rigs" in a scene of their own:
-bones already in the engine's axes, units and names (export_rig.engine_skeleton), keyed on frames
-0 .. T-1 (video frame 0 at t = 0) plus a rest key on frame -1, where the scene stands while Blender
-collects node defaults, so that the file's node defaults and bind pose are the T-pose. The rig
-object carries the inverse of the exporter's axis conversion, so the file's root node has an
-identity transform (no rotated or scaled root). Blender's writer then bakes every frame with its
-own Euler-compatible conversion; the rest orientations from export_rig keep those Euler curves
-away from gimbal lock. Constant curves are left out (a tiny simplify factor; every key of a moving
-curve stays). A skeleton-only file gets a bind pose added afterwards (Blender writes one only for
-skinned meshes), so engines that build their skeleton from the bind pose start from the T-pose.
+bones already in the engine's axes, units and names (export_rig.engine_skeleton), with a rest key on
+frame -1, where the scene stands while Blender collects node defaults (node defaults and bind pose =
+the T-pose). The rig object carries the inverse of the exporter's axis conversion, so the file's
+root node has an identity transform (no rotated or scaled root). Blender's writer bakes animation
+per frame and bone in Python (~30 s for 3 people x 1 minute), so it bakes only a two-frame probe
+(_probe); finish_fbx then checks Blender's probe keys against ours (axes, units, Euler order) and
+writes every frame itself with numpy: key i at t = i / fps, Euler XYZ angles that continue from the
+rest without jumps (export_rig.continuous_euler_xyz_degrees), curves equal to their node default
+left out. A skeleton-only file gets a bind pose added (Blender writes one only for skinned meshes).
 Nothing of the user's scene is touched except object names that the file needs, which are
 borrowed and given back.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import uuid
@@ -29,13 +30,15 @@ from mathutils import Matrix
 from trace_format import atomic
 from .build.keys import assign_action, fill_curve
 from .errors import ExportError
-from .export_rig import EngineSkeleton, blender_pose_basis
+from .export_rig import (EngineSkeleton, blender_pose_basis, continuous_euler_xyz_degrees, euler_xyz_to_matrix,
+                         globals_from_local)
 from .frames import blender_frame_rate
 
 UNREAL_ARMATURE_NAME = "Armature"  # Unreal drops a root node of this name instead of adding a bone
 # A curve that never leaves its node's default (bone offsets, scales, unused axes) is removed after
 # writing; Blender's own simplify would also drop constant curves that differ from the default.
-CONSTANT_TOLERANCE = {b"Lcl Translation": 1e-6, b"Lcl Rotation": 1e-4, b"Lcl Scaling": 1e-6}
+# Translation in metres (scaled to the file's units), rotation in degrees, scale as a factor.
+CONSTANT_TOLERANCE = {b"Lcl Translation": 1e-5, b"Lcl Rotation": 1e-4, b"Lcl Scaling": 1e-6}
 
 FBX_COMMON: dict[str, Any] = dict(
     check_existing=False, use_selection=False, use_visible=False, use_active_collection=False,
@@ -62,12 +65,14 @@ def write_fbx(context: Any, skeletons: list[EngineSkeleton], fps: float, path: s
     if preset not in FBX_AXES:
         raise ExportError(f"no FBX preset {preset!r}")
     target = Path(path)
-    count = skeletons[0].posed.shape[0]
+    if len({skeleton.posed.shape[0] for skeleton in skeletons}) != 1:
+        raise ExportError("every person of one FBX file must be sampled on the same frames")
+    probes = [_probe(skeleton) for skeleton in skeletons]
     scene = bpy.data.scenes.new(f"TRACE export {uuid.uuid4().hex[:8]}")
     made: list[tuple[str, Any]] = []
     try:
         scene.render.fps, scene.render.fps_base = blender_frame_rate(fps)
-        scene.frame_start, scene.frame_end = 0, count - 1
+        scene.frame_start, scene.frame_end = 0, 1       # the probe's two frames (see _probe)
         scene.unit_settings.system = "METRIC"
         scene.unit_settings.scale_length = SCENE_UNIT[preset]
         view_layer = scene.view_layers[0]
@@ -76,8 +81,8 @@ def write_fbx(context: Any, skeletons: list[EngineSkeleton], fps: float, path: s
         rig_matrix[:3, :3] = axes.T       # cancels the exporter's axis conversion: root node = identity
         names: dict[Any, str] = {}
         with context.temp_override(scene=scene, view_layer=view_layer):
-            for skeleton in skeletons:
-                rig = _build_rig(scene, view_layer, skeleton, rig_matrix, take_name, made)
+            for skeleton, probe in zip(skeletons, probes):
+                rig = _build_rig(scene, view_layer, probe, rig_matrix, take_name, made)
                 single_unreal = preset == "unreal" and len(skeletons) == 1
                 names[rig] = UNREAL_ARMATURE_NAME if single_unreal else skeleton.person
                 for child in rig.children:
@@ -88,13 +93,29 @@ def write_fbx(context: Any, skeletons: list[EngineSkeleton], fps: float, path: s
                 outcome = bpy.ops.export_scene.fbx(filepath=str(temporary), **FBX_COMMON, **FBX_AXES[preset])
             if "FINISHED" not in outcome:
                 raise ExportError(f"the FBX exporter returned {sorted(outcome)} for {target.name}")
-            finish_fbx(temporary, skeletons, [names[rig] for rig, _ in _rigs(made)])
+            finish_fbx(temporary, skeletons, probes, [names[rig] for rig, _ in _rigs(made)], fps, take_name)
     except RuntimeError as exc:           # Blender reports operator errors as RuntimeError
         raise ExportError(f"FBX export failed: {exc}") from exc
     finally:
         _remove(made)
         bpy.data.scenes.remove(scene)
     return target
+
+
+def _probe(skeleton: EngineSkeleton) -> EngineSkeleton:
+    """The skeleton on two frames only: its first pose, then that pose with every bone moved a little.
+
+    Blender's writer bakes every frame in Python (~30 s for 3 people x 1 minute), so it bakes only
+    these two; finish_fbx checks its two keys against ours (proving axes, units and Euler order
+    agree) and writes every frame from the engine skeleton. The second frame moves every channel,
+    so Blender writes a curve for each one.
+    """
+    first = skeleton.local(skeleton.posed[:1])[0]                            # [J, 4, 4]
+    nudge = np.eye(4)
+    nudge[:3, :3] = euler_xyz_to_matrix(np.array([0.05, 0.07, 0.09]))
+    nudge[:3, 3] = np.array([0.01, 0.02, 0.03]) * skeleton.units
+    second = globals_from_local(first @ nudge, skeleton.parents)
+    return dataclasses.replace(skeleton, posed=np.stack([skeleton.posed[0], second]))
 
 
 def _rigs(made: list[tuple[str, Any]]) -> list[tuple[Any, None]]:
@@ -257,12 +278,15 @@ def _child(elem: Any, name: bytes) -> Any | None:
     return next((e for e in elem.elems if e.id == name), None)
 
 
-def finish_fbx(path: Path, skeletons: list[EngineSkeleton], rig_names: list[str]) -> None:
-    """Rewrite Blender's FBX: drop curves that carry nothing, add a bind pose where there is none."""
+def finish_fbx(path: Path, skeletons: list[EngineSkeleton], probes: list[EngineSkeleton], rig_names: list[str],
+               fps: float, take_name: str) -> None:
+    """Rewrite Blender's FBX: every frame's keys, drop curves that carry nothing, add a bind pose where
+    there is none."""
     parse_fbx, encode_bin = _fbx_modules()
     root, version = parse_fbx.parse(str(path))
+    _fill_animation(root, skeletons, probes, fps, take_name)
     writer_root = _to_writer(root, encode_bin)
-    removed = _drop_constant_curves(root, writer_root)
+    removed = _drop_constant_curves(root, writer_root, skeletons[0].units)
     poses = _add_bind_poses(root, writer_root, skeletons, rig_names, encode_bin)
     definitions = _child(writer_root, b"Definitions")
     _adjust_definition(definitions, b"Pose", poses, encode_bin)
@@ -271,7 +295,129 @@ def finish_fbx(path: Path, skeletons: list[EngineSkeleton], rig_names: list[str]
     encode_bin.write(str(path), writer_root, version)
 
 
-def _drop_constant_curves(root: Any, writer_root: Any) -> dict[bytes, int]:
+FBX_KTIME = 46186158000  # FBX time units per second
+_AXES = (b"d|X", b"d|Y", b"d|Z")
+PROBE_TOLERANCE = 1e-3   # metres / rotation-matrix elements
+
+
+def _fill_animation(root: Any, skeletons: list[EngineSkeleton], probes: list[EngineSkeleton], fps: float,
+                    take_name: str) -> None:
+    """Replace the two probe keys Blender wrote on every bone curve by the skeleton's every frame (key i
+    at t = i / fps), after checking that Blender's keys equal ours for the probe."""
+    objects = _child(root, b"Objects")
+    by_id = {e.props[0]: e for e in objects.elems if e.props}
+    models = {e.props[1].split(b"\x00\x01")[0].decode("utf-8"): e for e in objects.elems if e.id == b"Model"}
+    node_of: dict[tuple[int, bytes], int] = {}
+    curves_of: dict[int, dict[bytes, Any]] = {}
+    for c in _child(root, b"Connections").elems:
+        if c.props[0] != b"OP" or by_id.get(c.props[1]) is None:
+            continue
+        kind = by_id[c.props[1]].id
+        if kind == b"AnimationCurveNode":
+            node_of[(c.props[2], c.props[3])] = c.props[1]
+        elif kind == b"AnimationCurve":
+            curves_of.setdefault(c.props[2], {})[c.props[3]] = by_id[c.props[1]]
+    count = skeletons[0].posed.shape[0]
+    times = np.round(np.arange(count) * (FBX_KTIME / fps)).astype(np.int64)
+    filled: set[int] = set()
+    for skeleton, probe in zip(skeletons, probes):
+        local = skeleton.local(skeleton.posed)                       # [T, J, 4, 4]
+        probe_local = probe.local(probe.posed)                       # [2, J, 4, 4]
+        # Node defaults = our rest (Blender's are its float32 evaluation of it), the Euler solution
+        # nearest Blender's; every frame's angles continue from there.
+        rest_local = skeleton.local(skeleton.rest)
+        blender_defaults = np.array([_model_property(models[name], b"Lcl Rotation") for name in skeleton.names])
+        rest_rotations = continuous_euler_xyz_degrees(rest_local[None, :, :3, :3], blender_defaults)[0]
+        rotations = continuous_euler_xyz_degrees(local[..., :3, :3], rest_rotations)   # [T, J, 3]
+        for joint, name in enumerate(skeleton.names):
+            model = models[name]
+            _set_model_property(model, b"Lcl Translation", rest_local[joint, :3, 3])
+            _set_model_property(model, b"Lcl Rotation", rest_rotations[joint])
+            channels = ((b"Lcl Translation", local[:, joint, :3, 3], probe_local[:, joint, :3, 3]),
+                        (b"Lcl Rotation", rotations[:, joint], probe_local[:, joint, :3, :3]))
+            for prop, values, expected in channels:
+                curves = curves_of.get(node_of.get((model.props[0], prop)), {})
+                if set(curves) != set(_AXES):
+                    raise ExportError(f"Blender's FBX writer left out {prop.decode()} curves of bone {name} "
+                                      "(a bug in this exporter: please report it)")
+                written = np.stack([np.asarray(_child(curves[axis], b"KeyValueFloat").props[0], np.float64)
+                                    for axis in _AXES], axis=-1)
+                # Blender evaluates in float32 (~1e-4 down a leg); a wrong axis, unit or order is off by
+                # the probe's nudge (1-3 cm, 3-5 degrees) or more.
+                if prop == b"Lcl Translation":
+                    error = np.abs(written - expected).max() / skeleton.units if written.shape[0] == 2 else np.inf
+                else:
+                    error = (np.abs(euler_xyz_to_matrix(np.radians(written)) - expected).max()
+                             if written.shape[0] == 2 else np.inf)
+                ok = error < PROBE_TOLERANCE
+                if not ok:
+                    raise ExportError(f"Blender's FBX writer and the export rig disagree on bone {name} "
+                                      f"({prop.decode()}, {error:.2g}): a bug in this exporter, please report it")
+                for axis, curve in enumerate(curves[a] for a in _AXES):
+                    _set_keys(curve, times, values[:, axis])
+                    filled.add(curve.props[0])
+    for element in objects.elems:          # rig and mesh nodes, scales: constant, on the same frames
+        if element.id == b"AnimationCurve" and element.props[0] not in filled:
+            first = float(np.asarray(_child(element, b"KeyValueFloat").props[0])[0])
+            _set_keys(element, times, np.full(count, first))
+    _set_take(root, objects, take_name, int(times[-1]))
+
+
+def _model_property(model: Any, name: bytes) -> np.ndarray:
+    properties = _child(model, b"Properties70")
+    for p in properties.elems if properties is not None else []:
+        if p.props[0] == name:
+            return np.array(p.props[4:7], np.float64)
+    return np.zeros(3)
+
+
+def _set_model_property(model: Any, name: bytes, value: np.ndarray) -> None:
+    properties = _child(model, b"Properties70")
+    for p in properties.elems if properties is not None else []:
+        if p.props[0] == name:
+            p.props[4:7] = [float(v) for v in value]
+            return
+
+
+def _set_keys(curve: Any, times: np.ndarray, values: np.ndarray) -> None:
+    values = np.asarray(values, np.float32)
+    _child(curve, b"KeyTime").props[0] = times
+    _child(curve, b"KeyValueFloat").props[0] = values
+    _child(curve, b"KeyAttrRefCount").props[0] = np.array([len(times)], np.int32)
+    _child(curve, b"Default").props[0] = float(values[0])
+
+
+def _set_take(root: Any, objects: Any, take_name: str, stop: int) -> None:
+    """The animation stack, its layer and the Takes entry named `take_name`, spanning 0 .. stop."""
+    name = take_name.encode("utf-8")
+    for element in objects.elems:
+        if element.id == b"AnimationStack":
+            element.props[1] = name + b"\x00\x01AnimStack"
+            properties = _child(element, b"Properties70")
+            for p in properties.elems if properties is not None else []:
+                if p.props[0] in (b"LocalStop", b"ReferenceStop"):
+                    p.props[4] = stop
+                elif p.props[0] in (b"LocalStart", b"ReferenceStart"):
+                    p.props[4] = 0
+        elif element.id == b"AnimationLayer":
+            element.props[1] = name + b"\x00\x01AnimLayer"
+    settings = _child(_child(root, b"GlobalSettings"), b"Properties70")
+    for p in settings.elems:
+        if p.props[0] == b"TimeSpanStart":
+            p.props[4] = 0
+        elif p.props[0] == b"TimeSpanStop":
+            p.props[4] = stop
+    takes = _child(root, b"Takes")
+    take = _child(takes, b"Take") if takes is not None else None
+    if take is not None:
+        take.props[0] = name
+        _child(takes, b"Current").props[0] = name
+        _child(take, b"FileName").props[0] = name + b".tak"
+        for field in (b"LocalTime", b"ReferenceTime"):
+            _child(take, field).props[:] = [0, stop]
+
+
+def _drop_constant_curves(root: Any, writer_root: Any, units: float) -> dict[bytes, int]:
     """Remove every AnimationCurve whose keys all equal its model property's default (and curve nodes
     left without curves), with their connections."""
     objects = _child(root, b"Objects")
@@ -301,7 +447,8 @@ def _drop_constant_curves(root: Any, writer_root: Any) -> dict[bytes, int]:
             continue
         values = np.asarray(_child(by_id[curve_id], b"KeyValueFloat").props[0], np.float64)
         axis = b"XYZ".index(channel[-1:])
-        if np.abs(values - default[axis]).max() <= CONSTANT_TOLERANCE[prop]:
+        tolerance = CONSTANT_TOLERANCE[prop] * (units if prop == b"Lcl Translation" else 1.0)
+        if np.abs(values - default[axis]).max() <= tolerance:
             gone.add(curve_id)
     left = {}
     for curve_id, (node_id, _) in curve_target.items():
