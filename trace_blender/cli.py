@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="FBX axes and naming")
     command.add_argument("--glb", type=Path, metavar="OUT.glb", help="write a binary glTF")
     command.add_argument("--bvh", type=Path, metavar="OUT.bvh", help="write a BVH (Y up; one file per person)")
+    command.add_argument("--smpl", type=Path, metavar="OUT.smpl",
+                         help="write SMPL motion as .smpl (smplcodec / Meshcapade; Z up; one file per person)")
+    command.add_argument("--amass", type=Path, metavar="OUT.npz",
+                         help="write SMPL motion as AMASS-style .npz (Z up; one file per person)")
     command.add_argument("--blend", type=Path, metavar="OUT.blend", help="save the scene as a .blend file")
     command.add_argument("--per-person", action="store_true",
                          help="one export file per person: OUT_<person>.ext beside OUT.ext")
@@ -97,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _import_command(args: argparse.Namespace) -> int:
     if args.fps is not None and args.fps <= 0:
         raise UsageError("--fps must be positive")
-    for option in ("fbx", "glb", "bvh", "blend"):
+    for option in ("fbx", "glb", "bvh", "smpl", "amass", "blend"):
         target = getattr(args, option)
         if target is not None and not target.resolve().parent.is_dir():
             raise UsageError(f"--{option}: the folder {target.resolve().parent} does not exist")
@@ -128,11 +132,12 @@ def _import_command(args: argparse.Namespace) -> int:
         print(f"shot {shot.index}: scene frames {shot.first_frame}-{shot.last_frame}, {len(shot.people)} people, "
               f"{'floor aligned' if shot.aligned else 'not aligned'}{camera}")
     armatures = [person.armature for person in summary.people]
-    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh")]
+    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh"), (args.smpl, "smpl"),
+               (args.amass, "amass")]
     for target, export_format in exports:
         if target is None:
             continue
-        per_person = args.per_person or (export_format == "bvh" and len(armatures) > 1)
+        per_person = args.per_person or (export_format in exporting.ONE_PERSON_FORMATS and len(armatures) > 1)
         for path in exporting.export_people(context, armatures, target, export_format, per_person=per_person):
             print(f"wrote {path}")
     if args.blend is not None:
