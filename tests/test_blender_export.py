@@ -12,9 +12,9 @@ from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
 from trace_format import rotations as skeleton_rotations  # noqa: E402
 from trace_format import skeleton  # noqa: E402
-from bpy_extras import anim_utils  # noqa: E402
 
 from trace_blender import build, bvh_format, export_rig, exporting, fbx_export, gltf_format, plan  # noqa: E402
+from trace_blender.build import keys  # noqa: E402
 from trace_blender.errors import ExportError, UsageError  # noqa: E402
 
 NAMES = skeleton.SMPL_JOINT_NAMES
@@ -76,7 +76,7 @@ def fbx_global_settings(path) -> dict:
 
 def key_frames(armature, bone) -> np.ndarray:
     """Frames of the keys on a bone's first channel (location, else rotation)."""
-    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = keys.assigned_curves(armature)
     curve = next(c for c in channelbag.fcurves if c.data_path.startswith(f'pose.bones["{bone}"]'))
     frames = np.empty(2 * len(curve.keyframe_points), np.float32)
     curve.keyframe_points.foreach_get("co", frames)

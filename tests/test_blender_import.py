@@ -16,10 +16,10 @@ from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, rotations, skeleton  # noqa: E402
 from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
-from bpy_extras import anim_utils  # noqa: E402
 
 from trace_blender import build, cli, frames, plan  # noqa: E402
 from trace_blender.build import tags  # noqa: E402
+from trace_blender.build import keys  # noqa: E402
 from trace_blender.errors import ResultFileError, SceneBuildError, SmplModelLoadError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -75,8 +75,9 @@ def test_headless_import_reproduces_smpl_fk_with_default_skeleton(empty_scene, l
         parents = [bones[name].parent.name if bones[name].parent else None for name in skeleton.SMPL_JOINT_NAMES]
         assert parents == [None] + [skeleton.SMPL_JOINT_NAMES[p] for p in skeleton.SMPL_PARENTS[1:]]
         np.testing.assert_array_equal(np.array(armature.matrix_world), np.eye(4))
-        assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+        if keys.uses_layered_actions(armature.animation_data.action):   # 4.4+
+            assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
+        channelbag = keys.assigned_curves(armature)
         paths = {curve.data_path for curve in channelbag.fcurves}
         assert all(path.startswith("pose.bones[") for path in paths)  # the object itself is not animated
         assert len(channelbag.fcurves) == 24 * 4 + 3  # root motion on the pelvis only
@@ -100,12 +101,12 @@ def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
     # Force sign flips in the input: big rotations near pi on the root.
     build.import_result(result, bpy.context, plan.ImportOptions(frame_start=101))
     armature = armatures_by_track(bpy.context)[1]
-    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = keys.assigned_curves(armature)
     for name in ("pelvis", "left_knee", "right_wrist"):
         curves = [channelbag.fcurves.find(f'pose.bones["{name}"].rotation_quaternion', index=i) for i in range(4)]
-        keys = np.stack([read_curve(c) for c in curves])  # [4, T, 2]
-        np.testing.assert_array_equal(keys[0, :, 0], 101 + track.frames)  # video frame i -> 101 + i
-        quats = keys[:, :, 1].T  # [T, 4]
+        keyed = np.stack([read_curve(c) for c in curves])  # [4, T, 2]
+        np.testing.assert_array_equal(keyed[0, :, 0], 101 + track.frames)  # video frame i -> 101 + i
+        quats = keyed[:, :, 1].T  # [T, 4]
         assert np.all(np.sum(quats[1:] * quats[:-1], axis=1) >= 0)
         assert all(k.interpolation == "LINEAR" for k in curves[0].keyframe_points)
     location = channelbag.fcurves.find('pose.bones["pelvis"].location', index=0)
@@ -267,8 +268,7 @@ def test_official_trace2_result_is_placed_like_the_official_code(empty_scene, tm
             assert np.abs(heads - joints[row]).max() < FK_TOLERANCE_M
             assert np.abs(fk.hip_centers(heads) - hips_blender[row]).max() < 1e-4
         # Orientation: the pelvis bone turns with world_global_rots.
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(
-            armatures[track.track_id].animation_data)
+        channelbag = keys.assigned_curves(armatures[track.track_id])
         keyed = read_curve(channelbag.fcurves.find('pose.bones["pelvis"].rotation_quaternion', index=0))[:, 0]
         np.testing.assert_array_equal(keyed, 10 + truth["frames"])  # gaps stay gaps (frame 7 of track 5)
 

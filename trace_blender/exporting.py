@@ -15,7 +15,6 @@ from typing import Any, Iterator, Sequence
 import bpy
 import numpy as np
 
-from bpy_extras import anim_utils
 from trace_format import atomic
 
 from . import bvh_format, export_rig, fbx_export, gltf_format, smpl_motion
@@ -158,16 +157,7 @@ def _export_trace_people(context: Any, armatures: list[Any], target: Path, expor
 # ------------------------------------------------------------------------------------- sampling
 def _action_curves(armature: Any) -> dict[tuple[str, int], Any]:
     """(data_path, index) -> F-curve of the armature's assigned action (layered or legacy)."""
-    animation_data = armature.animation_data
-    if animation_data is None or animation_data.action is None:
-        return {}
-    action = animation_data.action
-    if keys.uses_layered_actions(action):
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(animation_data)
-        curves = channelbag.fcurves if channelbag is not None else []
-    else:
-        curves = action.fcurves
-    return {(curve.data_path, curve.array_index): curve for curve in curves}
+    return {(curve.data_path, curve.array_index): curve for curve in keys.action_fcurves(armature)}
 
 
 def _needs_scene_evaluation(armature: Any) -> bool:
