@@ -375,3 +375,34 @@ def test_smpl_and_amass_files_replay_the_motion(reference, smpl_model_path, tmp_
         for stored in (codec, amass):
             joints = fk.forward_kinematics(rest, stored.body_pose)[1] + stored.body_translation[:, None]
             assert np.abs(joints - expected).max() < 1e-4
+
+
+def test_odd_names_and_a_single_frame_export_cleanly(smpl_model_path, tmp_path):
+    """Names engines reject (spaces, unicode, a leading digit) become ASCII identifiers; a one-frame range
+    gives one key per channel at t = 0 in every format."""
+    from helpers import clients
+    from helpers.factories import make_result
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    summary = build.import_result(make_result(people=2, frames=1, seed=8, offsets=(0, 0)), bpy.context)
+    armatures = [person.armature for person in summary.people]
+    armatures[0]["trace_person"] = "3 Über läufer"
+    armatures[1]["trace_person"] = "walk person #2"
+    scene = bpy.context.scene
+    scene.frame_start = scene.frame_end = 1
+    (glb,) = exporting.export_people(bpy.context, armatures, tmp_path / "odd.glb", "gltf")
+    document, _ = _glb_chunks(glb)
+    names = {node["name"] for node in document["nodes"]}
+    assert {"_3_Uber_laufer_Hips", "walk_person_2_Hips"} <= names
+    assert all(name.isascii() and not name[0].isdigit() and " " not in name for name in names)
+    (fbx,) = exporting.export_people(bpy.context, armatures, tmp_path / "odd.fbx", "unity")
+    assert "_3_Uber_laufer_Hips" in _fbx_model_names(fbx)
+    for _, times, _ in _fbx_curves(fbx):
+        np.testing.assert_array_equal(times, [0.0])
+    bvh = exporting.export_people(bpy.context, armatures, tmp_path / "odd.bvh", "bvh", per_person=True)
+    assert "Frames: 1" in bvh[0].read_text()
+    smpl = exporting.export_people(bpy.context, armatures, tmp_path / "odd.smpl", "smpl", per_person=True)
+    with np.load(smpl[0]) as data:
+        assert int(data["frameCount"]) == 1
+    issues = clients.validate_gltf(glb)["issues"]
+    assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]

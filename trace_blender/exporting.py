@@ -145,7 +145,16 @@ def _export_trace_people(context: Any, armatures: list[Any], target: Path, expor
         return
     preset = PRESET_OF_FORMAT[export_format]
     motions = [sample_motion(context, armature, frames) for armature in armatures]
-    prefixes = [export_rig.ascii_identifier(m.name) + "_" if len(motions) > 1 else "" for m in motions]
+    used: set[str] = set()
+    for motion in motions:        # names every engine accepts, unique in the file
+        name = export_rig.ascii_identifier(motion.name)
+        while name in used:
+            name += "_"
+        used.add(name)
+        motion.name = name
+        if motion.body is not None:
+            motion.body.name = f"{name}_body"
+    prefixes = [m.name + "_" if len(motions) > 1 else "" for m in motions]
     skeletons = [export_rig.engine_skeleton(m, preset, prefix=p) for m, p in zip(motions, prefixes)]
     take = export_rig.ascii_identifier(target.stem)
     if export_format == "gltf":
