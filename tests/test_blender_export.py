@@ -406,3 +406,21 @@ def test_odd_names_and_a_single_frame_export_cleanly(smpl_model_path, tmp_path):
         assert int(data["frameCount"]) == 1
     issues = clients.validate_gltf(glb)["issues"]
     assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]
+
+
+def test_the_shipped_example_becomes_engine_files(tmp_path):
+    """README: `python -m trace_blender import assets/example.trace.npz --fbx example.fbx --preset unity`."""
+    from pathlib import Path
+
+    from helpers import clients
+    from trace_blender import cli
+    from trace_format.npz import read_result
+
+    example = Path(__file__).resolve().parents[1] / "assets" / "example.trace.npz"
+    result = read_result(example)
+    assert len(result.tracks) == 2 and all(t.num_frames == 120 and t.has_clean_motion for t in result.tracks)
+    assert cli.main(["import", str(example), "--fbx", str(tmp_path / "example.fbx"), "--preset", "unity"]) == 0
+    report = clients.read_with_assimp(tmp_path / "example.fbx", [0.0, 2.0])
+    assert [n for n in report["bones"] if n.endswith("_Hips")] == ["example_trace_person0_Hips",
+                                                                   "example_trace_person1_Hips"]
+    assert report["duration"] == pytest.approx(119 / 30.0) and report["rate"] == pytest.approx(30.0)
