@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from . import __version__
+from .camera import MAX_FOV_DEG, MIN_FOV_DEG
 from .errors import ExitCode, PartialResultError, RunInterruptedError, TraceError, UsageError
 from .progress import ProgressReporter
 
@@ -30,14 +32,39 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{PROG} run --help`)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+# Ranges of numeric options (docs/cli.md): finite, and where a value outside would crash or make
+# nonsense hours later, bounded here so the mistake is reported before the network loads.
+MAX_THREADS = 1024
+FPS_RANGE = (0.01, 1000.0)
+
+
+def _whole_number(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {value}"
+                                             if high is not None else f"expected a number >= {low}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+
+
+def _finite_number(low: float, high: float, unit: str = ""):
+    """argparse type: a finite float in [low, high] (inf, nan, 1e400 and 1e-300 are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}{unit}, got {text}")
+        return value
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -45,8 +72,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
 
@@ -88,14 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one tracking setting (repeatable), e.g. --tracking time2forget=60; "
                           "keys: the fields of core.tracking.TrackingSettings (docs/cli.md)")
     lens = run.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=_positive_float, metavar="DEG",
+    lens.add_argument("--fov", type=_finite_number(MIN_FOV_DEG, MAX_FOV_DEG, " degrees"), metavar="DEG",
                       help="horizontal field of view of the source video in degrees (default: official 50 deg "
                            "over the padded square)")
     lens.add_argument("--focal", type=_positive_float, metavar="PX", help="focal length in source-video pixels")
     run.add_argument("--start", metavar="FRAME|SECs", help="first frame to process (e.g. 120 or 4.5s)")
     run.add_argument("--end", metavar="FRAME|SECs", help="stop before this frame (e.g. 600 or 20s)")
     run.add_argument("--stride", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
-    run.add_argument("--fps", type=_positive_float, default=None, metavar="F",
+    run.add_argument("--fps", type=_finite_number(*FPS_RANGE, " frames/s"), default=None, metavar="F",
                      help="frame rate of an image-folder input (default 30; ignored for video files)")
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
                      help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
@@ -104,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
+    run.add_argument("--threads", type=_whole_number(1, MAX_THREADS), metavar="N", help="CPU threads for torch and OpenCV")
     return parser
 
 
@@ -120,11 +147,25 @@ def parse_tracking_overrides(items: Sequence[str]) -> dict[str, object]:
         if not sep or not key.strip():
             raise UsageError(f"--tracking expects KEY=VALUE (e.g. time2forget=60), got {item!r}")
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_float=_finite_json_number, parse_int=_finite_json_number,
+                               parse_constant=_refuse_json_constant)
         except json.JSONDecodeError:
             value = {"True": True, "False": False}.get(text, text)
+        except ValueError as error:
+            raise UsageError(f"--tracking {item}: {error}") from None
         overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
     return overrides
+
+
+def _finite_json_number(text: str) -> int | float:
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    if not math.isfinite(value) or abs(value) > 1e15:
+        raise ValueError(f"{text} is not a usable number (finite, at most 1e15 in size)")
+    return value
+
+
+def _refuse_json_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a finite number")
 
 
 class _ProtectedStdout:
@@ -148,13 +189,44 @@ class _ProtectedStdout:
         return cls(saved_fd, json_stream)
 
     def close(self) -> None:
+        """Restore file descriptor 1; a reader that went away (broken pipe) is no error of the run."""
+        for action in (self.json_stream.flush, _flush_stdout, lambda: os.dup2(self.saved_fd, 1),
+                       lambda: os.close(self.saved_fd), self.json_stream.close):
+            try:
+                action()
+            except (OSError, ValueError):
+                pass
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _write_quietly(stream: TextIO | None, text: str) -> None:
+    """Summary text is best effort: a closed stdout (pythonw, services) or a reader that quit
+    (`| head`) must not turn a finished run into a failure."""
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def exit_status(code: int) -> int:
+    """The process exit status after flushing stdout; if the reader of stdout went away, the rest is
+    dropped (os.devnull) so the interpreter's own flush at exit cannot fail the run (exit 120)."""
+    try:
+        _flush_stdout()
+    except (OSError, ValueError):
         try:
-            self.json_stream.flush()
-            sys.stdout.flush()
-            os.dup2(self.saved_fd, 1)
-        finally:
-            os.close(self.saved_fd)
-            self.json_stream.close()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+    return code
 
 
 class _Interrupted(BaseException):
@@ -184,7 +256,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         try:
             args = build_parser().parse_args(argv)
             if args.command != "run":
-                build_parser().print_help(stderr)
+                _write_quietly(stderr, build_parser().format_help())
                 raise UsageError(f"no command given; use `{PROG} run INPUT -o OUT_DIR`")
             return _run(args, reporter, summary_stream=stderr if json_mode else stdout)
         except (KeyboardInterrupt, _Interrupted):
@@ -199,8 +271,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except (KeyboardInterrupt, _Interrupted):   # a second Ctrl+C while reporting
         return int(ExitCode.INTERRUPTED)
     except Exception as error:  # a bug, not a user error: keep the traceback for the report
-        traceback.print_exc(file=stderr)
-        reporter.error("internal", f"internal error: {type(error).__name__}: {error}", int(ExitCode.INTERNAL))
+        if stderr is not None:
+            try:
+                traceback.print_exc(file=stderr)
+            except (OSError, ValueError):
+                pass
+        reporter.error("internal", f"internal error: {type(error).__name__}: {error}. This is a bug in TRACE for "
+                       f"Blender, not a problem with your files: please report it with the traceback above.",
+                       int(ExitCode.INTERNAL))
         return int(ExitCode.INTERNAL)
     finally:
         reporter.close()
@@ -228,8 +306,7 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
              f"({rate:.2f} frames/s) -> {summary.result_path}"]
     if summary.world is not None:
         lines += summary.world.lines()
-    summary_stream.write("".join(line + "\n" for line in lines))
-    summary_stream.flush()
+    _write_quietly(summary_stream, "".join(line + "\n" for line in lines))
     extra = summary.world.event_fields() if summary.world is not None else None
     if summary.partial_error is not None:
         partial = PartialResultError(
