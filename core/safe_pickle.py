@@ -484,7 +484,7 @@ RESULT_LIMITS = ArchiveLimits()
 # SMPL-family model files: the largest array is posedirs (SMPL-X: 10475 x 3 x 486 = 15.3 M values).
 SMPL_LIMITS = ArchiveLimits(max_elements=100_000_000, max_member_bytes=1 << 30, max_total_bytes=4 << 30)
 
-_READ_CHUNK = 1 << 22
+_READ_CHUNK = 1 << 18          # bytes per read: the only memory beyond the arrays themselves
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,509 @@
+"""Reliability: every fault is caught before the network runs, or survived after it (issue 13).
+
+One test (or a parametrised group) per fault of the table "Faults and what happens" in docs/cli.md.
+The network is the stand-in of tests/helpers/stand_in_network.py (real shapes, no weights), so the
+whole command runs in-process in well under a second per case; the few subprocess tests exist
+because their fault is the process itself (a closed stdout, a killed lock holder).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core import cli
+from core.atomic import (NAME_MAX_BYTES, FolderBusyError, FolderLock, atomic_open, atomic_path, fit_name,
+                         probe_folder, remove_stale_temporaries, special_file_kind, temporary_path_for)
+from core.errors import ExitCode
+from core.progress import ProgressReporter
+from core.result_file import ResultFormatError, read_result, write_result
+from core.safe_pickle import (ArchiveError, ArchiveLimitError, ArchiveLimits, NpzArchive, UnsafePickleError,
+                              UnsupportedPickleContentError, read_npz_member, restricted_loads)
+from core.smpl.model_file import SmplModelError, load_smpl_model_file
+from core.video import MonotonicClock, VideoFileSource
+from helpers.blender import synthetic_result
+from helpers.stand_in_network import StandInNetwork, loader
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+def write_video(path: Path, frames: int = 10, size: tuple[int, int] = (64, 48), fps: float = 10.0) -> Path:
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    assert writer.isOpened()
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.fixture()
+def video(tmp_path) -> Path:
+    return write_video(tmp_path / "clip.avi")
+
+
+def run_core(monkeypatch, *args, network: StandInNetwork | None = None, stdout=None
+             ) -> tuple[int, list[dict], str, StandInNetwork]:
+    """`python -m core run ARGS --progress-json` in-process with the stand-in network."""
+    import core.pipeline
+
+    network = network or StandInNetwork(2)
+    monkeypatch.setattr(core.pipeline, "load_network", loader(network))
+    out, err = stdout or io.StringIO(), io.StringIO()
+    code = cli.main(["run", *map(str, args), "--progress-json", "--threads", "1"], stdout=out, stderr=err)
+    text = out.getvalue() if isinstance(out, io.StringIO) else ""
+    return code, [json.loads(line) for line in text.splitlines()], err.getvalue(), network
+
+
+def usage_message(code: int, events: list[dict]) -> str:
+    assert code == int(ExitCode.USAGE), events
+    assert events[-1]["event"] == "error" and events[-1]["exit_code"] == 2, events
+    return events[-1]["message"]
+
+
+def write_npy_member(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...], dtype, data_bytes: int,
+                     compress: bool = True, header: dict | None = None) -> None:
+    """A member `name.npy` whose header declares (shape, dtype) followed by `data_bytes` zero bytes."""
+    info = zipfile.ZipInfo(name + ".npy")
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with archive.open(info, "w", force_zip64=True) as handle:
+        np.lib.format.write_array_header_1_0(handle, header or {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape})
+        chunk = b"\0" * (1 << 20)
+        left = data_bytes
+        while left > 0:
+            left -= handle.write(chunk[:min(left, len(chunk))])
+
+
+def zip_bomb(path: Path, member: str = "poses", megabytes: int = 64, dtype="<f4", extra=None) -> Path:
+    """An .npz whose `member` is `megabytes` MiB of zeros deflated ~1000:1 (a 'zip bomb')."""
+    count = (megabytes << 20) // np.dtype(dtype).itemsize
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in (extra or {}).items():
+            with archive.open(name + ".npy", "w") as handle:
+                np.lib.format.write_array(handle, array, allow_pickle=False)
+        write_npy_member(archive, member, (count,), dtype, count * np.dtype(dtype).itemsize)
+    return path
+
+
+# === 5. Archive safety ============================================================================
+def test_zip_bomb_result_is_refused_before_decompressing(tmp_path):
+    result = write_result(tmp_path / "good.trace.npz", synthetic_result(num_people=1, num_frames=20))
+    with zipfile.ZipFile(result) as archive:
+        meta = np.lib.format.read_array(io.BytesIO(archive.read("meta_json.npy")))
+    bomb = zip_bomb(tmp_path / "bomb.trace.npz", "vertices_world", 64, extra={"meta_json": meta})
+    assert bomb.stat().st_size < 200_000                        # 64 MiB declared, ~65 KB on disk
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ResultFormatError, match="zip bomb") as raised:
+            read_result(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 2.0
+    assert peak < 4 << 20, peak                                  # nothing of the 64 MiB was inflated
+    assert "refused" in str(raised.value)
+
+
+def test_declared_sizes_are_checked_from_headers_alone(tmp_path):
+    # 10^10 elements declared in a 200-byte member: refused by the element limit, nothing allocated.
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w") as archive:
+        write_npy_member(archive, "frames", (10 ** 10,), "<i8", 0, compress=False)
+    with pytest.raises(ArchiveLimitError, match="elements"):
+        NpzArchive(huge)
+    # A header promising more data than the member holds: truncated, refused before reading.
+    short = tmp_path / "short.npz"
+    with zipfile.ZipFile(short, "w") as archive:
+        write_npy_member(archive, "frames", (10 ** 6,), "<i8", 100, compress=False)
+    with pytest.raises(ArchiveError, match="truncated"):
+        NpzArchive(short)
+    # Every documented limit is a field of ArchiveLimits (docs/cli.md).
+    tight = ArchiveLimits(max_elements=10)
+    with pytest.raises(ArchiveLimitError):
+        with zipfile.ZipFile(tmp_path / "eleven.npz", "w") as archive:
+            write_npy_member(archive, "a", (11,), "<f4", 44, compress=False)
+        NpzArchive(tmp_path / "eleven.npz", tight)
+
+
+def test_result_rows_are_checked_against_the_schema_before_reading(tmp_path):
+    from helpers.result_archive import rewrite_result_archive
+
+    good = write_result(tmp_path / "good.trace.npz", synthetic_result(num_people=1, num_frames=20))
+    bad = rewrite_result_archive(good, tmp_path / "bad.trace.npz",
+                                 lambda meta, arrays: arrays.update(poses=np.zeros((21, 24, 3), np.float32)))
+    with pytest.raises(ResultFormatError, match="'poses' has shape"):
+        read_result(bad)
+
+
+def test_reading_a_result_takes_about_its_own_size_in_memory(tmp_path):
+    path = write_result(tmp_path / "big.trace.npz", synthetic_result(num_people=2, num_frames=3000))
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        result = read_result(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.tracks[0].num_frames == 3000
+    assert peak < 1.3 * size, (peak, size)                     # each array read once into its own buffer
+
+
+def test_official_result_bomb_is_refused(tmp_path):
+    bomb = zip_bomb(tmp_path / "trace2.npz", "outputs", 64, dtype="|O")
+    with pytest.raises(ResultFormatError, match="refused"):
+        read_result(bomb)
+
+
+def test_smpl_npz_bomb_objects_and_pk_non_zip(tmp_path):
+    from helpers.synthetic_smpl import write_synthetic_smpl_npz
+
+    with pytest.raises(SmplModelError, match="zip bomb"):
+        load_smpl_model_file(zip_bomb(tmp_path / "bomb.npz", "shapedirs", 64))
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, weights=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(SmplModelError, match="stores pickled objects"):
+        load_smpl_model_file(objects)
+    fake = tmp_path / "fake.npz"
+    fake.write_bytes(b"PK but really a text file\n" * 10)
+    with pytest.raises(SmplModelError, match="starts with 'PK'") as raised:
+        load_smpl_model_file(fake)
+    assert "pickled" not in str(raised.value)
+    assert load_smpl_model_file(write_synthetic_smpl_npz(tmp_path / "good.npz")).num_vertices > 0
+
+
+def test_result_file_pk_non_zip_fifo_and_device(tmp_path):
+    fake = tmp_path / "fake.trace.npz"
+    fake.write_bytes(b"PK" + b"\1" * 200)
+    with pytest.raises(ResultFormatError, match="not a TRACE result file"):
+        read_result(fake)
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(ResultFormatError, match="named pipe"):
+        read_result(fifo)
+    with pytest.raises(ResultFormatError, match="a device"):
+        read_result("/dev/zero")
+
+
+def test_pickles_with_empty_arrays_load_and_bytes_cannot_allocate():
+    import pickle
+
+    for protocol in (0, 2, 4):
+        loaded = restricted_loads(pickle.dumps({"empty": np.zeros((0, 3))}, protocol=protocol))
+        assert loaded["empty"].shape == (0, 3)
+    evil = b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R."          # bytes(2**30)
+    with pytest.raises(UnsafePickleError, match="empty bytes"):
+        restricted_loads(evil)
+
+
+def test_sparse_and_chumpy_expansions_are_bounded():
+    from helpers.synthetic_smpl import dumps_foreign, scipy_csc
+
+    sparse = scipy_csc(np.eye(3))
+    sparse.__dict__["_shape"] = (200_000, 200_000)               # 4e10 dense elements from a tiny pickle
+    with pytest.raises(UnsupportedPickleContentError, match="implausible shape"):
+        restricted_loads(dumps_foreign(sparse))
+
+
+def test_npz_member_reader_reads_object_arrays_within_limits(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, outputs=np.array({"a": np.arange(3)}), plain=np.arange(6).reshape(2, 3))
+    assert read_npz_member(path, "outputs")[()]["a"].tolist() == [0, 1, 2]
+    assert read_npz_member(path, "plain").tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+# === 6. Atomic writes and clean errors ============================================================
+def test_atomic_cleanup_never_masks_the_original_error(tmp_path, monkeypatch):
+    target = tmp_path / "result.trace.npz"
+    real_unlink = Path.unlink
+
+    def failing_unlink(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", failing_unlink)
+    with pytest.raises(OSError) as raised:
+        with atomic_open(target) as handle:
+            handle.write(b"x")
+            raise OSError(28, "No space left on device")
+    assert raised.value.errno == 28                              # the disk-full error, not the cleanup's
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    assert not target.exists()
+
+
+def test_temporary_names_fit_every_file_system(tmp_path):
+    long_name = "é" * 118 + ".trace.npz"                         # 246 bytes: fits, its temp name did not
+    assert len(long_name.encode()) <= NAME_MAX_BYTES
+    temporary = temporary_path_for(tmp_path / long_name)
+    assert len(temporary.name.encode()) <= NAME_MAX_BYTES and temporary.name.endswith(".tmp")
+    with atomic_open(tmp_path / long_name) as handle:
+        handle.write(b"data")
+    assert (tmp_path / long_name).read_bytes() == b"data"
+    too_long = "x" * 300 + ".trace.npz"
+    fitted = fit_name(too_long)
+    assert len(fitted.encode()) == NAME_MAX_BYTES and fitted.endswith(".trace.npz") and fit_name(too_long) == fitted
+
+
+def test_a_folder_is_not_an_output_file(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        with atomic_path(tmp_path):
+            pass
+    with pytest.raises(IsADirectoryError):
+        probe_folder(tmp_path)
+
+
+def test_probe_finds_a_file_in_the_way_and_a_size_limit(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError):
+        probe_folder(blocker / "out" / "r.trace.npz")
+    probe_folder(tmp_path / "new" / "r.trace.npz", 1 << 20)       # creates the folder, leaves nothing
+    assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_folder_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path):
+    with FolderLock(tmp_path):
+        with pytest.raises(FolderBusyError, match=f"process {os.getpid()}"):
+            FolderLock(tmp_path).acquire()
+    FolderLock(tmp_path).acquire().release()                     # free again
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+                               "from core.atomic import FolderLock; lock = FolderLock(sys.argv[2]).acquire();"
+                               "print('locked', flush=True); time.sleep(60)", str(REPO_ROOT), str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FolderBusyError):
+            FolderLock(tmp_path).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    FolderLock(tmp_path).acquire().release()                     # SIGKILL left no stale lock
+
+
+def test_stale_temporaries_of_killed_runs_are_found(tmp_path):
+    stale = temporary_path_for(tmp_path / "clip.trace.npz")
+    stale.write_bytes(b"half a result")
+    other = tmp_path / ".notes.txt.0123456789ab.tmp"
+    other.write_text("someone else's")
+    keep = tmp_path / "clip.trace.npz"
+    keep.write_text("complete")
+    assert remove_stale_temporaries(tmp_path, ".trace.npz") == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, keep.name])
+
+
+def test_special_files_are_named_in_user_terms(tmp_path, monkeypatch):
+    fifo = tmp_path / "stream.mp4"
+    os.mkfifo(fifo)
+    assert special_file_kind(fifo) == "a named pipe (FIFO)"
+    assert special_file_kind("/dev/urandom") == "a device"
+    assert special_file_kind(tmp_path) is None
+    for path, phrase in ((fifo, "named pipe"), (Path("/dev/urandom"), "a device")):
+        code, events, _, _ = run_core(monkeypatch, path, "-o", tmp_path / "out")
+        assert code == int(ExitCode.INPUT) and phrase in events[-1]["message"], events
+        assert "0 bytes" not in events[-1]["message"]
+
+
+# === 4. Timestamps and progress ===================================================================
+def test_backwards_clock_is_repaired_monotonic_keeping_spacing():
+    clock = MonotonicClock(10.0)
+    raw = [0.0, 0.1, 0.2, 0.0, 0.1, 0.2, 0.2, 0.3]                 # two joined pieces, one repeated time
+    repaired = [clock.repair(t) for t in raw]
+    assert all(b > a for a, b in zip(repaired, repaired[1:]))
+    assert np.allclose(np.diff(repaired[3:6]), 0.1)              # the second piece keeps its own timing
+    assert clock.repaired == 2
+
+
+def test_video_source_repairs_backwards_timestamps_and_flags_vfr(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "joined.avi", frames=12)
+    times = iter([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    monkeypatch.setattr(VideoFileSource, "_timestamp_s", lambda self, index: next(times))
+    source = VideoFileSource(path)
+    stamps = [frame.timestamp_s for frame in source.frames()]
+    source.close()
+    assert len(stamps) == 12 and all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert source.info.variable_frame_rate and source.info.timestamps_repaired == 1
+
+
+def test_progress_never_exceeds_its_total():
+    stream = io.StringIO()
+    reporter = ProgressReporter(json_stream=stream, human_stream=io.StringIO(), json_interval_s=0.0)
+    reporter.begin_stage("inference", 10)
+    for done in (8, 16, 20):
+        reporter.update(done)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert all(e["done"] <= e["total"] for e in events) and events[-1]["done"] == 20
+
+
+# === 6. stdout that breaks or is closed ===========================================================
+class BrokenPipe(io.StringIO):
+    def __init__(self, lines_before_break: int) -> None:
+        super().__init__()
+        self.left = lines_before_break
+
+    def write(self, text: str) -> int:
+        if self.left <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= 1
+        return super().write(text)
+
+
+def test_a_reader_that_goes_away_never_fails_the_run(video, tmp_path, monkeypatch):
+    code, _, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out", stdout=BrokenPipe(1))
+    assert code == 0, stderr[-2000:]
+    assert read_result(tmp_path / "out" / "clip.trace.npz").tracks
+    assert "Traceback" not in stderr
+
+
+def test_closed_and_broken_stdout_processes_exit_cleanly(tmp_path):
+    """Real processes: fd 1 closed (pythonw, services) and a pipe whose reader quit (`| head -1`)."""
+    missing = tmp_path / "missing.mp4"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    closed = subprocess.run([sys.executable, "-m", "core", "run", str(missing), "-o", str(tmp_path / "o")],
+                            stdout=None, stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == int(ExitCode.INPUT), closed.stderr
+    assert "error: input not found" in closed.stderr and "Traceback" not in closed.stderr
+    reader, writer = os.pipe()
+    os.close(reader)                                             # the reader is gone before the first line
+    broken = subprocess.run([sys.executable, "-m", "core", "run", str(missing), "-o", str(tmp_path / "o"),
+                             "--progress-json"], stdout=writer, stderr=subprocess.PIPE, text=True, env=env,
+                            timeout=120)
+    os.close(writer)
+    assert broken.returncode == int(ExitCode.INPUT), broken.stderr
+    assert "Traceback" not in broken.stderr and "BrokenPipe" not in broken.stderr
+
+
+# === 1. Option values checked before anything runs ================================================
+@pytest.mark.parametrize("args, option", [
+    (("--fov", "inf"), "--fov"), (("--fov", "1e-300"), "--fov"), (("--fov", "nan"), "--fov"),
+    (("--fov", "179.9"), "--fov"), (("--focal", "inf"), "--focal"), (("--focal", "nan"), "--focal"),
+    (("--fps", "1e300"), "--fps"), (("--fps", "1e-300"), "--fps"), (("--fps", "nan"), "--fps"),
+    (("--threads", "100000"), "--threads"), (("--stride", "0"), "--stride"),
+    (("--tracking", "time2forget=1e400"), "--tracking"), (("--tracking", "time2forget=NaN"), "--tracking"),
+    (("--tracking", "tracker_det_thresh=Infinity"), "--tracking"),
+])
+def test_out_of_range_options_are_usage_errors_naming_the_option(video, tmp_path, monkeypatch, args, option):
+    code, events, stderr, network = run_core(monkeypatch, video, "-o", tmp_path / "out", *args)
+    assert option in usage_message(code, events)
+    assert "Traceback" not in stderr and not network.clip_sizes and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting, phrase", [
+    ("time2forget=10000000000", "time2forget"), ("accept_new_dets=\"yes\"", "true or false"),
+    ("subject_num=2.5", "whole number"), ("tracker_det_thresh=7", "between 0 and 1"),
+    ("axis_times=[1,2]", "3 weights"), ("pose_smooth_coef=-1", "positive"),
+])
+def test_tracking_fields_are_typed_and_ranged(video, tmp_path, monkeypatch, setting, phrase):
+    code, events, _, network = run_core(monkeypatch, video, "-o", tmp_path / "out", "--tracking", setting)
+    assert phrase in usage_message(code, events) and not network.clip_sizes
+
+
+# === 3. Non-finite checkpoints ====================================================================
+def test_non_finite_checkpoint_is_refused_at_load():
+    import torch
+
+    from core.checkpoints import CheckpointNonFiniteError, check_state_dict, load_manifest
+
+    state = {entry.key: torch.zeros(entry.shape, dtype=entry.dtype) for entry in load_manifest("head")}
+    check_state_dict(state, "head")                              # zeros: fine
+    name = next(key for key, tensor in state.items() if tensor.is_floating_point())
+    state[name] = torch.full_like(state[name], math.nan)
+    with pytest.raises(CheckpointNonFiniteError, match="NaN or infinite") as raised:
+        check_state_dict(state, "head")
+    assert name in str(raised.value) and raised.value.exit_code == ExitCode.WEIGHTS
+
+
+# === 6. The importer: usage errors exit 2, outputs checked first, one `error:` line ================
+@pytest.fixture()
+def read_only_folder(tmp_path):
+    """A folder nobody can write into: chmod for normal users; root needs the immutable attribute."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        pass
+    else:
+        (folder / "probe").unlink()
+        pytest.skip("cannot make a read-only folder here (root without chattr)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def import_cli(capsys, *args) -> tuple[int, str]:
+    from trace_blender import cli as import_command
+
+    try:
+        code = import_command.main(["import", *map(str, args)])
+    except SystemExit as exit_:                                  # argparse's own usage errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (("--frame-start", "-1000000000"), "--frame-start"), (("--frame-start", "2147483647"), "--frame-start"),
+    (("--fps", "nan"), "--fps"), (("--fps", "inf"), "--fps"), (("--fps", "0"), "--fps"),
+    (("--shot", "-1"), "--shot"), (("--frame-start", "ten"), "invalid int value"),
+])
+def test_importer_usage_errors_exit_2(tmp_path, capsys, args, phrase):
+    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    code, stderr = import_cli(capsys, result, *args)
+    assert code == 2 and phrase in stderr and "Traceback" not in stderr, stderr
+
+
+def test_importer_refuses_a_folder_as_output_file(tmp_path, capsys):
+    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    (tmp_path / "exports").mkdir()
+    code, stderr = import_cli(capsys, result, "--fbx", tmp_path / "exports")
+    assert code == 2 and "is a folder" in stderr and not (tmp_path / "exports.fbx").exists()
+
+
+def test_importer_checks_output_folders_before_building(tmp_path, capsys, read_only_folder):
+    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    code, stderr = import_cli(capsys, result, "--glb", read_only_folder / "out.glb")
+    assert code == 7, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot write into the folder") and ".tmp" not in stderr
+
+
+def test_importer_frame_range_must_fit_blender():
+    from trace_blender.cli import SCENE_FRAME_LIMIT, check_frame_range
+    from trace_blender.errors import UsageError
+
+    result = synthetic_result(num_people=1, num_frames=100)
+    check_frame_range(SCENE_FRAME_LIMIT - 200, result)
+    with pytest.raises(UsageError, match="beyond Blender's limit"):
+        check_frame_range(SCENE_FRAME_LIMIT - 50, result)
+
+
+def test_exporter_failures_become_one_line():
+    from trace_blender.errors import ExportError, OutputError
+
+    blender_report = RuntimeError("Error: Python: Traceback (most recent call last):\n  File \"export_fbx.py\", "
+                                  "line 3\nOSError: [Errno 28] No space left on device: '/d/.a.fbx.0123.tmp.fbx'\n")
+    pytest.importorskip("bpy")
+    from trace_blender.exporting import operator_failure
+
+    error = operator_failure(blender_report, Path("/d"))
+    assert isinstance(error, OutputError) and str(error) == "cannot write into the folder /d: the disk is full"
+    other = operator_failure(RuntimeError("Error: Traceback ...\nValueError: bad armature\n"), Path("/d"))
+    assert isinstance(other, ExportError) and str(other) == "export failed: ValueError: bad armature"
