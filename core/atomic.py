@@ -200,8 +200,9 @@ class FolderBusyError(OSError):
 
 
 class FolderLock:
-    """An exclusive, advisory lock on a folder (file `.trace.lock` in it), released when the process
-    ends however it ends (the operating system drops it with the process: no stale locks).
+    """An exclusive, advisory lock on a folder (file `.trace.lock` in it while held), released when
+    the process ends however it ends (the operating system drops it with the process: no stale
+    locks). The lock file is removed on release, so a finished run leaves nothing behind.
 
     `acquire()` never waits: a second holder gets FolderBusyError at once.
     """
@@ -214,13 +215,20 @@ class FolderLock:
         self._handle: IO | None = None
 
     def acquire(self) -> "FolderLock":
-        handle = open(self.path, "a+b")
-        try:
-            _lock_file(handle)
-        except OSError as exc:
+        for _attempt in range(10):
+            handle = open(self.path, "a+b")
+            try:
+                _lock_file(handle)
+            except OSError as exc:
+                handle.close()
+                holder = _read_holder(self.path)
+                raise FolderBusyError(f"another run{holder} is writing into {self.folder}") from exc
+            if _same_file(handle, self.path):      # not removed by a holder releasing meanwhile
+                break
+            _unlock_file(handle)
             handle.close()
-            holder = _read_holder(self.path)
-            raise FolderBusyError(f"another run{holder} is writing into {self.folder}") from exc
+        else:
+            raise FolderBusyError(f"the lock of {self.folder} keeps changing hands")
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n".encode())
@@ -233,8 +241,7 @@ class FolderLock:
             return
         handle, self._handle = self._handle, None
         try:
-            handle.seek(0)
-            handle.truncate()
+            self.path.unlink(missing_ok=True)     # while still locked: a newcomer locks a fresh file
         except OSError:
             pass
         finally:
@@ -246,6 +253,14 @@ class FolderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _same_file(handle: IO, path: Path) -> bool:
+    try:
+        opened, named = os.fstat(handle.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _read_holder(path: Path) -> str:

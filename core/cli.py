@@ -308,10 +308,20 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         lines += summary.world.lines()
     _write_quietly(summary_stream, "".join(line + "\n" for line in lines))
     extra = summary.world.event_fields() if summary.world is not None else None
+    write = summary.write
+    if write is not None and write.saved_elsewhere:
+        message = (f"{write.failure}. The finished result was saved to {write.path} instead: move it where you "
+                   f"want it" + (f" (it covers the frames before this: {summary.partial_error.message})"
+                                 if summary.partial_error is not None else ""))
+        reporter.warning(message)
+        reporter.done(str(write.path), summary.tracks, int(ExitCode.SAVED_ELSEWHERE), extra)
+        return int(ExitCode.SAVED_ELSEWHERE)
     if summary.partial_error is not None:
+        beside = (f" (beside the complete result {write.intended.name}, which was kept)"
+                  if write is not None and write.beside_complete else "")
         partial = PartialResultError(
             f"{summary.partial_error.message}. The result of the frames before it was written to "
-            f"{summary.result_path}", str(summary.result_path), summary.tracks)
+            f"{summary.result_path}{beside}", str(summary.result_path), summary.tracks)
         reporter.warning(partial.message)
         reporter.done(str(summary.result_path), summary.tracks, int(partial.exit_code), extra)
         return int(partial.exit_code)

@@ -21,7 +21,9 @@ class ExitCode(IntEnum):
     WEIGHTS = 4
     SMPL_MODEL = 5
     NO_PERSON = 6
+    OUTPUT = 7            # the output folder cannot take the result (checked before the network), or is busy
     PARTIAL = 10
+    SAVED_ELSEWHERE = 11  # the finished result could not go to OUT_DIR: it was written to a fallback folder
     INTERRUPTED = 130
 
 
@@ -100,6 +102,19 @@ class SmplModelFileError(TraceError):
 
     exit_code = ExitCode.SMPL_MODEL
     code = "smpl_model"
+
+
+class OutputError(TraceError):
+    """OUT_DIR cannot take the result: not creatable, read-only, full, a name too long, a file in the way."""
+
+    exit_code = ExitCode.OUTPUT
+    code = "output_unwritable"
+
+
+class OutputBusyError(OutputError):
+    """Another run holds OUT_DIR's lock."""
+
+    code = "output_busy"
 
 
 class NoPersonFoundError(TraceError):

@@ -507,3 +507,243 @@ def test_exporter_failures_become_one_line():
     assert isinstance(error, OutputError) and str(error) == "cannot write into the folder /d: the disk is full"
     other = operator_failure(RuntimeError("Error: Traceback ...\nValueError: bad armature\n"), Path("/d"))
     assert isinstance(other, ExportError) and str(other) == "export failed: ValueError: bad armature"
+
+
+# === 1. The output folder is proven before the network loads ======================================
+def assert_before_network(code: int, events: list[dict], network: StandInNetwork, exit_code: ExitCode,
+                          name: str, *phrases: str) -> str:
+    assert code == int(exit_code), events
+    error = events[-1]
+    assert error["event"] == "error" and error["code"] == name, error
+    assert not network.clip_sizes, "the network ran"
+    for phrase in phrases:
+        assert phrase in error["message"], (phrase, error["message"])
+    assert ".tmp" not in error["message"]
+    return error["message"]
+
+
+def test_read_only_output_folder_fails_before_the_network(video, monkeypatch, read_only_folder):
+    code, events, _, network = run_core(monkeypatch, video, "-o", read_only_folder)
+    assert_before_network(code, events, network, ExitCode.OUTPUT, "output_unwritable", str(read_only_folder))
+
+
+def test_output_below_a_file_or_on_a_file(video, tmp_path, monkeypatch):
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the folder should be")
+    code, events, _, network = run_core(monkeypatch, video, "-o", blocker / "run1")
+    assert_before_network(code, events, network, ExitCode.OUTPUT, "output_unwritable", "cannot write into the folder",
+                          "part of the path is a file")
+    code, events, _, network = run_core(monkeypatch, video, "-o", blocker)
+    assert_before_network(code, events, network, ExitCode.USAGE, "usage", "is a file, not a folder")
+
+
+def test_full_disk_fails_before_the_network(video, tmp_path, monkeypatch):
+    import shutil
+
+    import core.output
+
+    monkeypatch.setattr(core.output.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 30, 10 << 30, 1000))
+    code, events, _, network = run_core(monkeypatch, video, "-o", tmp_path / "out")
+    assert_before_network(code, events, network, ExitCode.OUTPUT, "output_unwritable", "MB free")
+    assert not (tmp_path / "out").exists()                       # the folder it made is removed again
+
+
+def test_input_names_too_long_for_the_result_name(tmp_path, monkeypatch):
+    name = "ü" * 122 + ".avi"                                    # 248 bytes: '<stem>.trace.npz' would be 254+
+    video = write_video(tmp_path / name)
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out")
+    assert code == 0, stderr[-2000:]
+    written = Path(events[-1]["result"])
+    assert len(written.name.encode()) <= NAME_MAX_BYTES and written.name.endswith(".trace.npz")
+    assert read_result(written).tracks
+
+
+def test_a_second_run_into_the_same_folder_is_refused(video, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    with FolderLock(out):
+        code, events, _, network = run_core(monkeypatch, video, "-o", out)
+    assert_before_network(code, events, network, ExitCode.OUTPUT, "output_busy", "another run", "another -o")
+    code, _, stderr, _ = run_core(monkeypatch, video, "-o", out)
+    assert code == 0, stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["clip.trace.npz"]   # no lock file left behind
+
+
+def test_stale_temporary_files_are_removed_by_the_next_run(video, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = temporary_path_for(out / "clip.trace.npz")
+    stale.write_bytes(b"\0" * 100_000)                           # what a SIGKILL mid-write leaves
+    code, _, stderr, _ = run_core(monkeypatch, video, "-o", out)
+    assert code == 0 and "unfinished temporary file" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["clip.trace.npz"]
+
+
+# === 2. Nothing computed is lost ==================================================================
+class FolderVanishes(StandInNetwork):
+    """Replaces OUT_DIR by a file while the network runs: the write after it must fail."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(2)
+        self.folder = folder
+
+    def run_clip(self, images_u8, stream, settings, capture=None):
+        import shutil
+
+        if self.folder.is_dir():
+            shutil.rmtree(self.folder)
+            self.folder.write_text("not a folder any more")
+        return super().run_clip(images_u8, stream, settings, capture)
+
+
+def test_a_write_failure_after_inference_keeps_the_result(video, tmp_path, monkeypatch):
+    import core.output
+
+    out, fallback = tmp_path / "out", tmp_path / "fallback"
+    monkeypatch.setattr(core.output, "fallback_folders", lambda: [tmp_path / "blocked" / "x", fallback])
+    (tmp_path / "blocked").write_text("")                        # the first fallback fails too
+    code, events, stderr, network = run_core(monkeypatch, video, "-o", out, network=FolderVanishes(out))
+    assert code == int(ExitCode.SAVED_ELSEWHERE), stderr[-2000:]
+    done = events[-1]
+    assert done["event"] == "done" and done["exit_code"] == 11
+    saved = Path(done["result"])
+    assert saved.parent == fallback and saved.name.startswith("clip.") and saved.name.endswith(".trace.npz")
+    assert read_result(saved).tracks and network.clip_sizes
+    warning = [e["message"] for e in events if e["event"] == "warning"][-1]
+    assert str(out) in warning and str(saved) in warning and ".tmp" not in warning
+    assert "Traceback" not in stderr
+
+
+def test_when_no_folder_takes_the_result_the_message_says_so(video, tmp_path, monkeypatch):
+    import core.output
+
+    (tmp_path / "blocked").write_text("")
+    monkeypatch.setattr(core.output, "fallback_folders", lambda: [tmp_path / "blocked" / "x"])
+    out = tmp_path / "out"
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", out, network=FolderVanishes(out))
+    assert code == int(ExitCode.OUTPUT) and events[-1]["code"] == "output_unwritable", stderr[-2000:]
+    assert "Nothing was saved" in events[-1]["message"] and "Traceback" not in stderr
+
+
+def stop_reading_after(monkeypatch, frames: int) -> None:
+    """Every video decodes `frames` frames, then fails like a truncated file."""
+    from core.errors import FrameReadError
+
+    original = VideoFileSource.frames
+
+    def frames_then_failure(self, frame_range=None):
+        for count, frame in enumerate(original(self) if frame_range is None else original(self, frame_range)):
+            if count == frames:
+                raise FrameReadError(f"could not decode frame {frame.index}", frame.index, frame.index - 1)
+            yield frame
+    monkeypatch.setattr(VideoFileSource, "frames", frames_then_failure)
+
+
+def test_a_partial_result_never_replaces_a_complete_one(video, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    code, _, _, _ = run_core(monkeypatch, video, "-o", out)
+    assert code == 0
+    complete = out / "clip.trace.npz"
+    before = complete.read_bytes()
+    stop_reading_after(monkeypatch, 5)
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", out)
+    assert code == int(ExitCode.PARTIAL), stderr[-2000:]
+    partial = out / "clip.partial.trace.npz"
+    assert events[-1]["result"] == str(partial) and "was kept" in events[-2]["message"]
+    assert complete.read_bytes() == before and read_result(complete).tracks[0].num_frames == 10
+    assert read_result(partial).frames_processed.stopped_early
+    # A partial result under the main name (an earlier partial run) is simply replaced.
+    complete.unlink()
+    partial.rename(complete)
+    code, events, _, _ = run_core(monkeypatch, video, "-o", out)
+    assert code == int(ExitCode.PARTIAL) and events[-1]["result"] == str(complete)
+
+
+# === 3. Bad numbers from the network ==============================================================
+class NonFiniteNetwork(StandInNetwork):
+    """Person 1 gets a NaN pose in one row and an infinite cam scale in another; person 2 is all NaN."""
+
+    def run_clip(self, images_u8, stream, settings, capture=None):
+        output = super().run_clip(images_u8, stream, settings, capture)
+        n = len(images_u8)
+        first = stream["clips"] == 1
+        if first:
+            output.params_pred[2, 10] = float("nan")             # person 1, frame 2
+            output.cam[4, 0] = float("inf")                      # person 1, frame 4: inf scale -> "z = 0"
+        output.params_pred[n:2 * n, :] = float("nan")            # person 2 (rows n..2n-1), every frame
+        return output
+
+
+def test_non_finite_network_rows_are_infilled_not_fatal(video, tmp_path, monkeypatch):
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out", network=NonFiniteNetwork(2))
+    assert code == 0, stderr[-2000:]
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert any("NaN or infinite" in w and "1 track(s) without a single good row dropped" in w for w in warnings)
+    result = read_result(Path(events[-1]["result"]))
+    assert [t.track_id for t in result.tracks] == [1]
+    track = result.tracks[0]
+    assert track.num_frames == 10 and np.all(np.isfinite(track.poses)) and np.all(np.isfinite(track.hip_center_cam))
+    assert not track.observed[2] and not track.observed[4] and track.confidence[2] == 0.0
+    assert np.array_equal(track.poses[2], track.poses[1]) and track.hip_center_cam[4, 2] > 0.1   # not at the camera
+    assert any("NaN or infinite" in note for note in result.notes)
+
+
+def test_infill_fills_from_the_nearest_earlier_good_row():
+    from core.pipeline import FINITE_FIELDS, infill_non_finite_rows
+
+    rows = 5
+    track = {name: np.arange(rows, dtype=np.float64).reshape(rows, 1) for name in FINITE_FIELDS}
+    track.update(observed=np.ones(rows, bool), non_finite=np.array([True, False, True, True, False]))
+    filled = infill_non_finite_rows(track)
+    assert filled["poses"][:, 0].tolist() == [1, 1, 1, 1, 4]     # row 0 has no earlier row: the next good one
+    assert filled["observed"].tolist() == [False, True, False, False, True]
+    assert infill_non_finite_rows(dict(track, non_finite=np.ones(rows, bool))) is None
+
+
+# === 4. Timestamps end to end =====================================================================
+def test_backwards_clock_gives_a_valid_result_with_a_warning(video, tmp_path, monkeypatch):
+    times = iter([0.0, 0.1, 0.2, 0.3, 0.4, 0.0, 0.1, 0.2, 0.3, 0.4])   # two joined recordings
+    monkeypatch.setattr(VideoFileSource, "_timestamp_s", lambda self, index: next(times))
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out")
+    assert code == 0, stderr[-2000:]
+    assert any("clock went backwards" in e["message"] for e in events if e["event"] == "warning")
+    result = read_result(Path(events[-1]["result"]))
+    assert result.video.variable_frame_rate
+    assert all(np.all(np.diff(track.times) > 0) for track in result.tracks)
+    progress = [e for e in events if e["event"] == "progress"]
+    assert all(e["done"] <= e["total"] for e in progress)
+
+
+@pytest.mark.parametrize("args, option", [(("--focal", "1e-300"), "--focal"), (("--focal", "1e9"), "--focal"),
+                                          (("--tracking", "accept_new_dets=\"yes\""), "--tracking")])
+def test_options_checked_against_the_video_name_the_option(video, tmp_path, monkeypatch, args, option):
+    code, events, _, network = run_core(monkeypatch, video, "-o", tmp_path / "out", *args)
+    assert usage_message(code, events).startswith(option) and not network.clip_sizes
+
+
+# === Real processes: a file-size limit, and a closed stdout on a whole run ========================
+STAND_IN_CORE = ("import sys; sys.path[:0] = [sys.argv.pop(1), sys.argv.pop(1)]; import core.pipeline;"
+                 "from helpers.stand_in_network import StandInNetwork, loader;"
+                 "core.pipeline.load_network = loader(StandInNetwork(2));"
+                 "from core.cli import exit_status, main; raise SystemExit(exit_status(main(sys.argv[1:])))")
+
+
+def run_stand_in_process(*args, **kwargs) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-c", STAND_IN_CORE, str(REPO_ROOT), str(REPO_ROOT / "tests"), "run",
+               *map(str, args), "--threads", "1"]
+    return subprocess.run(command, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), **kwargs)
+
+
+def test_file_size_limit_and_closed_stdout_in_real_processes(video, tmp_path):
+    import resource
+
+    limited = run_stand_in_process(video, "-o", tmp_path / "limited", "--progress-json", capture_output=True,
+                                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)))
+    assert limited.returncode == int(ExitCode.OUTPUT), limited.stderr[-2000:]
+    error = json.loads(limited.stdout.splitlines()[-1])
+    assert error["code"] == "output_unwritable" and "file size limit" in error["message"]
+    assert "inference" not in limited.stdout and "Traceback" not in limited.stderr
+    closed = run_stand_in_process(video, "-o", tmp_path / "closed", stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0, closed.stderr[-2000:]
+    assert read_result(tmp_path / "closed" / "clip.trace.npz").tracks and "Traceback" not in closed.stderr
