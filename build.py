@@ -1,45 +1,43 @@
 """Build the Blender extension zip: `python build.py` -> dist/trace_blender-<version>.zip.
 
 Stages a folder with the add-on package (trace_blender/*.py at the zip root), the manifest, the
-torch-free part of `core` (result file, SMPL reader, rig math, world) vendored as the sub-package
-`core/` and `assets/default_skeleton.json` (same relative place as in the repository, so
-core/rig/skeleton.py finds it in both), checks by parsing every staged file that nothing imports
-torch / cv2 / smplx (nor any third-party package but numpy, nor the top-level `core` from inside
-the vendored copy), then runs Blender's own
-extension builder and validator (`blender_ext.py`, shipped inside the bpy wheel) with this Python.
-Torch is not bundled: inference runs in a separately installed core (see docs/blender.md).
+`trace_format` package as a bundled wheel (`wheels/`, listed in the manifest's `wheels`; Blender
+installs it next to the extension) and, until the add-on holds the TRACE -> Blender conventions
+itself, `core/rig/frames.py` vendored as the sub-package `core/`. It checks by parsing every file
+that nothing imports torch / cv2 / smplx (trace_format and the vendored files: nothing but the
+standard library, numpy and trace_format), then runs Blender's own extension builder and validator
+(`blender_ext.py`, shipped inside the bpy wheel) with this Python. Torch is not bundled: inference
+runs in a separately installed core (see docs/blender.md).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import base64
+import hashlib
 import importlib.util
 import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent
 ADDON_SOURCE = REPO_ROOT / "trace_blender"
 MANIFEST = REPO_ROOT / "blender_manifest.toml"
-# The torch-free core modules the add-on needs (docs/architecture.md, "Import rules").
+FORMAT_PACKAGE = REPO_ROOT / "trace_format"
+FORMAT_PACKAGE_DATA = ("default_skeleton.json",)
+# The TRACE -> Blender conventions the add-on still takes from core (docs/architecture.md).
 VENDORED_CORE_FILES = (
     "core/__init__.py",
-    "core/atomic.py",
-    "core/result_file.py",
-    "core/official_result.py",
-    "core/safe_pickle.py",
-    "core/smpl/__init__.py",
-    "core/smpl/model_file.py",
+    "core/rig/__init__.py",
+    "core/rig/frames.py",
 )
-# core/world: the add-on needs its camera/lens helpers; the whole package is numpy-only by contract
-# (docs/architecture.md), so a file there that needs more fails the build instead of being dropped.
-VENDORED_CORE_GLOBS = ("core/rig/*.py", "core/world/*.py")
-ASSETS = ("assets/default_skeleton.json",)
 FORBIDDEN_MODULES = frozenset({"torch", "torchvision", "cv2", "smplx", "scipy", "chumpy"})
-ALLOWED_THIRD_PARTY = frozenset({"numpy"})
-ADDON_THIRD_PARTY = frozenset({"numpy", "bpy", "bpy_extras", "mathutils", "addon_utils"})
+FORMAT_THIRD_PARTY = frozenset({"numpy"})
+ALLOWED_THIRD_PARTY = frozenset({"numpy", "trace_format"})
+ADDON_THIRD_PARTY = frozenset({"numpy", "trace_format", "bpy", "bpy_extras", "mathutils", "addon_utils"})
 
 
 class BuildError(Exception):
@@ -71,20 +69,22 @@ def imported_modules(path: Path) -> list[tuple[str, int]]:
     return found
 
 
-def import_problems(path: Path, vendored_core: bool) -> list[str]:
-    """Why a staged file could not run inside the extension (empty when it can)."""
+def import_problems(path: Path, vendored_core: bool, format_package: bool = False) -> list[str]:
+    """Why a file could not run inside the extension (empty when it can)."""
     problems = []
-    allowed = ALLOWED_THIRD_PARTY if vendored_core else ADDON_THIRD_PARTY
+    allowed = FORMAT_THIRD_PARTY if format_package else ALLOWED_THIRD_PARTY if vendored_core else ADDON_THIRD_PARTY
     for module, level in imported_modules(path):
         if level:
             continue
         top = module.split(".")[0]
         if top in FORBIDDEN_MODULES:
             problems.append(f"{path}: imports {module} (the extension ships without {top})")
+        elif format_package and top in ("core", "trace_format", "trace_blender"):
+            problems.append(f"{path}: trace_format must not import {module} (relative imports inside it only)")
         elif vendored_core and top == "core":
             problems.append(f"{path}: absolute import of {module}; vendored core modules must use relative imports")
         elif top not in sys.stdlib_module_names and top not in allowed and top != "__future__":
-            if not (not vendored_core and top == "core"):
+            if not (not vendored_core and not format_package and top == "core"):
                 problems.append(f"{path}: imports third-party module {module}")
     return problems
 
@@ -96,12 +96,64 @@ def _core_sources() -> list[Path]:
         if not path.is_file():
             raise BuildError(f"required core module missing: {relative}")
         files.append(path)
-    for pattern in VENDORED_CORE_GLOBS:
-        matched = sorted(REPO_ROOT.glob(pattern))
-        if not matched:
-            raise BuildError(f"no files match {pattern}")
-        files.extend(matched)
     return files
+
+
+def format_version() -> str:
+    """trace_format.__version__, read without importing the package."""
+    tree = ast.parse((FORMAT_PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__version__"]:
+            return str(ast.literal_eval(node.value))
+    raise BuildError("trace_format/__init__.py defines no __version__")
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+    return f"sha256={digest}"
+
+
+def build_format_wheel(output_dir: Path) -> Path:
+    """A pure-Python wheel (PEP 427) of trace_format: its modules and package data, requiring numpy.
+
+    Written with fixed timestamps, so the same sources give the same bytes.
+    """
+    version = format_version()
+    sources = sorted(FORMAT_PACKAGE.glob("*.py")) + [FORMAT_PACKAGE / name for name in FORMAT_PACKAGE_DATA]
+    problems = [p for source in sources if source.suffix == ".py"
+                for p in import_problems(source, vendored_core=False, format_package=True)]
+    if problems:
+        raise BuildError("trace_format files that cannot run inside the extension:\n  " + "\n  ".join(problems))
+    dist_info = f"trace_format-{version}.dist-info"
+    entries = []
+    for source in sources:
+        if not source.is_file():
+            raise BuildError(f"trace_format file missing: {source.relative_to(REPO_ROOT)}")
+        entries.append((f"trace_format/{source.name}", source.read_bytes()))
+    entries.append((f"{dist_info}/METADATA", (
+        "Metadata-Version: 2.1\nName: trace_format\nVersion: " + version + "\n"
+        "Summary: TRACE for Blender result files, SMPL file reader and rig math (numpy only)\n"
+        "License: MIT\nRequires-Python: >=3.11\nRequires-Dist: numpy\n").encode()))
+    entries.append((f"{dist_info}/WHEEL", (
+        "Wheel-Version: 1.0\nGenerator: trace_blender build.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n").encode()))
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in entries)
+    entries.append((f"{dist_info}/RECORD", (record + f"{dist_info}/RECORD,,\n").encode()))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / f"trace_format-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return target
+
+
+def manifest_wheels() -> list[str]:
+    import tomllib
+
+    with MANIFEST.open("rb") as stream:
+        return list(tomllib.load(stream).get("wheels", []))
 
 
 def stage(staging_dir: Path) -> list[Path]:
@@ -111,11 +163,11 @@ def stage(staging_dir: Path) -> list[Path]:
         staged.append(_copy(source, staging_dir / source.name))
     for source in _core_sources():
         staged.append(_copy(source, staging_dir / source.relative_to(REPO_ROOT)))
-    for relative in ASSETS:
-        source = REPO_ROOT / relative
-        if not source.is_file():
-            raise BuildError(f"asset missing: {relative}")
-        staged.append(_copy(source, staging_dir / relative))
+    wheel = build_format_wheel(staging_dir / "wheels")
+    expected = f"./wheels/{wheel.name}"
+    if manifest_wheels() != [expected]:
+        raise BuildError(f"blender_manifest.toml must list wheels = [\"{expected}\"] (has {manifest_wheels()})")
+    staged.append(wheel)
     staged.append(_copy(MANIFEST, staging_dir / MANIFEST.name))
     problems = []
     for path in staged:

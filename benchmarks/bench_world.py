@@ -61,7 +61,7 @@ def camera(frames: int) -> tuple[np.ndarray, np.ndarray]:
 
 def walker(frames: int, rng: np.random.Generator, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Someone walking in a circle: (poses [F,24,3] with joint 0 = z-up world orientation, hips [F,3])."""
-    from core.rig.rotations import matrix_to_axis_angle
+    from trace_format.rotations import matrix_to_axis_angle
     from core.world.contacts import LEGS, pose_to_joints, two_bone_ik
 
     centre = np.array([rng.uniform(-3.0, 3.0), rng.uniform(6.0, 9.0)])
@@ -118,9 +118,10 @@ def walker(frames: int, rng: np.random.Generator, rest: np.ndarray) -> tuple[np.
 
 def make_scene(path: Path, tracks: int, frames: int) -> None:
     """Write the synthetic TRACE-like result (TRACE world of each track = camera at its first frame)."""
-    from core.result_file import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo, write_result
-    from core.rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-    from core.rig.skeleton import load_default_skeleton
+    from trace_format.npz import write_result
+    from trace_format.schema import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
+    from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+    from trace_format.skeleton import load_default_skeleton
 
     rng = np.random.default_rng(0)
     rest = load_default_skeleton()
@@ -151,7 +152,7 @@ def make_scene(path: Path, tracks: int, frames: int) -> None:
 
 def measure(path: Path) -> dict:
     """Read the scene and run the world processing once (fresh process: peak RSS is ours)."""
-    from core.result_file import read_result
+    from trace_format.npz import read_result
     from core.world.postprocess import apply_world_processing
 
     result = read_result(path)

@@ -1,7 +1,9 @@
-"""TRACE for Blender: inference core.
+"""TRACE for Blender: inference core (torch side).
 
-This package root stays import-light on purpose (no torch, no bpy): the result-file reader and the
-rig math are imported by the Blender extension, which ships without torch.
+This package root stays import-light on purpose (no torch, no bpy). The file formats and the rig
+math the Blender add-on shares live in the separate package `trace_format`, which never imports core.
 """
 
-__version__ = "0.1.0"
+from trace_format import __version__
+
+__all__ = ["__version__"]

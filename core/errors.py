@@ -4,27 +4,11 @@ Every failure a user can fix is a `TraceError` subclass that carries its process
 short machine name (`code`) for the JSON progress protocol, so the Blender add-on (which runs the
 core in a subprocess) can react to the kind of failure without parsing English text.
 
-Standard library only: the add-on may vendor this module to read exit codes without torch.
+Standard library only. The exit codes themselves are trace_format.protocol.ExitCode (shared with the add-on).
 """
 from __future__ import annotations
 
-from enum import IntEnum
-
-
-class ExitCode(IntEnum):
-    """Process exit status of `python -m core run` (documented in docs/cli.md)."""
-
-    OK = 0
-    INTERNAL = 1          # a bug: the traceback is printed on stderr
-    USAGE = 2
-    INPUT = 3
-    WEIGHTS = 4
-    SMPL_MODEL = 5
-    NO_PERSON = 6
-    OUTPUT = 7            # the output folder cannot take the result (checked before the network), or is busy
-    PARTIAL = 10
-    SAVED_ELSEWHERE = 11  # the finished result could not go to OUT_DIR: it was written to a fallback folder
-    INTERRUPTED = 130
+from trace_format.protocol import ExitCode
 
 
 class TraceError(Exception):

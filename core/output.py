@@ -6,7 +6,7 @@ longest temporary name the write will use and about the result's size is written
 read-only folder, a file in the way, a full disk, a file-size limit or a name too long for the file
 system fails in seconds, not after the inference.
 
-After it (`OutputFolder.write`): the result is written atomically (core.atomic). A partial result
+After it (`OutputFolder.write`): the result is written atomically (trace_format.atomic). A partial result
 never replaces a complete one of the same name: it is written beside it (`<name>.partial.trace.npz`).
 When the folder fails anyway (the disk filled up meanwhile, it was removed or made read-only), the
 finished result is written to a fallback folder and the run says where (exit 11) instead of losing
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .atomic import (FolderBusyError, FolderLock, fit_name, folder_problem, probe_folder,
+from trace_format.atomic import (FolderBusyError, FolderLock, fit_name, folder_problem, probe_folder,
                      remove_stale_temporaries)
 from .errors import OutputBusyError, OutputError, UsageError
 
@@ -37,7 +37,7 @@ BYTES_METADATA = 64 << 10
 
 def result_path_for(input_path: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
     """OUT_DIR/<input stem>.trace.npz (a folder input uses the folder name); names too long for a
-    file system are shortened with a hash of the whole name (core.atomic.fit_name)."""
+    file system are shortened with a hash of the whole name (trace_format.atomic.fit_name)."""
     input_path = Path(input_path)
     stem = input_path.name if input_path.is_dir() else input_path.stem
     return Path(output_dir) / fit_name(f"{stem or 'result'}{RESULT_SUFFIX}")
@@ -173,7 +173,7 @@ def is_partial_result(path: Path) -> bool:
     """True when `path` is a result of a run that stopped early (its metadata says so)."""
     import json
 
-    from .safe_pickle import NpzArchive
+    from trace_format.safe_pickle import NpzArchive
 
     try:
         with NpzArchive(path) as archive:

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 
+from trace_format.schema import TraceResult
+
 from . import __version__
 from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
@@ -30,7 +32,6 @@ from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preproce
 from .output import OutputFolder, WriteOutcome, estimated_result_bytes
 from .progress import ProgressReporter
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
-from .result_file import TraceResult
 from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
 CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state is trained for it
@@ -463,7 +464,7 @@ def build_lens(info: SourceInfo, fov_deg: float | None, focal_px: float | None) 
 
 def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32):
     """Load --smpl-model; any problem with the file becomes exit code 5 with the loader's message."""
-    from .smpl.model_file import SmplModelError, load_smpl_model_file
+    from trace_format.smpl_file import SmplModelError, load_smpl_model_file
 
     path = Path(path)
     try:
@@ -564,7 +565,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                     f"{info.frame_count} frames of {options.input_path}")
             lens = build_lens(info, options.fov_deg, options.focal_px)
             tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                               options.tracking_overrides)
+                                               options.tracking_overrides, options.tracking_preset)
             device = resolve_device(options.device)
             dtype = resolve_dtype(options.dtype)
             autocast_dtype = resolve_autocast(options.autocast, device, dtype)
@@ -661,11 +662,12 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                          "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
                              rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
         settings = {
             "tracking": tracking.to_dict(),
             "tracking_mode": "official" if options.official_tracking else "product",
+            "tracking_preset": options.tracking_preset,
             "subjects": tracking.subjects,
             "lens": lens.as_dict(),
             "device": device,
@@ -679,7 +681,8 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             "save_vertices": bool(options.save_vertices),
             "shot_cut_detection": bool(detect_cuts),
             "shot_cuts": list(outcome.shot_cuts),
-            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "shot_detection": bool(detect_cuts),
+            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+                      "shot_detection": bool(detect_cuts),
                       "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
             "input": str(options.input_path),
         }
@@ -694,7 +697,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                      f"contacts: {error}") from None
         del raw
         reporter.begin_stage("write", 1, unit="files")
-        from .result_file import write_result
+        from trace_format.npz import write_result
 
         written = output.write(lambda path: write_result(path, processed), partial=outcome.read_error is not None)
         reporter.update(1)
@@ -737,12 +740,12 @@ def software_info() -> dict[str, str]:
 def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo, lens: Lens, settings: dict,
                      weights_sha256: dict[str, str], smpl_model: dict | None, notes: list[str],
                      outcome: InferenceOutcome) -> TraceResult:
-    """The raw TraceResult (core.result_file) of a run: TRACE's arrays as decoded, one sequence.
+    """The raw TraceResult (trace_format.schema) of a run: TRACE's arrays as decoded, one sequence.
 
     No shots yet: the cuts (outcome.shot_cuts) become shots in the world stage (`process_world`),
     the single place shots are made.
     """
-    from .result_file import CameraInfo, FramesProcessed, TrackResult, VideoInfo
+    from trace_format.schema import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
     track_results = []
@@ -785,7 +788,7 @@ def write_run_result(path: Path, tracks: dict[int, dict[str, np.ndarray]], info:
                      outcome: InferenceOutcome, world: WorldOptions | None = None,
                      reporter: ProgressReporter | None = None) -> Path:
     """Raw result -> world stage (default WorldOptions()) -> atomic write; what run_video does after inference."""
-    from .result_file import write_result
+    from trace_format.npz import write_result
 
     raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_model, notes, outcome)
     processed, _ = process_world(raw, outcome.shot_cuts, world or WorldOptions(), reporter)

@@ -15,7 +15,8 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
-STAGES = ("load_weights", "inference", "smpl", "world", "write")
+from trace_format.protocol import (EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING,
+                                   STAGES)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -123,7 +124,7 @@ class ProgressReporter:
 
     # --- events ----------------------------------------------------------------------------------
     def start(self, total_frames: int, fps: float, input_path: str) -> None:
-        self.emit_json({"event": "start", "total_frames": int(total_frames), "fps": _round_or_none(fps),
+        self.emit_json({"event": EVENT_START, "total_frames": int(total_frames), "fps": _round_or_none(fps),
                         "input": str(input_path)})
         self._human(f"input: {input_path} ({total_frames} frames to process at {fps:.3f} fps)")
 
@@ -132,7 +133,7 @@ class ProgressReporter:
         self._human(message)
 
     def warning(self, message: str) -> None:
-        self.emit_json({"event": "warning", "message": message})
+        self.emit_json({"event": EVENT_WARNING, "message": message})
         self._human(f"warning: {message}")
 
     def begin_stage(self, stage: str, total: int, unit: str = "frames") -> None:
@@ -163,7 +164,7 @@ class ProgressReporter:
         rate, eta = rate_and_eta(self._stage_done, self._stage_total, now - self._stage_started)
         finished = self._stage_done >= self._stage_total
         if force or finished or now - self._last_json >= self.json_interval_s:
-            self.emit_json({"event": "progress", "stage": self._stage, "done": self._stage_done,
+            self.emit_json({"event": EVENT_PROGRESS, "stage": self._stage, "done": self._stage_done,
                             "total": self._stage_total, "fps": _round_or_none(rate),
                             "eta_s": _round_or_none(eta, 1)})
             self._last_json = now
@@ -190,12 +191,12 @@ class ProgressReporter:
 
     def done(self, result_path: str, tracks: int, exit_code: int = 0, extra: dict[str, Any] | None = None) -> None:
         """The last event of a run that wrote a result; `extra` adds fields (e.g. the world summary)."""
-        event = {"event": "done", "result": str(result_path), "tracks": int(tracks), "exit_code": int(exit_code)}
+        event = {"event": EVENT_DONE, "result": str(result_path), "tracks": int(tracks), "exit_code": int(exit_code)}
         event.update({key: value for key, value in (extra or {}).items() if key not in event})
         self.emit_json(event)
 
     def error(self, code: str, message: str, exit_code: int) -> None:
-        self.emit_json({"event": "error", "code": code, "message": message, "exit_code": int(exit_code)})
+        self.emit_json({"event": EVENT_ERROR, "code": code, "message": message, "exit_code": int(exit_code)})
         self._human(f"error: {message}")
 
     def close(self) -> None:

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+from trace_format.atomic import special_file_kind
 
-from .atomic import special_file_kind
 from .errors import FrameReadError, InputNotFoundError, NoFramesError, NotAVideoError, UsageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

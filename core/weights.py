@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .atomic import atomic_open
+from trace_format.atomic import atomic_open
+
 from .errors import WeightsNotFoundError
 
 WEIGHT_FILENAMES = ("trace_image_backbone.pkl", "trace_motion_backbone.pth", "trace_head.pkl")

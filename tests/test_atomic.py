@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.atomic import atomic_open, atomic_path
+from trace_format.atomic import atomic_open, atomic_path
 
 
 def test_atomic_open_writes_the_file_and_leaves_nothing_else(tmp_path):

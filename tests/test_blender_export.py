@@ -9,7 +9,7 @@ bpy = pytest.importorskip("bpy")
 from helpers.blender import evaluated_bone_heads, evaluated_vertices, synthetic_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from core.rig import skeleton  # noqa: E402
+from trace_format import skeleton  # noqa: E402
 from trace_blender import building, bvh_format, exporting  # noqa: E402
 from trace_blender.errors import ExportError, UsageError  # noqa: E402
 

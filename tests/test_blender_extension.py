@@ -1,5 +1,5 @@
 """build.py's extension zip: Blender's validator accepts it, it installs, enables and disables in bpy, and
-the INSTALLED copy imports a result with its vendored core (the repository's `core` hidden)."""
+the INSTALLED copy imports a result with its bundled trace_format wheel (the repository's packages hidden)."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,7 +16,7 @@ pytest.importorskip("bpy")
 
 from helpers.blender import world_result_from_truth, world_scene  # noqa: E402
 
-from core.result_file import write_result  # noqa: E402
+from trace_format.npz import write_result
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +28,7 @@ sys.meta_path[:] = [f for f in sys.meta_path
                     if not (f if isinstance(f, type) else type(f)).__module__.startswith("__editable__")]
 sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd()) and not p.startswith(REPO_ROOT)]
 report = {"core_visible": importlib.util.find_spec("core") is not None,
+          "trace_format_visible": importlib.util.find_spec("trace_format") is not None,
           "trace_blender_visible": importlib.util.find_spec("trace_blender") is not None}
 import bpy
 import addon_utils
@@ -43,6 +44,7 @@ bridge = sys.modules[module + ".core_bridge"]
 report["vendored"] = bridge.IS_VENDORED
 report["result_file_module"] = bridge.result_file().__file__
 report["skeleton_file"] = str(bridge.rig.DEFAULT_SKELETON_PATH)
+report["skeleton_file_exists"] = os.path.isfile(report["skeleton_file"])
 report["prefs_device"] = bpy.context.preferences.addons[module].preferences.device
 report["import"] = sorted(bpy.ops.trace.import_result(filepath=result_path))
 report["people"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "ARMATURE")
@@ -76,16 +78,22 @@ def extension_zip(tmp_path_factory) -> Path:
 
 def test_zip_contents_and_blender_validator(extension_zip):
     names = set(zipfile.ZipFile(extension_zip).namelist())
+    wheel = "wheels/trace_format-0.1.0-py3-none-any.whl"
     for required in ("blender_manifest.toml", "__init__.py", "building.py", "core_bridge.py", "runner.py",
-                     "core/__init__.py", "core/result_file.py", "core/official_result.py", "core/safe_pickle.py",
-                     "core/smpl/__init__.py", "core/smpl/model_file.py", "core/rig/frames.py",
-                     "core/world/__init__.py", "core/world/scene_camera.py", "scene_math.py",
-                     "assets/default_skeleton.json"):
+                     "core/__init__.py", "core/rig/__init__.py", "core/rig/frames.py", "scene_math.py", wheel):
         assert required in names, required
-    for forbidden in ("core/pipeline.py", "core/cli.py", "core/smpl/body_model.py"):
-        assert forbidden not in names
+    # Only the add-on, the wheel, the manifest and the TRACE -> Blender conventions still vendored from core.
+    assert {name for name in names if name.startswith("core/")} == {"core/__init__.py", "core/rig/__init__.py",
+                                                                     "core/rig/frames.py"}
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
-    assert not any(name.startswith("core/nn/") or name.startswith("core/tracking/") for name in names)
+    with zipfile.ZipFile(extension_zip) as archive, zipfile.ZipFile(archive.open(wheel)) as wheel_archive:
+        wheel_names = set(wheel_archive.namelist())
+        record = wheel_archive.read("trace_format-0.1.0.dist-info/RECORD").decode()
+    sources = {f"trace_format/{path.name}" for path in (REPO_ROOT / "trace_format").glob("*.py")}
+    assert sources | {"trace_format/default_skeleton.json"} <= wheel_names
+    assert {name for name in wheel_names if not name.startswith("trace_format-0.1.0.dist-info/")} == \
+        sources | {"trace_format/default_skeleton.json"}
+    assert all(f"{name},sha256=" in record for name in wheel_names if not name.endswith("RECORD"))
     import tomllib
 
     manifest = tomllib.loads(zipfile.ZipFile(extension_zip).read("blender_manifest.toml").decode())
@@ -110,6 +118,13 @@ def test_import_scan_rejects_what_the_zip_cannot_run(tmp_path):
     assert "third-party" in build.import_problems(sample, vendored_core=True)[0]
     sample.write_text("import json, os\nimport numpy\nfrom .rig import frames\n")
     assert build.import_problems(sample, vendored_core=True) == []
+    sample.write_text("from trace_format.fk import forward_kinematics\n")
+    assert build.import_problems(sample, vendored_core=True) == []
+    assert "must not import" in build.import_problems(sample, vendored_core=False, format_package=True)[0]
+    sample.write_text("from core.rig import frames\n")
+    assert "must not import" in build.import_problems(sample, vendored_core=False, format_package=True)[0]
+    sample.write_text("import json\nimport numpy as np\nfrom .schema import TraceResult\n")
+    assert build.import_problems(sample, vendored_core=False, format_package=True) == []
 
 
 def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_path):
@@ -126,13 +141,16 @@ def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_p
     lines = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")]
     assert completed.returncode == 0 and lines, completed.stdout[-3000:] + completed.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT "):])
-    installed_root = tmp_path / "blender_user" / "extensions" / "user_default" / "trace_blender"
     assert report["core_visible"] is False and report["trace_blender_visible"] is False
+    assert report["trace_format_visible"] is False
     assert report["install"] == ["FINISHED"] and report["enabled"] and report["panel_registered"]
     assert report["file_handler_registered"]
     assert report["vendored"] is True
-    assert Path(report["result_file_module"]) == installed_root / "core" / "result_file.py"
-    assert Path(report["skeleton_file"]) == installed_root / "assets" / "default_skeleton.json"
+    # trace_format comes from the wheel Blender installed for the extension, not from the repository.
+    result_module, skeleton_file = Path(report["result_file_module"]), Path(report["skeleton_file"])
+    assert result_module.parts[-2:] == ("trace_format", "npz.py") and skeleton_file.parent == result_module.parent
+    assert (tmp_path / "blender_user") in result_module.parents and REPO_ROOT not in result_module.parents
+    assert skeleton_file.name == "default_skeleton.json" and report["skeleton_file_exists"]
     assert report["prefs_device"] == "auto"
     assert report["import"] == ["FINISHED"] and report["people"] == ["clip_person1", "clip_person2", "clip_person3"]
     assert report["cameras"] == ["clip_shot0_camera", "clip_shot1_camera"] and report["layered_actions"]

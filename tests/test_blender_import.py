@@ -12,9 +12,10 @@ from helpers.blender import (evaluated_bone_heads, evaluated_vertices, reference
                              scene_fingerprint, synthetic_result, write_synthetic_result)
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from core.result_file import read_result  # noqa: E402
-from core.rig import fk, frames, rotations, skeleton  # noqa: E402
-from core.smpl.model_file import load_smpl_model_file  # noqa: E402
+from trace_format.npz import read_result
+from trace_format import fk, rotations, skeleton  # noqa: E402
+from core.rig import frames  # noqa: E402
+from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
 from trace_blender import building, cli  # noqa: E402
 from trace_blender.errors import ResultFileError, SceneBuildError, SmplModelLoadError  # noqa: E402
 

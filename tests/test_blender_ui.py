@@ -12,7 +12,7 @@ import addon_utils  # noqa: E402  (ships with bpy)
 from helpers.blender import (RecordingLayout, fake_video, scene_fingerprint, world_result_from_truth,  # noqa: E402
                              world_scene, write_fake_core, write_synthetic_result)
 
-from core.result_file import write_result  # noqa: E402
+from trace_format.npz import write_result
 
 from trace_blender import building, operators, preferences, runner, ui  # noqa: E402
 

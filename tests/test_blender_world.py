@@ -23,8 +23,10 @@ from helpers.blender import (WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evalu
                              expected_camera_matrices, reference_joints_blender, scene_fingerprint, sole_heights,
                              synthetic_result, world_result_from_truth, world_scene, write_world_video)
 
-from core.result_file import read_result, write_result  # noqa: E402
-from core.rig import fk, frames, skeleton  # noqa: E402
+from trace_format.npz import read_result, write_result  # noqa: E402
+from trace_format import fk, skeleton  # noqa: E402
+from core.rig import frames  # noqa: E402
+from core.rig.frames import result_camera_blender_matrices  # noqa: E402
 from core.world.ground import foot_joint_heights  # noqa: E402
 from trace_blender import building, cli, scene_math  # noqa: E402
 from trace_blender.errors import SceneBuildError, UsageError  # noqa: E402
@@ -296,7 +298,7 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
     assert worst < FEET_ON_FLOOR_M
     print(f"end to end: worst sole height at contact frames {worst * 1000:.1f} mm")
     for shot in (0, 1):
-        camera_frames, matrices = processed.camera_blender_matrices(shot)
+        camera_frames, matrices = result_camera_blender_matrices(processed, shot)
         camera = bpy.data.objects[f"processed_shot{shot}_camera"]
         for row in (0, len(camera_frames) - 1):
             actual = evaluated_camera_matrix(camera, 1 + int(camera_frames[row]))

@@ -232,7 +232,7 @@ def test_unreadable_frame_midway_writes_partial_result(reference_dir, generated_
     assert events[-1]["event"] == "done" and events[-1]["exit_code"] == 10
     warning = [e for e in events if e["event"] == "warning"][-1]["message"]
     assert "frame_002.png" in warning and "stopped after frame 1" in warning and "was written" in warning
-    from core.result_file import read_result
+    from trace_format.npz import read_result
     result = read_result(out / "shots.trace.npz")
     assert Path(events[-1]["result"]) == out / "shots.trace.npz" and events[-1]["tracks"] == len(result.tracks) >= 1
     assert result.frames_processed.stopped_early and result.frames_processed.last == 1

@@ -6,9 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from core.official_result import OFFICIAL_DEFAULT_FPS, official_outputs_to_result, read_official_result
-from core.result_file import ResultFormatError, read_result, write_result
-from core.smpl import load_smpl_model_file
+from trace_format.trace2 import OFFICIAL_DEFAULT_FPS, official_outputs_to_result, read_official_result
+from trace_format.npz import read_result, write_result
+from trace_format.schema import ResultFormatError
+from trace_format.smpl_file import load_smpl_model_file
 from helpers.official_format import make_official_outputs, write_official_result
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 

@@ -29,7 +29,7 @@ from core.checkpoints import sha256_file
 from core.nn import decode_params
 from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_inference, trim_unobserved_ends
 from core.preprocess import input_offsets
-from core.result_file import read_result
+from trace_format.npz import read_result
 from core.video import FrameRange, SourceInfo, open_frame_source
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 

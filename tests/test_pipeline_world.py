@@ -19,7 +19,7 @@ import torch
 from core import cli
 from core.errors import ExitCode, SmplModelFileError
 from core.progress import STAGES, ProgressReporter
-from core.result_file import read_result
+from trace_format.npz import read_result
 from core.world.postprocess import WorldSummary
 from helpers.stand_in_network import StandInNetwork, loader
 
@@ -197,7 +197,7 @@ def test_smpl_model_whose_feet_cannot_be_placed_fails_early(tmp_path):
     """The world stage stands bodies on their lowest rest vertex: a model where that makes no sense
     is refused before the network runs (exit code 5), not after the inference."""
     from core.pipeline import check_rest_body
-    from core.rig.skeleton import load_default_skeleton
+    from trace_format.skeleton import load_default_skeleton
 
     class FloatingFeet:
         def joints_for_betas(self, betas):

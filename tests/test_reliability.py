@@ -24,14 +24,15 @@ import numpy as np
 import pytest
 
 from core import cli
-from core.atomic import (NAME_MAX_BYTES, FolderBusyError, FolderLock, atomic_open, atomic_path, fit_name,
+from trace_format.atomic import (NAME_MAX_BYTES, FolderBusyError, FolderLock, atomic_open, atomic_path, fit_name,
                          probe_folder, remove_stale_temporaries, special_file_kind, temporary_path_for)
 from core.errors import ExitCode
 from core.progress import ProgressReporter
-from core.result_file import ResultFormatError, read_result, write_result
-from core.safe_pickle import (ArchiveError, ArchiveLimitError, ArchiveLimits, NpzArchive, UnsafePickleError,
+from trace_format.npz import read_result, write_result
+from trace_format.schema import ResultFormatError
+from trace_format.safe_pickle import (ArchiveError, ArchiveLimitError, ArchiveLimits, NpzArchive, UnsafePickleError,
                               UnsupportedPickleContentError, read_npz_member, restricted_loads)
-from core.smpl.model_file import SmplModelError, load_smpl_model_file
+from trace_format.smpl_file import SmplModelError, load_smpl_model_file
 from core.video import MonotonicClock, VideoFileSource
 from helpers.blender import synthetic_result
 from helpers.stand_in_network import StandInNetwork, loader
@@ -280,7 +281,7 @@ def test_folder_lock_refuses_a_second_holder_and_dies_with_its_process(tmp_path)
             FolderLock(tmp_path).acquire()
     FolderLock(tmp_path).acquire().release()                     # free again
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
-                               "from core.atomic import FolderLock; lock = FolderLock(sys.argv[2]).acquire();"
+                               "from trace_format.atomic import FolderLock; lock = FolderLock(sys.argv[2]).acquire();"
                                "print('locked', flush=True); time.sleep(60)", str(REPO_ROOT), str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)
     try:

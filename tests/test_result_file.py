@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
-import core.result_file as result_file
-from core.result_file import (FORMAT_NAME, FORMAT_VERSION, CameraInfo, FramesProcessed, ResultFormatError,
-                              ResultValidationError, TraceResult, TrackResult, VideoInfo, read_result, write_result)
+import trace_format.npz as result_npz
+from trace_format.npz import read_result, write_result
+from trace_format.schema import (FORMAT_NAME, FORMAT_VERSION, CameraInfo, FramesProcessed, ResultFormatError,
+                                 ResultValidationError, TraceResult, TrackResult, VideoInfo)
 from helpers.result_archive import rewrite_result_archive
 
 
@@ -148,14 +149,14 @@ def test_crash_mid_write_leaves_previous_file_and_no_temp(tmp_path, monkeypatch)
         file.write(b"PK\x03\x04 partial archive bytes")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(result_file.np, "savez", savez_then_crash)
+    monkeypatch.setattr(result_npz.np, "savez", savez_then_crash)
     with pytest.raises(OSError, match="simulated"):
         write_result(path, make_result(with_joints=True))
-    monkeypatch.setattr(result_file.np, "savez", real_savez)
+    monkeypatch.setattr(result_npz.np, "savez", real_savez)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
     # and a crash on the very first write leaves nothing at all
-    monkeypatch.setattr(result_file.np, "savez", savez_then_crash)
+    monkeypatch.setattr(result_npz.np, "savez", savez_then_crash)
     with pytest.raises(OSError):
         write_result(tmp_path / "new.npz", make_result())
     assert not (tmp_path / "new.npz").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
@@ -249,8 +250,8 @@ def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
         meta = dict(meta, version=3, notes=meta["notes"] + ["upgraded from format version 2"])
         return meta, arrays
 
-    monkeypatch.setattr(result_file, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(result_file._UPGRADES, 2, upgrade_2_to_3)
+    monkeypatch.setattr(result_npz, "FORMAT_VERSION", 3)
+    monkeypatch.setitem(result_npz._UPGRADES, 2, upgrade_2_to_3)
     upgraded = read_result(good)
     assert calls == [2] and upgraded.format_version == 2
     assert upgraded.notes[-1] == "upgraded from format version 2"

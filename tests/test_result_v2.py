@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.result_file as result_file
-from core.result_file import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo, FramesProcessed, ResultFormatError,
-                              ResultValidationError, SceneCameraPath, ShotInfo, TraceResult, TrackResult, VideoInfo,
-                              read_result, write_result)
-from core.rig.frames import TRACE_TO_BLENDER
-from core.rig.rotations import axis_angle_to_matrix
+import trace_format.schema as result_schema
+from trace_format.npz import read_result, write_result
+from trace_format.schema import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo, FramesProcessed,
+                                 ResultFormatError, ResultValidationError, SceneCameraPath, ShotInfo, TraceResult,
+                                 TrackResult, VideoInfo)
+from core.rig.frames import TRACE_TO_BLENDER, result_camera_blender_matrices
+from trace_format.rotations import axis_angle_to_matrix
+from trace_format.validate import validate_result
 from core.world.ground import default_alignment
 from helpers.result_archive import rewrite_result_archive
 
@@ -126,7 +128,7 @@ def test_blender_transform_and_camera_helpers():
     assert np.allclose(result.blender_transform(7), DEFAULT_ALIGNMENT_MATRIX)
     assert result.shot_of(7).index == 1
     # The camera in Blender: alignment applied, OpenCV axes turned into Blender's (-Z forward, +Y up).
-    frames, matrices = result.camera_blender_matrices(0)
+    frames, matrices = result_camera_blender_matrices(result, 0)
     assert frames.tolist() == list(range(30)) and matrices.shape == (30, 4, 4)
     camera = result.scene_camera
     forward_trace = camera.rotations[10].astype(float) @ [0.0, 0.0, 1.0]             # OpenCV +Z: looking direction
@@ -144,14 +146,14 @@ def test_blender_transform_and_camera_helpers():
     # Without a camera for a shot the helper says what to do.
     result.scene_camera = result.scene_camera.for_shot(0)
     with pytest.raises(KeyError, match="no scene camera stored for shot 1.*apply_world_processing"):
-        result.camera_blender_matrices(1)
+        result_camera_blender_matrices(result, 1)
 
 
 def test_default_alignment_is_the_fixed_swap_everywhere():
     assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX[:3, :3], TRACE_TO_BLENDER)
     assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX, default_alignment().matrix)
     assert not DEFAULT_ALIGNMENT_MATRIX.flags.writeable
-    assert result_file.default_alignment_matrix().flags.writeable
+    assert result_schema.default_alignment_matrix().flags.writeable
 
 
 def _write_genuine_v1(path: Path, tracks: list[TrackResult], frames_processed: dict | None) -> Path:
@@ -165,7 +167,7 @@ def _write_genuine_v1(path: Path, tracks: list[TrackResult], frames_processed: d
     counts = [t.num_frames for t in tracks]
     arrays = {"track_ids": np.array([t.track_id for t in tracks], dtype=np.int64),
               "track_offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)}
-    for name in result_file.TRACK_FIELDS:
+    for name in result_schema.TRACK_FIELDS:
         arrays[name] = np.concatenate([getattr(t, name) for t in tracks])
     arrays["joints_world"] = np.concatenate([np.full((n, 24, 3), 0.5, np.float32) for n in counts])
     arrays["joints_cam"] = arrays["joints_world"] + np.float32(1.0)
@@ -214,7 +216,7 @@ def _invalid(change, message):
     result = make_v2_result()
     change(result)
     with pytest.raises(ResultValidationError, match=message):
-        result.validate()
+        validate_result(result)
 
 
 def _set(obj, **values):

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.safe_pickle import (UnsafePickleError, UnsupportedPickleContentError, read_npz_member,
-                              restricted_loads)
-from core.smpl import SmplModelData, SmplModelError, file_sha256, load_smpl_model_file
+from trace_format.safe_pickle import UnsafePickleError, UnsupportedPickleContentError, read_npz_member, restricted_loads
+from trace_format.smpl_file import SmplModelData, SmplModelError, file_sha256, load_smpl_model_file
 from core.smpl.body_model import BodyModel, place_at_hip_center
 from helpers.synthetic_smpl import (SYNTHETIC_REST_JOINTS, FakeChumpyAdd, FakeChumpyMultiply, FakeChumpyReshape,
                                     FakeChumpySelect, FakeChumpyTranspose, FakeChumpyUnknownOp, chumpy_ch,
@@ -223,13 +222,13 @@ def test_synthetic_file_has_the_official_layout(synthetic_pkl):
 
 def test_loader_needs_neither_chumpy_scipy_nor_torch(synthetic_pkl):
     """In a fresh interpreter where importing chumpy, scipy or torch fails, the numpy-only modules
-    still load the SMPL pickle (so the Blender extension can vendor them)."""
+    still load the SMPL pickle (so the Blender extension can ship them)."""
     script = textwrap.dedent(f"""
         import sys
         for blocked in ("chumpy", "scipy", "torch", "smplx"):
             sys.modules[blocked] = None  # any import of these now raises ImportError
-        import core.smpl, core.result_file, core.official_result, core.safe_pickle
-        model = core.smpl.load_smpl_model_file({str(synthetic_pkl)!r})
+        import trace_format.smpl_file, trace_format.npz, trace_format.trace2, trace_format.safe_pickle
+        model = trace_format.smpl_file.load_smpl_model_file({str(synthetic_pkl)!r})
         print(model.v_template.shape, model.posedirs.shape, model.j_regressor.shape)
     """)
     completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,

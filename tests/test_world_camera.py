@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from core.rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from core.rig.frames import FrameError, lens_mm_from_focal_px, lens_mm_from_fov
 from core.world.ground import default_alignment
 from core.world.scene_camera import (
     CameraEvidence,
@@ -16,8 +17,6 @@ from core.world.scene_camera import (
     blender_camera_matrices,
     camera_poses_from_track,
     estimate_scene_camera,
-    lens_mm_from_focal_px,
-    lens_mm_from_fov,
     register_tracks,
 )
 
@@ -179,7 +178,7 @@ def test_lens_and_blender_camera_matrices():
     assert lens_mm_from_fov(50.0) == pytest.approx(18.0 / math.tan(math.radians(25.0)))   # 38.6 mm
     assert lens_mm_from_fov(50.0, sensor_width_mm=24.0) == pytest.approx(12.0 / math.tan(math.radians(25.0)))
     assert lens_mm_from_focal_px(960.0, 1920, 1080) == pytest.approx(18.0)
-    with pytest.raises(SceneCameraError):
+    with pytest.raises(FrameError):
         lens_mm_from_fov(0.0)
     cam_r, cam_t = true_camera()
     camera = estimate_scene_camera([observe(*person(*PEOPLE[0]), cam_r, cam_t)])

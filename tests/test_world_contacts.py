@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from core.rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from core.rig.skeleton import load_default_skeleton
+from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from trace_format.skeleton import load_default_skeleton
 from core.world.contacts import (
     LEGS,
     ContactError,

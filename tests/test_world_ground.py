@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.rig.frames import TRACE_TO_BLENDER
-from core.rig.skeleton import load_default_skeleton
+from trace_format.skeleton import load_default_skeleton
 from core.world.ground import (
     DEFAULT_FOOT_JOINT_HEIGHTS,
     FOOT_JOINTS,

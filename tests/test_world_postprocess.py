@@ -16,10 +16,12 @@ import math
 import numpy as np
 import pytest
 
-from core.result_file import (DEFAULT_ALIGNMENT_MATRIX, CameraInfo, FramesProcessed, TraceResult, TrackResult,
-                              VideoInfo, read_result, write_result)
-from core.rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from core.rig.skeleton import load_default_skeleton
+from trace_format.npz import read_result, write_result
+from trace_format.schema import (DEFAULT_ALIGNMENT_MATRIX, CameraInfo, FramesProcessed, TraceResult, TrackResult,
+                                 VideoInfo)
+from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from trace_format.skeleton import load_default_skeleton
+from core.rig.frames import result_camera_blender_matrices
 from core.world.contacts import LEGS, foot_sliding, pose_to_joints, two_bone_ik
 from core.world.ground import DEFAULT_FOOT_JOINT_HEIGHTS, FOOT_JOINTS
 from core.world.postprocess import WorldProcessingError, apply_world_processing, smpl_rest_body
@@ -248,7 +250,7 @@ def test_foot_sliding_reduced_by_cleanup(processed):
 def test_scene_camera_matches_the_truth(processed, scene):
     first_track_of_shot = {0: processed.track(0), 1: processed.track(3)}
     for shot_index, track in first_track_of_shot.items():
-        frames, matrices = processed.camera_blender_matrices(shot_index)
+        frames, matrices = result_camera_blender_matrices(processed, shot_index)
         shot = processed.shots[shot_index]
         assert frames.tolist() == list(range(shot.start, shot.stop))
         world_frame = scene.truth[track.track_id][1]
@@ -295,7 +297,7 @@ def test_noisy_inputs_stay_within_bounds(scene):
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     for shot_index, track_id in ((0, 0), (1, 3)):
         track = result.track(track_id)
-        frames, matrices = result.camera_blender_matrices(shot_index)
+        frames, matrices = result_camera_blender_matrices(result, shot_index)
         r0, c0 = scene.cam_r[scene.truth[track_id][1]], scene.cam_t[scene.truth[track_id][1]]
         transform = result.blender_transform(track)
         true_r = transform[:3, :3] @ r0.T @ scene.cam_r[frames] @ FLIP_TO_BLENDER_CAMERA
@@ -358,7 +360,7 @@ def test_degenerate_shots_and_tracks_give_notes_not_nan(scene, tmp_path):
     assert "ground alignment failed" in processed.shots[2].alignment_info["note"]
     assert set(processed.scene_camera.shots.tolist()) == {0, 1}
     with pytest.raises(KeyError, match="no scene camera stored for shot 3"):
-        processed.camera_blender_matrices(3)
+        result_camera_blender_matrices(processed, 3)
     for track in processed.tracks:
         for name in ("contacts", "clean_body_pose", "clean_hip_center_world", "registration"):
             value = getattr(track, name)

@@ -125,7 +125,7 @@ class _PersonData:
 
 # ------------------------------------------------------------------------------------------------ reading
 def read_result_file(path: str | os.PathLike, official_fps: float | None = None) -> Any:
-    """core.result_file.read_result with errors a user can act on (ResultFileError).
+    """trace_format.npz.read_result with errors a user can act on (ResultFileError).
 
     official_fps: frame rate of an official trace2 result (those files store none; reader default 30).
     """

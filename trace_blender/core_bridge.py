@@ -1,8 +1,9 @@
-"""The single place the add-on imports TRACE's torch-free core from.
+"""The single place the add-on imports TRACE's torch-free code from.
 
-Inside the extension zip, build.py vendors `core` as a sub-package of the add-on (`<addon>.core`);
-from a repository checkout or a pip install the top-level `core` package is used. Only these
-modules are reached through here: result_file, smpl.model_file, rig, atomic, world.scene_camera.
+The file formats and rig math come from `trace_format` (a bundled wheel inside the extension zip, the
+top-level package in a repository checkout or pip install). The TRACE -> Blender conventions still
+come from `core.rig` (vendored by build.py as `<addon>.core` inside the zip, the top-level `core`
+package otherwise) until the add-on holds them itself.
 """
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ import importlib
 from types import ModuleType
 
 from .errors import CoreUnavailableError
+
+try:
+    from trace_format import atomic, npz, smpl_file
+except ModuleNotFoundError as exc:
+    if exc.name != "trace_format":
+        raise
+    raise CoreUnavailableError(
+        "the trace_format package is not available: install the extension zip built by `python build.py` "
+        "(it bundles the trace_format wheel), or `pip install -e <repo>` into this Python"
+    ) from exc
 
 
 def _locate_core() -> ModuleType:
@@ -33,25 +44,20 @@ def _locate_core() -> ModuleType:
 core_package: ModuleType = _locate_core()
 IS_VENDORED: bool = core_package.__name__ != "core"
 
-
-def _sub(name: str) -> ModuleType:
-    return importlib.import_module(f"{core_package.__name__}.{name}")
-
-
-rig = _sub("rig")
-atomic = _sub("atomic")   # atomic_open / atomic_path: every file the add-on writes
+# core.rig: trace_format's rig math plus the TRACE -> Blender frames, camera axes and lens helpers.
+rig = importlib.import_module(f"{core_package.__name__}.rig")
 
 
 def result_file() -> ModuleType:
-    """core.result_file (imported on first use: it is written by another part of the project)."""
-    return _sub("result_file")
+    """trace_format.npz: read_result / write_result."""
+    return npz
 
 
 def scene_camera() -> ModuleType:
-    """core.world.scene_camera: camera axes and lens helpers (numpy only)."""
-    return _sub("world.scene_camera")
+    """Camera axes and lens helpers (OPENCV_TO_BLENDER_CAMERA, lens_mm_from_*), numpy only."""
+    return rig
 
 
 def smpl_model_file() -> ModuleType:
-    """core.smpl.model_file: numpy-only SMPL .pkl/.npz reader."""
-    return _sub("smpl.model_file")
+    """trace_format.smpl_file: numpy-only SMPL .pkl/.npz reader."""
+    return smpl_file

@@ -13,13 +13,15 @@ rest rotation (bone.matrix_local), and the root's pose location is B_0^T (head -
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .fk import forward_kinematics, place_by_hip_center
-from .rotations import make_quaternions_continuous, matrix_to_quaternion
-from .skeleton import SMPL_PARENTS
+from trace_format.fk import forward_kinematics, place_by_hip_center
+from trace_format.rotations import make_quaternions_continuous, matrix_to_quaternion
+from trace_format.schema import TraceResult
+from trace_format.skeleton import SMPL_PARENTS
 
 # TRACE world (x right, y down, z forward) -> Blender world (x right, y forward, z up): (x, z, -y).
 TRACE_TO_BLENDER = np.array([[1.0, 0.0, 0.0],
@@ -29,6 +31,8 @@ TRACE_TO_BLENDER = np.array([[1.0, 0.0, 0.0],
 CANONICAL_TO_BLENDER_REST = np.array([[1.0, 0.0, 0.0],
                                       [0.0, 0.0, -1.0],
                                       [0.0, 1.0, 0.0]])
+# Blender cameras look along their local -Z with +Y up; OpenCV cameras along +Z with +Y down.
+OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
 
 
 class FrameError(ValueError):
@@ -140,3 +144,39 @@ def blender_frame_rate(fps: float) -> tuple[int, float]:
         raise ValueError(f"frame rate must be a positive number, got {fps!r}")
     whole = max(1, int(round(rate)))
     return whole, whole / rate
+
+
+def lens_mm_from_fov(fov_deg: float = 50.0, sensor_width_mm: float = 36.0) -> float:
+    """Blender lens (mm) for a field of view spanning the image's longer side.
+
+    TRACE's FOV (50 deg) spans the padded square, i.e. the longer side of the original image; a Blender
+    camera with sensor_fit 'AUTO' applies sensor_width to the longer side too.
+    """
+    if not 0.0 < fov_deg < 180.0:
+        raise FrameError(f"fov_deg must be in (0, 180), got {fov_deg}")
+    return 0.5 * sensor_width_mm / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def lens_mm_from_focal_px(focal_px: float, image_width: int, image_height: int, sensor_width_mm: float = 36.0) -> float:
+    """Blender lens (mm) for a focal length in pixels, sensor_fit 'AUTO' (sensor spans the longer side)."""
+    if focal_px <= 0 or image_width <= 0 or image_height <= 0:
+        raise FrameError("focal length and image size must be positive")
+    return focal_px * sensor_width_mm / max(image_width, image_height)
+
+
+def result_camera_blender_matrices(result: TraceResult, shot_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames [F], world matrices [F,4,4]) of a Blender camera object following a result's scene
+    camera in one shot (local axes: looks along -Z, +Y up). Raises KeyError without a camera."""
+    shots = result.effective_shots()
+    if not 0 <= int(shot_index) < len(shots):
+        raise KeyError(f"no shot {shot_index} in this result ({len(shots)} shot(s))")
+    path = None if result.scene_camera is None else result.scene_camera.for_shot(shot_index)
+    if path is None or path.num_frames == 0:
+        raise KeyError(f"no scene camera stored for shot {shot_index}: run the world post-processing "
+                       "(core.world.postprocess.apply_world_processing) on a result with tracked people")
+    alignment = shots[int(shot_index)].alignment_matrix
+    rotations = path.rotations.astype(np.float64)   # [F,3,3]
+    matrices = np.broadcast_to(np.eye(4), (path.num_frames, 4, 4)).copy()
+    matrices[:, :3, :3] = alignment[:3, :3] @ rotations @ OPENCV_TO_BLENDER_CAMERA
+    matrices[:, :3, 3] = path.positions.astype(np.float64) @ alignment[:3, :3].T + alignment[:3, 3]
+    return path.frames, matrices

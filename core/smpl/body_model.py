@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, lbs
 
-from .model_file import NUM_SMPL_BETAS, NUM_SMPL_JOINTS, SmplModelData
+from trace_format.smpl_file import NUM_SMPL_BETAS, NUM_SMPL_JOINTS, SmplModelData
 
 __all__ = ["BodyModel", "place_at_hip_center", "LEFT_HIP", "RIGHT_HIP"]
 

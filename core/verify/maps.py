@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import atomic_open
+from trace_format.atomic import atomic_open
 
 __all__ = ["register", "run", "parse_key", "KeySpec", "DEFAULT_RTOL"]
 

@@ -1,4 +1,4 @@
-"""A world users can animate in (numpy only; vendored into the Blender extension).
+"""A world users can animate in (numpy only; the torch-free half of the core).
 
 * `shots`: hard shot cuts on streamed frames; split tracks so none spans a cut.
 * `scene_camera`: one camera for the scene from every person's camera/world pose; registers tracks
@@ -16,7 +16,7 @@ from .ground import (DEFAULT_FOOT_JOINT_HEIGHTS, GroundAlignment, GroundFitError
                      alignment_from_plane, default_alignment, estimate_ground, estimate_up_prior, foot_joint_heights)
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
                            blender_camera_matrices, camera_poses_from_track, estimate_scene_camera,
-                           lens_mm_from_focal_px, lens_mm_from_fov, register_tracks)
+                           register_tracks)
 from .shots import (FrameChange, ShotCutDetector, ShotCutError, ShotCutSettings, detect_shots, shot_segments,
                     split_track_arrays)
 from .postprocess import (RestBody, WorldProcessingError, WorldProcessingSettings, apply_world_processing,
@@ -28,8 +28,7 @@ __all__ = [
     "DEFAULT_FOOT_JOINT_HEIGHTS", "GroundAlignment", "GroundFitError", "GroundFitSettings", "PersonJoints",
     "alignment_from_plane", "default_alignment", "estimate_ground", "estimate_up_prior", "foot_joint_heights",
     "CameraEvidence", "SceneCamera", "SceneCameraError", "SceneCameraSettings", "apply_world_transform",
-    "blender_camera_matrices", "camera_poses_from_track", "estimate_scene_camera", "lens_mm_from_focal_px",
-    "lens_mm_from_fov", "register_tracks",
+    "blender_camera_matrices", "camera_poses_from_track", "estimate_scene_camera", "register_tracks",
     "FrameChange", "ShotCutDetector", "ShotCutError", "ShotCutSettings", "detect_shots", "shot_segments",
     "split_track_arrays",
     "RestBody", "WorldProcessingError", "WorldProcessingSettings", "apply_world_processing", "smpl_rest_body",

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rig.fk import forward_kinematics, place_by_hip_center
-from ..rig.rotations import matrix_to_axis_angle
+from trace_format.fk import forward_kinematics, place_by_hip_center
+from trace_format.rotations import matrix_to_axis_angle
+
 from .ground import DEFAULT_FOOT_JOINT_HEIGHTS
 
 __all__ = [

@@ -28,8 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
+from trace_format.skeleton import anthropometric_rest_joints
+
 from ..rig.frames import TRACE_TO_BLENDER
-from ..rig.skeleton import anthropometric_rest_joints
 
 __all__ = [
     "FOOT_JOINTS",

@@ -1,7 +1,7 @@
 """World post-processing of a TRACE result: shots, one camera, a level floor and planted feet.
 
 `apply_world_processing(result)` turns a result as TRACE produced it (every track in its own TRACE
-world, one long sequence) into a result-file version 2 (`core.result_file`) that a user can animate
+world, one long sequence) into a result-file version 2 (`trace_format`) that a user can animate
 in, following the recipe of docs/world.md:
 
 1. **Shots**: the tracks are split at the hard cuts so that no track spans one. The piece in the
@@ -34,9 +34,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..result_file import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
-from ..rig.rotations import axis_angle_to_matrix
-from ..rig.skeleton import load_default_skeleton
+from trace_format.rotations import axis_angle_to_matrix
+from trace_format.schema import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
+from trace_format.shape import rest_betas
+from trace_format.skeleton import load_default_skeleton
+from trace_format.validate import validate_result
+
 from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, detect_foot_contacts, foot_sliding,
                        pose_to_joints)
 from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
@@ -86,16 +89,13 @@ class WorldProcessingSettings:
 
 
 def smpl_rest_body(model: Any) -> Callable[[TrackResult], RestBody]:
-    """`rest_joints_for_track` for an SMPL model (core.smpl.model_file.SmplModelData or alike).
+    """`rest_joints_for_track` for an SMPL model (trace_format.smpl_file.SmplModelData or alike).
 
-    Each track gets the rest joints and vertices of its mean shape (betas averaged with the
-    confidence of its detected frames, all frames when none was detected).
+    Each track gets the rest joints and vertices of its rest shape (trace_format.shape.rest_betas,
+    the same shape the Blender add-on builds the character from).
     """
     def rest_body(track: TrackResult) -> RestBody:
-        weights = track.confidence.astype(np.float64) * track.observed                     # [T]
-        if weights.sum() <= 0:
-            weights = np.ones(track.num_frames)
-        betas = weights @ track.betas.astype(np.float64) / weights.sum()                   # [10]
+        betas = rest_betas(track)                                                          # [10]
         return np.asarray(model.joints_for_betas(betas), np.float64), np.asarray(model.vertices_for_betas(betas), np.float64)
     return rest_body
 
@@ -136,7 +136,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     on_progress(done, total): called as person-frames are finished (for a progress bar).
     """
     s = settings or WorldProcessingSettings()
-    result.validate()
+    validate_result(result)
     notes: list[str] = []
     start, stop = result.processed_range()
     cuts = _shot_cuts(result, cut_frames, start, stop, notes)
@@ -192,7 +192,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
         source_format=result.source_format, notes=list(result.notes) + notes,
         frames_processed=result.frames_processed, created_utc=None, shots=shots,
         scene_camera=_concatenate_cameras(camera_parts), world_processing=world_processing)
-    processed.validate()
+    validate_result(processed)
     return processed
 
 

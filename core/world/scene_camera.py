@@ -39,7 +39,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..rig.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_quaternion, quaternion_to_matrix
+from trace_format.rotations import (axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_quaternion,
+                                    quaternion_to_matrix)
+
+from ..rig.frames import OPENCV_TO_BLENDER_CAMERA
 
 __all__ = [
     "SceneCameraError",
@@ -50,17 +53,11 @@ __all__ = [
     "register_tracks",
     "apply_world_transform",
     "estimate_scene_camera",
-    "lens_mm_from_fov",
-    "lens_mm_from_focal_px",
-    "OPENCV_TO_BLENDER_CAMERA",
     "blender_camera_matrices",
 ]
 
 # Witness pairs x frames fused at once (each pairwise array of that many float64 is 8 MB).
 _PAIRWISE_BUDGET = 1 << 20
-
-# Blender cameras look along their local -Z with +Y up; OpenCV cameras along +Z with +Y down.
-OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
 
 
 class SceneCameraError(ValueError):
@@ -494,24 +491,6 @@ def estimate_scene_camera(evidence: Sequence[CameraEvidence], settings: SceneCam
         frames=frames, rotations=final_r, positions=final_t, observed=observed, interpolated=~observed,
         witnesses=fused.witnesses, spread_deg=fused.spread_deg, spread_m=fused.spread_m,
         registrations=registrations)
-
-
-def lens_mm_from_fov(fov_deg: float = 50.0, sensor_width_mm: float = 36.0) -> float:
-    """Blender lens (mm) for a field of view spanning the image's longer side.
-
-    TRACE's FOV (50 deg) spans the padded square, i.e. the longer side of the original image; a Blender
-    camera with sensor_fit 'AUTO' applies sensor_width to the longer side too.
-    """
-    if not 0.0 < fov_deg < 180.0:
-        raise SceneCameraError(f"fov_deg must be in (0, 180), got {fov_deg}")
-    return 0.5 * sensor_width_mm / math.tan(math.radians(fov_deg) / 2.0)
-
-
-def lens_mm_from_focal_px(focal_px: float, image_width: int, image_height: int, sensor_width_mm: float = 36.0) -> float:
-    """Blender lens (mm) for a focal length in pixels, sensor_fit 'AUTO' (sensor spans the longer side)."""
-    if focal_px <= 0 or image_width <= 0 or image_height <= 0:
-        raise SceneCameraError("focal length and image size must be positive")
-    return focal_px * sensor_width_mm / max(image_width, image_height)
 
 
 def blender_camera_matrices(camera: SceneCamera, world_transform: np.ndarray) -> np.ndarray:

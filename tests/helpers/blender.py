@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from core.result_file import CameraInfo, TraceResult, TrackResult, VideoInfo, write_result
-from core.rig import fk, frames, rotations, skeleton
+from trace_format.npz import write_result
+from trace_format.schema import CameraInfo, TraceResult, TrackResult, VideoInfo
+from trace_format.validate import validate_result
+from trace_format import fk, rotations, skeleton
+from core.rig import frames
 
 
 def synthetic_track(track_id: int, num_frames: int, seed: int, first_frame: int = 0) -> TrackResult:
@@ -374,7 +377,7 @@ def world_scene(video_path: str | Path = "world.mp4", raw_sliding_m_per_s: float
     "clean_poses" [T,24,3] and "clean_hips" [T,3] (Blender world), "contacts" [T,2]}}}.
     The raw motion is the truth plus a sideways drift of the hips (foot skate) of raw_sliding_m_per_s.
     """
-    from core.result_file import FramesProcessed
+    from trace_format.schema import FramesProcessed
     from core.world.ground import foot_joint_heights
 
     rest = skeleton.load_default_skeleton()
@@ -443,7 +446,7 @@ def world_result_from_truth(result: TraceResult, truth: dict) -> TraceResult:
     shots with their alignments, registrations, contacts, cleaned motion and the exact scene camera."""
     import dataclasses
 
-    from core.result_file import SceneCameraPath, ShotInfo
+    from trace_format.schema import SceneCameraPath, ShotInfo
 
     shots = [ShotInfo(index=index, start=start, stop=stop, aligned=True, alignment_matrix=shot["alignment"],
                       alignment_info={"method": "synthetic_truth"})
@@ -469,7 +472,7 @@ def world_result_from_truth(result: TraceResult, truth: dict) -> TraceResult:
                              shots=np.concatenate(camera_shots))
     processed = dataclasses.replace(result, tracks=tracks, shots=shots, scene_camera=camera,
                                     world_processing={"settings": {"align": True, "clean_feet": True}})
-    processed.validate()
+    validate_result(processed)
     return processed
 
 

@@ -1,4 +1,4 @@
-"""Files in the official trace2 result layout, for tests of `core.official_result`.
+"""Files in the official trace2 result layout, for tests of `trace_format.trace2`.
 
 The official `save_results` calls `np.savez(path, outputs=<dict of numpy arrays>, imgpaths=<list>)`:
 `outputs` becomes a 0-d object array (a pickled dict), `imgpaths` a unicode array. Rows are tracked
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_open
+from trace_format.atomic import atomic_open
 
 from .synthetic_smpl import reference_lbs, reference_rodrigues
 

@@ -5,7 +5,7 @@ synthetic model with the same keys, types and conventions: a Python-2-style pick
 compatible, protocol 2 by default) whose `v_template`, `shapedirs` and `posedirs` are
 `chumpy.ch.Ch` objects and whose `J_regressor` is a `scipy.sparse.csc.csc_matrix`, referenced by
 module and class name only, so neither chumpy nor scipy is needed to write (or, with
-`core.safe_pickle`, to read) the file.
+`trace_format.safe_pickle`, to read) the file.
 
 The body is a made-up, human-like mesh: for each of the 24 joints of the real SMPL kinematic tree,
 a tube of vertex rings runs from the joint towards its children. The first ring of each tube is
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.atomic import atomic_open
+from trace_format.atomic import atomic_open
 
 # The SMPL kinematic tree (parent of each joint, root -1) and the root marker the files use.
 SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21],

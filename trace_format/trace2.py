@@ -2,7 +2,7 @@
 
 The official `save_results` stores `outputs` (a pickled dict of per-detection numpy arrays, one
 row per tracked person-frame) and `imgpaths` (the frame image paths). The pickle is read with
-`core.safe_pickle`, so a file cannot run code. Rows are grouped by track id and sorted by frame.
+`trace_format.safe_pickle`, so a file cannot run code. Rows are grouped by track id and sorted by frame.
 
 What the official file lacks is filled with documented defaults and a note in `TraceResult.notes`:
 frame rate (30 unless given), image size, which frames were infilled, detection centres.
@@ -13,7 +13,7 @@ the file, the first 24 joints are SMPL's, so the SMPL hip centre (joints 1/2, th
 convention) and the SMPL joints are recovered exactly in both frames: a world body differs from the
 camera body only by the root rotation R_world R_cam^T applied about the alignment point.
 
-Standard library + numpy only (vendored into the Blender extension).
+Standard library + numpy only (shared with the Blender extension).
 """
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .result_file import (CameraInfo, FramesProcessed, ResultFormatError, ResultValidationError, TraceResult,
-                          TrackResult, VideoInfo)
-from .rig.rotations import axis_angle_to_matrix
+from .rotations import axis_angle_to_matrix
 from .safe_pickle import UnsafePickleError, UnsupportedPickleContentError, read_npz_member
+from .schema import (CameraInfo, FramesProcessed, ResultFormatError, ResultValidationError, TraceResult, TrackResult,
+                     VideoInfo)
+from .validate import validate_result
 
 __all__ = ["SOURCE_FORMAT_OFFICIAL", "OFFICIAL_DEFAULT_FPS", "OFFICIAL_FOV_DEG", "read_official_result",
            "official_outputs_to_result"]
@@ -176,7 +177,7 @@ def official_outputs_to_result(outputs: dict[str, Any], imgpaths: list[str] | No
         frames_processed=FramesProcessed(first=0, last=last_frame), source_path=source_path,
     )
     try:
-        result.validate()
+        validate_result(result)
     except ResultValidationError as exc:
         raise ResultFormatError(f"{where}: {exc}") from exc
     return result

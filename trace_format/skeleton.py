@@ -4,8 +4,8 @@ numpy + standard library only. The default skeleton is NOT taken from any SMPL f
 from simple anthropometric ratios of body height (segment lengths as fractions of stature, after the
 Drillis & Contini tables popularised by D. A. Winter, "Biomechanics and Motor Control of Human
 Movement") for a 1.75 m adult, in the canonical SMPL frame (y up, body facing +z, the body's left
-on +x, soles on y = 0). `assets/default_skeleton.json` is the output of
-`python -c "from core.rig.skeleton import write_default_skeleton; write_default_skeleton()"`
+on +x, soles on y = 0). `trace_format/default_skeleton.json` is the output of
+`python -c "from trace_format.skeleton import write_default_skeleton; write_default_skeleton()"`
 and a test checks that the file still matches.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_open
+from .atomic import atomic_open
 
 # Joint order and names exactly as smplx lists them (smplx.joint_names.JOINT_NAMES[:24]).
 SMPL_JOINT_NAMES: tuple[str, ...] = (
@@ -30,9 +30,8 @@ NUM_JOINTS = 24
 SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 LEFT_HIP, RIGHT_HIP = 1, 2
 
-# Same relative location in the repository and in the extension zip (build.py stages it so):
-# <root>/core/rig/skeleton.py -> <root>/assets/default_skeleton.json
-DEFAULT_SKELETON_PATH = Path(__file__).resolve().parents[2] / "assets" / "default_skeleton.json"
+# Package data next to this module (pyproject package-data; inside the wheel the extension bundles).
+DEFAULT_SKELETON_PATH = Path(__file__).resolve().parent / "default_skeleton.json"
 DEFAULT_HEIGHT_M = 1.75
 
 # Joint positions as fractions of stature H: (x = lateral, y = height above the soles, z = forward).
@@ -91,7 +90,7 @@ def load_default_skeleton(path: str | os.PathLike | None = None) -> np.ndarray:
     except FileNotFoundError as exc:
         raise SkeletonError(
             f"default skeleton file not found: {file_path}. It ships with the repository and the add-on "
-            "(assets/default_skeleton.json); regenerate it with `python -c \"from core.rig.skeleton import write_default_skeleton; write_default_skeleton()\"`."
+            "(trace_format/default_skeleton.json); regenerate it with `python -c \"from trace_format.skeleton import write_default_skeleton; write_default_skeleton()\"`."
         ) from exc
     except (OSError, ValueError) as exc:
         raise SkeletonError(f"cannot read the default skeleton {file_path}: {exc}") from exc

@@ -14,7 +14,7 @@ Files we read from users (SMPL model `.pkl` files, the official trace2 result `.
 
 Everything else raises `UnsafePickleError` naming the refused global, before anything is called.
 
-Standard library + numpy only (vendored into the Blender extension).
+Standard library + numpy only (shared with the Blender extension).
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Read an SMPL body model file (.pkl as distributed, or a pickle-free .npz) into numpy arrays.
 
 The official SMPL_NEUTRAL.pkl is a Python 2 pickle holding chumpy and scipy.sparse objects; it is
-read with `core.safe_pickle` (no code runs, neither package is needed). The result uses the array
+read with `trace_format.safe_pickle` (no code runs, neither package is needed). The result uses the array
 layouts smplx works with, so `core.smpl.body_model` can hand them to `smplx.lbs` unchanged.
 
-Standard library + numpy only (vendored into the Blender extension, which skins meshes with it).
+Standard library + numpy only (shared with the Blender extension, which skins meshes with it).
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..safe_pickle import (SMPL_LIMITS, ArchiveError, ArchiveLimitError, NpzArchive, UnsafePickleError,
-                           UnsupportedPickleContentError, load_pickle_file)
+from .safe_pickle import (SMPL_LIMITS, ArchiveError, ArchiveLimitError, NpzArchive, UnsafePickleError,
+                          UnsupportedPickleContentError, load_pickle_file)
 
 __all__ = ["SmplModelError", "SmplModelData", "load_smpl_model_file", "file_sha256",
            "NUM_SMPL_JOINTS", "NUM_SMPL_BETAS", "SMPL_DOWNLOAD_HINT"]

@@ -1,6 +1,6 @@
 """Batched rotation conversions: axis-angle <-> matrix <-> quaternion (w, x, y, z).
 
-numpy only (the Blender extension vendors this file). Every function accepts any leading batch
+numpy only (shared with the Blender extension). Every function accepts any leading batch
 shape `[...]` and is robust at angle 0 (series expansions instead of 0/0) and near pi (quaternions
 are extracted with the largest-pivot rule, axis-angle through atan2, never through arccos).
 """

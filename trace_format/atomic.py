@@ -9,7 +9,7 @@ Also here, because they are about the same files: names that fit every file syst
 (`fit_name`), what a path is when it is not a regular file (`special_file_kind`), a probe that
 proves a folder takes a file before hours of work go into one (`probe_folder`), one writer per
 folder (`FolderLock`) and removal of temporary files left by killed runs (`remove_stale_temporaries`).
-Standard library only (vendored into the Blender extension).
+Standard library only (shared with the Blender extension).
 """
 from __future__ import annotations
 
