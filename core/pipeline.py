@@ -565,7 +565,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                     f"{info.frame_count} frames of {options.input_path}")
             lens = build_lens(info, options.fov_deg, options.focal_px)
             tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                               options.tracking_overrides, options.tracking_preset)
+                                               options.tracking_overrides)
             device = resolve_device(options.device)
             dtype = resolve_dtype(options.dtype)
             autocast_dtype = resolve_autocast(options.autocast, device, dtype)
@@ -662,12 +662,11 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                          "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
+        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
                              rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
         settings = {
             "tracking": tracking.to_dict(),
             "tracking_mode": "official" if options.official_tracking else "product",
-            "tracking_preset": options.tracking_preset,
             "subjects": tracking.subjects,
             "lens": lens.as_dict(),
             "device": device,
@@ -681,7 +680,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             "save_vertices": bool(options.save_vertices),
             "shot_cut_detection": bool(detect_cuts),
             "shot_cuts": list(outcome.shot_cuts),
-            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup,
                       "shot_detection": bool(detect_cuts),
                       "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
             "input": str(options.input_path),
