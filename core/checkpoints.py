@@ -4,19 +4,27 @@ Files are read exactly as the official release stores them, only with
 ``torch.load(path, map_location="cpu", weights_only=True)`` (a file that would need to run code to
 load is refused, never executed):
 
-=================  ===========================  ==========================  =============================
-slot               file                         key prefix in the file      extra keys
-=================  ===========================  ==========================  =============================
-image_backbone     trace_image_backbone.pkl     ``module.backbone.``        other ``module.*`` keys (the
-                                                                            rest of the BEV model) are
-                                                                            ignored and counted
-motion_backbone    trace_motion_backbone.pth    ``module.``                 error (the official loader is
-                                                                            strict)
-head               trace_head.pkl               none                        error, except the result
-                                                                            parser's SMPL buffers
-                                                                            (``_result_parser.*``) that
-                                                                            the official head may carry
-=================  ===========================  ==========================  =============================
+=================  ===========================  ==========================
+slot               file                         key prefix in the file
+=================  ===========================  ==========================
+image_backbone     trace_image_backbone.pkl     ``module.backbone.``
+motion_backbone    trace_motion_backbone.pth    ``module.``
+head               trace_head.pkl               none
+=================  ===========================  ==========================
+
+As tolerant as the official loader (``load_model`` / ``copy_state_dict``, non-strict) where that is
+safe, never silently wrong:
+
+* a dict holding the weights under ``model_state_dict`` is unwrapped;
+* keys the network does not read (the rest of the BEV model, the head's ``_result_parser.*`` SMPL
+  buffers, anything else) are ignored and counted (``LoadedCheckpoint.ignored_keys``);
+* a missing *deterministic* buffer is rebuilt: ``num_batches_tracked`` (a BatchNorm step counter,
+  never read at inference) and the head's ``coordmap_3d`` grid (``core.nn.head.make_coordmap_3d``)
+  (``LoadedCheckpoint.rebuilt_keys``);
+* floating-point tensors stored in another float dtype (float16 / float64) are converted to float32,
+  as ``copy_`` does;
+* a missing or mis-shaped learned tensor stays an error naming it (the official code would leave the
+  layer at its random initialisation and run on).
 
 Every problem with a file is reported as ONE :class:`CheckpointError` (a ``WeightsError``: exit code 4)
 that names the file, says what is wrong (missing / unexpected / mis-shaped keys, truncated, not a
@@ -118,16 +126,14 @@ class CheckpointSlot:
     manifest: str
     prefix: str
     description: str
-    ignored_extra_prefixes: tuple[str, ...] = ()   # extra keys with these prefixes are ignored and counted
 
 
 SLOTS: dict[str, CheckpointSlot] = {
     "image_backbone": CheckpointSlot("image_backbone", "trace_image_backbone.pkl", "manifest_image_backbone.json",
-                                     "module.backbone.", "HRNet-W32 image backbone", ("module.",)),
+                                     "module.backbone.", "HRNet-W32 image backbone"),
     "motion_backbone": CheckpointSlot("motion_backbone", "trace_motion_backbone.pth", "manifest_motion_backbone.json",
                                       "module.", "RAFT motion backbone"),
-    "head": CheckpointSlot("head", "trace_head.pkl", "manifest_head.json", "", "TRACE temporal head",
-                           ("_result_parser.",)),
+    "head": CheckpointSlot("head", "trace_head.pkl", "manifest_head.json", "", "TRACE temporal head"),
 }
 
 
@@ -163,7 +169,9 @@ class LoadedCheckpoint:
     slot: str
     path: Path
     state_dict: dict[str, torch.Tensor]
-    ignored_keys: list[str] = field(default_factory=list)
+    ignored_keys: list[str] = field(default_factory=list)    # keys in the file the network does not read
+    rebuilt_keys: list[str] = field(default_factory=list)    # deterministic buffers absent from the file, rebuilt
+    converted_keys: list[str] = field(default_factory=list)  # float tensors converted to float32
     info: list[str] = field(default_factory=list)
 
 
@@ -319,29 +327,62 @@ def _guess_slot(keys: set[str]) -> tuple[str | None, float]:
     return best, best_cover
 
 
+def _rebuild_deterministic(key: str, entry: ManifestEntry, prefix: str) -> torch.Tensor | None:
+    """The value of a buffer that does not depend on training, or None for a learned tensor."""
+    own_key = key[len(prefix):]
+    if own_key.endswith("num_batches_tracked") and entry.shape == ():
+        return torch.zeros((), dtype=torch.int64)      # BatchNorm step counter, unused at inference
+    if own_key == "coordmap_3d":
+        from .nn.head import make_coordmap_3d
+        grid = make_coordmap_3d()
+        return grid if tuple(grid.shape) == entry.shape else None
+    return None
+
+
+def _compatible_dtype(stored: torch.dtype, expected: torch.dtype) -> bool:
+    """Whether copying `stored` into an `expected` tensor is lossless enough to accept (as copy_ does)."""
+    if stored == expected:
+        return True
+    if expected.is_floating_point:
+        return stored.is_floating_point
+    return not stored.is_floating_point and not stored.is_complex and stored != torch.bool
+
+
 def check_state_dict(state: dict[str, torch.Tensor], slot: str, path: Path | str = "<memory>") -> LoadedCheckpoint:
-    """Validate keys, shapes and dtypes of a file's state_dict against the slot's manifest."""
+    """Validate keys, shapes and dtypes of a file's state_dict against the slot's manifest.
+
+    Missing deterministic buffers are rebuilt, extra keys ignored and counted, other float dtypes
+    converted; missing or mis-shaped learned tensors raise one CheckpointKeysError listing them all.
+    """
     spec = SLOTS[slot]
     path = Path(path)
     entries = load_manifest(slot)
     expected = {e.key: e for e in entries}
-    keys = set(state)
 
-    missing = [e.key for e in entries if e.key not in state]
-    extra = sorted(keys - set(expected))
-    ignored = [k for k in extra if k.startswith(spec.ignored_extra_prefixes)] if spec.ignored_extra_prefixes else []
-    unexpected = [k for k in extra if k not in set(ignored)]
-    mismatched = []
+    rebuilt: dict[str, torch.Tensor] = {}
+    missing = []
+    for e in entries:
+        if e.key in state:
+            continue
+        value = _rebuild_deterministic(e.key, e, spec.prefix)
+        if value is None:
+            missing.append(e.key)
+        else:
+            rebuilt[e.key] = value
+    ignored = sorted(set(state) - set(expected))
+    mismatched, converted = [], []
     for e in entries:
         tensor = state.get(e.key)
         if tensor is None:
             continue
-        if tuple(tensor.shape) != e.shape or tensor.dtype != e.dtype:
+        if tuple(tensor.shape) != e.shape or not _compatible_dtype(tensor.dtype, e.dtype):
             mismatched.append(f"{e.key} {tuple(tensor.shape)} {str(tensor.dtype).replace('torch.', '')} "
                               f"(expected {e.shape} {str(e.dtype).replace('torch.', '')})")
+        elif tensor.dtype != e.dtype:
+            converted.append(e.key)
 
-    if missing or unexpected or mismatched:
-        guess, cover = _guess_slot(keys)
+    if missing or mismatched:
+        guess, cover = _guess_slot(set(state))
         if guess is not None and guess != slot and cover > 0.5:
             other = SLOTS[guess]
             raise CheckpointWrongSlotError(
@@ -351,12 +392,12 @@ def check_state_dict(state: dict[str, torch.Tensor], slot: str, path: Path | str
         lines = [f"{path}: does not match the official {spec.filename} ({spec.description}):"]
         if missing:
             lines.append(_listing("missing tensors", missing))
-        if unexpected:
-            lines.append(_listing("unexpected tensors", unexpected))
         if mismatched:
             lines.append(_listing("wrong shape or dtype", mismatched))
+        if ignored:
+            lines.append(_listing("tensors TRACE does not use (these alone would be ignored)", ignored))
         lines.append(_redownload_hint(spec))
-        raise CheckpointKeysError("\n".join(lines), path, missing=missing, unexpected=unexpected, mismatched=mismatched)
+        raise CheckpointKeysError("\n".join(lines), path, missing=missing, unexpected=ignored, mismatched=mismatched)
 
     non_finite = [e.key for e in entries
                   if state[e.key].is_floating_point() and not bool(torch.isfinite(state[e.key]).all())]
@@ -366,12 +407,21 @@ def check_state_dict(state: dict[str, torch.Tensor], slot: str, path: Path | str
             f"produce garbage:\n{_listing('non-finite tensors', non_finite)}\nThe file is corrupted (or was saved "
             f"from a diverged training run). {_redownload_hint(spec)}", path)
     prefix_len = len(spec.prefix)
-    own = {e.key[prefix_len:]: state[e.key] for e in entries}
+    own = {}
+    for e in entries:
+        value = state[e.key] if e.key in state else rebuilt[e.key]
+        own[e.key[prefix_len:]] = value.to(e.dtype) if value.dtype != e.dtype else value
     info = []
     if ignored:
         info.append(f"{path.name}: ignored {len(ignored)} tensors that TRACE does not use "
                     f"(e.g. {', '.join(ignored[:3])})")
-    return LoadedCheckpoint(slot=slot, path=path, state_dict=own, ignored_keys=ignored, info=info)
+    if rebuilt:
+        info.append(f"{path.name}: rebuilt {len(rebuilt)} deterministic buffers absent from the file "
+                    f"(e.g. {', '.join(list(rebuilt)[:3])})")
+    if converted:
+        info.append(f"{path.name}: converted {len(converted)} tensors to float32 (e.g. {', '.join(converted[:3])})")
+    return LoadedCheckpoint(slot=slot, path=path, state_dict=own, ignored_keys=ignored,
+                            rebuilt_keys=list(rebuilt), converted_keys=converted, info=info)
 
 
 def load_checkpoint(path: Path | str, slot: str) -> LoadedCheckpoint:

@@ -77,6 +77,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _tracking_preset(text: str) -> str:
+    from .tracking.settings import TrackingSettingsError, preset_values
+
+    try:
+        preset_values(text)
+    except TrackingSettingsError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog=PROG, description="TRACE for Blender: video -> tracked, world-space SMPL people.")
     parser.add_argument("--version", action="version", version=f"trace-blender {__version__}")
@@ -98,17 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="people to track: 'all' (default: everyone who appears) or a fixed number N")
     run.add_argument("--official-tracking", action="store_true",
                      help="the official TRACE tracker settings exactly (1 subject unless --subjects N)")
+    run.add_argument("--tracking-preset", type=_tracking_preset, metavar="NAME",
+                     help="official evaluation settings: demo, dynacam, 3dpw, mupots, dyna3dpw, or PRESET:SEQUENCE "
+                          "(e.g. 3dpw:downtown_car_00); implies --official-tracking")
     world = run.add_argument_group("world post-processing (all on by default; docs/cli.md)")
     cuts = world.add_mutually_exclusive_group()
     cuts.add_argument("--no-shot-detection", dest="shot_detection", action="store_const", const=False, default=None,
                       help="no hard-cut detection: the whole video is one shot (tracking never restarts)")
     cuts.add_argument("--shot-detection", dest="shot_detection", action="store_const", const=True,
                       help="detect hard cuts also with --official-tracking (where it is off by default)")
-    # Older names, kept working but not shown.
-    for old_name, value in (("--no-shot-cuts", False), ("--shot-cuts", True)):
-        cuts.add_argument(old_name, dest="shot_detection", action="store_const", const=value, help=argparse.SUPPRESS)
     world.add_argument("--no-align", dest="align", action="store_false",
                        help="no ground/gravity alignment: the fixed (x, z, -y) mapping of TRACE's world")
+    world.add_argument("--no-denoise", dest="denoise", action="store_false",
+                       help="keep TRACE's frame-to-frame jitter (no temporal denoising of the world motion)")
     world.add_argument("--no-foot-cleanup", dest="foot_cleanup", action="store_false",
                        help="keep TRACE's leg motion (no foot-skate cleanup); contacts are still detected when aligned")
     run.add_argument("--tracking", action="append", default=[], metavar="KEY=VALUE",
@@ -127,11 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
                      help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
                           "and stand each person's own body on the floor in the world stage")
+    run.add_argument("--smpl-extra-regressor", type=Path, metavar="J_regressor_extra.npy",
+                     help="ROMP's J_regressor_extra.npy: place bodies exactly as the official code (midpoint of its "
+                          "joints 35/36 at the network's translation; needs --smpl-model)")
     run.add_argument("--save-vertices", action="store_true", help="also store mesh vertices (needs --smpl-model; large)")
     run.add_argument("--offline", action="store_true", help="never download weights (also: TRACE_OFFLINE=1)")
     run.add_argument("--progress-json", action="store_true",
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
+    run.add_argument("--preview", action="store_true",
+                     help="also write OUT_DIR/<name>.preview.mp4: the result drawn on the video (see `preview`)")
     run.add_argument("--threads", type=_whole_number(1, MAX_THREADS), metavar="N", help="CPU threads for torch and OpenCV")
+
+    preview = commands.add_parser(
+        "preview", help="draw a result on its video: skeletons, track ids, shots and a top view (mp4)",
+        description="Write an overlay video of a result: every person's skeleton and track id in one colour per "
+                    "identity, the shot index, and a small top-down view of the trajectories.")
+    preview.add_argument("result", type=Path, metavar="RESULT", help="a .trace.npz result file")
+    preview.add_argument("-o", "--output", type=Path, required=True, metavar="PREVIEW.mp4", help="video to write")
+    preview.add_argument("--video", type=Path, metavar="VIDEO",
+                         help="the source video (default: the one recorded in the result, if it is still there; "
+                              "otherwise a grey canvas)")
+    preview.add_argument("--no-video", action="store_true", help="draw on a grey canvas even if the video exists")
+    preview.add_argument("--no-world-view", dest="world_view", action="store_false", help="no top-down inset")
+    preview.add_argument("--progress-json", action="store_true", help="JSON-lines events on stdout")
     return parser
 
 
@@ -255,6 +285,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     try:
         try:
             args = build_parser().parse_args(argv)
+            if args.command == "preview":
+                return _preview(args, reporter, summary_stream=stderr if json_mode else stdout)
             if args.command != "run":
                 _write_quietly(stderr, build_parser().format_help())
                 raise UsageError(f"no command given; use `{PROG} run INPUT -o OUT_DIR`")
@@ -288,6 +320,63 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             protected.close()
 
 
+def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
+    from .preview import PreviewOptions, render_preview
+
+    if args.video is not None and args.no_video:
+        raise UsageError("--video and --no-video exclude each other")
+    options = PreviewOptions(result_path=args.result, output_path=args.output, video_path=args.video,
+                             world_view=args.world_view, blank=args.no_video)
+    started = [False]
+
+    def on_progress(done: int, total: int) -> None:
+        if not started[0]:
+            reporter.begin_stage("preview", total)
+            started[0] = True
+        reporter.update(done)
+
+    summary = render_preview(options, on_progress)
+    if started[0]:
+        reporter.end_stage()
+    for note in summary.notes:
+        reporter.warning(note)
+    _write_quietly(summary_stream, f"preview: {summary.frames} frames ({summary.frames_per_second:.0f} frames/s) "
+                                   f"on {summary.background} -> {summary.output_path}\n")
+    reporter.done(str(summary.output_path), summary.tracks, int(ExitCode.OK),
+                  {"preview": str(summary.output_path), "frames": summary.frames})
+    return int(ExitCode.OK)
+
+
+def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> Path:
+    """`run --preview`: the overlay video beside the result (`<name>.preview.mp4`)."""
+    from .preview import PreviewOptions, render_preview
+
+    result_path = Path(result_path)
+    name = result_path.name[:-len(".trace.npz")] if result_path.name.endswith(".trace.npz") else result_path.stem
+    output = result_path.with_name(name + ".preview.mp4")
+    started = [False]
+
+    def on_progress(done: int, total: int) -> None:
+        if not started[0]:
+            reporter.begin_stage("preview", total)
+            started[0] = True
+        reporter.update(done)
+
+    summary = render_preview(PreviewOptions(result_path, output, video_path=Path(video)), on_progress)
+    if started[0]:
+        reporter.end_stage()
+    return summary.output_path
+
+
+def _run_preview_keeping_result(result_path: Path, video: Path, reporter: ProgressReporter) -> Path | None:
+    """`run --preview` once the result is saved: a preview that cannot be made is a warning, never a lost run."""
+    try:
+        return _run_preview(result_path, video, reporter)
+    except (TraceError, OSError) as error:
+        reporter.warning(f"the preview video was not written ({error}); the result {result_path} is complete")
+        return None
+
+
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
     from .pipeline import RunOptions, run_video   # heavy imports (torch) only once the arguments are fine
 
@@ -295,19 +384,27 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         raise UsageError("--save-vertices needs --smpl-model FILE (vertices come from the SMPL model)")
     options = RunOptions(
         input_path=args.input, output_dir=args.output, weights_dir=args.weights, device=args.device,
-        dtype=args.dtype, autocast=args.autocast, subjects=args.subjects, official_tracking=args.official_tracking, fov_deg=args.fov,
+        dtype=args.dtype, autocast=args.autocast, subjects=args.subjects,
+        official_tracking=args.official_tracking or args.tracking_preset is not None,
+        tracking_preset=args.tracking_preset, fov_deg=args.fov,
         focal_px=args.focal, start=args.start, end=args.end, stride=args.stride, image_fps=args.fps,
-        smpl_model=args.smpl_model, save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
+        smpl_model=args.smpl_model, smpl_extra_regressor=args.smpl_extra_regressor,
+        save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
-        align=args.align, foot_cleanup=args.foot_cleanup)
+        align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise)
     summary = run_video(options, reporter)
     rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
     lines = [f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
              f"({rate:.2f} frames/s) -> {summary.result_path}"]
     if summary.world is not None:
         lines += summary.world.lines()
+    extra = dict(summary.world.event_fields()) if summary.world is not None else {}
+    if args.preview:
+        preview_path = _run_preview_keeping_result(summary.result_path, args.input, reporter)
+        if preview_path is not None:
+            lines.append(f"preview -> {preview_path}")
+            extra["preview"] = str(preview_path)
     _write_quietly(summary_stream, "".join(line + "\n" for line in lines))
-    extra = summary.world.event_fields() if summary.world is not None else None
     write = summary.write
     if write is not None and write.saved_elsewhere:
         message = (f"{write.failure}. The finished result was saved to {write.path} instead: move it where you "

@@ -32,6 +32,7 @@ PARTIAL_SUFFIX = ".partial.trace.npz"
 # cleaned motion and the scene camera (docs/result_format.md), rounded up.
 BYTES_PER_PERSON_FRAME = 800
 BYTES_PER_SMPL_JOINTS = 2 * 24 * 3 * 4
+BYTES_PER_KEYPOINTS = 24 * 2 * 4 + 4 * 4       # keypoints_2d and box_2d (float32), in every result
 BYTES_METADATA = 64 << 10
 
 
@@ -52,7 +53,7 @@ def partial_path_for(result_path: Path) -> Path:
 def estimated_result_bytes(frames: int, smpl_joints: bool = False, vertices: int = 0) -> int:
     """A lower bound of the result size for one person over `frames` frames (who is in the video
     is unknown before the network runs): what the probe writes and the free space must hold."""
-    per_frame = BYTES_PER_PERSON_FRAME + (BYTES_PER_SMPL_JOINTS if smpl_joints else 0) + 2 * vertices * 3 * 4
+    per_frame = BYTES_PER_PERSON_FRAME + BYTES_PER_KEYPOINTS + (BYTES_PER_SMPL_JOINTS if smpl_joints else 0) + 2 * vertices * 3 * 4
     return BYTES_METADATA + max(int(frames), 1) * per_frame
 
 

@@ -28,9 +28,11 @@ from trace_format.schema import TraceResult
 from . import __version__
 from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
+from .nn.trace_model import resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .output import OutputFolder, WriteOutcome, estimated_result_bytes
 from .progress import ProgressReporter
+from .smpl.extra_regressor import PLACEMENT_OFFICIAL, PLACEMENT_SMPL_HIPS
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
 from .world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
 
@@ -301,14 +303,19 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
 # SMPL joints / vertices
 # --------------------------------------------------------------------------------------------------
 def add_smpl_geometry(track: dict[str, np.ndarray], body_model: Any, save_vertices: bool,
-                      batch: int = SMPL_BATCH) -> None:
+                      batch: int = SMPL_BATCH, placement: Any = None) -> None:
     """Fill joints_cam / joints_world [T,24,3] (and vertices_cam / vertices_world [T,V,3]) in place.
 
     Camera frame: poses as decoded (joint 0 = camera-frame orientation), placed by the hip centre
     at hip_center_cam. World frame: joint 0 replaced by global_orient_world, placed at
     hip_center_world (docs/architecture.md, "Body placement").
+
+    With `placement` (core.smpl.extra_regressor.PlacementRegressor, the official joints 35/36) the
+    network's translation is where that point is, as in the official code: hip_center_cam / _world
+    are moved by the body's hips-minus-anchor offset first, so everything that places by the hips
+    (joints here, the world stage, the Blender importer) puts the body exactly where the official does.
     """
-    from .smpl.body_model import place_at_hip_center
+    from .smpl.body_model import hips_minus_anchor, place_at_hip_center
 
     count = len(track["frame"])
     outputs: dict[str, list[np.ndarray]] = {"joints_cam": [], "joints_world": []}
@@ -325,6 +332,9 @@ def add_smpl_geometry(track: dict[str, np.ndarray], body_model: Any, save_vertic
             joints, vertices = body_model(poses, betas, with_vertices=save_vertices)  # [B,24,3], [B,V,3]
             joints = joints.double().cpu().numpy()
             vertices = None if vertices is None else vertices.double().cpu().numpy()
+            if placement is not None:
+                anchor = body_model.regressed_points(poses, betas, placement.indices, placement.weights)
+                track[hip_key][part] = track[hip_key][part] + hips_minus_anchor(joints, anchor.double().cpu().numpy())
             joints, vertices = place_at_hip_center(joints, vertices, track[hip_key][part])
             outputs[f"joints_{frame_name}"].append(joints)
             if save_vertices:
@@ -348,6 +358,7 @@ class RunOptions:
     autocast: str = "none"              # none | bf16 | fp16: mixed precision for backbones and head maps
     subjects: str | int | None = None   # None: 'all' (product) / 1 (official)
     official_tracking: bool = False
+    tracking_preset: str | None = None  # official evaluation settings (TrackingSettings.preset); implies official
     fov_deg: float | None = None
     focal_px: float | None = None
     start: str | None = None            # frame number or seconds ('4.5s')
@@ -355,6 +366,7 @@ class RunOptions:
     stride: int = 1
     image_fps: float | None = None      # image folders only
     smpl_model: Path | None = None
+    smpl_extra_regressor: Path | None = None   # J_regressor_extra.npy: official placement (needs smpl_model)
     save_vertices: bool = False
     offline: bool = False
     threads: int | None = None
@@ -362,6 +374,7 @@ class RunOptions:
     shot_detection: bool | None = None  # restart tracking at hard cuts; None: on, off with official tracking
     align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
     foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
+    denoise: bool = True                # temporal denoising of every track (core.world.denoise)
 
 
 @dataclass
@@ -382,6 +395,7 @@ class WorldOptions:
 
     align: bool = True
     foot_cleanup: bool = True
+    denoise: bool = True
     rest_body: Callable[[Any], Any] | None = None   # core.world.smpl_rest_body(model); None: default skeleton
 
 
@@ -392,18 +406,6 @@ class LoadedNetwork:
     model: ClipModel
     decode_params: Callable[[Any], dict]
     weights_sha256: dict[str, str]
-
-
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when a usable GPU exists, else 'cpu'; 'cuda' without one is a usage error."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device cuda: no usable CUDA GPU (torch {torch.__version__}, CUDA build "
-                         f"{torch.version.cuda or 'none'}); use --device cpu or install a CUDA build of torch")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda (got {name!r})")
-    return name
 
 
 def disable_tf32() -> None:
@@ -422,16 +424,20 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def build_tracking_settings(official: bool, subjects: str | int | None, fps: float,
-                            overrides: dict[str, Any] | None = None):
+                            overrides: dict[str, Any] | None = None, preset: str | None = None):
     """--official-tracking: TrackingSettings.official() (subject_num 1 unless --subjects N);
-    otherwise the product defaults for this frame rate with `subjects` ('all' by default).
+    --tracking-preset NAME: TrackingSettings.preset(NAME) (official semantics; --subjects N overrides its
+    subject count); otherwise the product defaults for this frame rate with `subjects` ('all' by default).
     `overrides` (--tracking KEY=VALUE) are applied last."""
     import dataclasses
 
     from .tracking.settings import TrackingSettings, TrackingSettingsError, parse_subjects
 
     parsed = parse_subjects(str(subjects)) if subjects is not None else None
-    if official:
+    if preset:
+        settings = TrackingSettings.preset(preset)
+        settings = settings.with_subjects(parsed) if parsed is not None else settings
+    elif official:
         settings = TrackingSettings.official()
         settings = settings.with_subjects(parsed) if parsed is not None else settings
     else:
@@ -524,16 +530,19 @@ def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: to
     command with a cheap stand-in network (tests/helpers/stand_in_network.py).
     """
     from .checkpoints import sha256_file
-    from .weights import default_weights_dir, ensure_weight_files
+    from .weights import ensure_weight_files, resolve_weights_location
 
-    weights_dir = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    reporter.info(f"weights folder: {weights_dir}")
+    location = resolve_weights_location(weights_dir)
+    weights_dir = location.folder
+    reporter.info(f"weights folder: {location.describe()}")
     paths = ensure_weight_files(weights_dir, offline=offline, on_progress=_download_progress(reporter),
                                 on_message=reporter.info)
     reporter.begin_stage("load_weights", 1, unit="steps")
     from .nn import TraceModel, decode_params
 
     model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype)
+    for line in model.load_info:           # ignored extra keys, rebuilt buffers, converted dtypes
+        reporter.info(line)
     weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
     reporter.update(1)
     reporter.end_stage()
@@ -565,7 +574,10 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                                     f"{info.frame_count} frames of {options.input_path}")
             lens = build_lens(info, options.fov_deg, options.focal_px)
             tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                               options.tracking_overrides)
+                                               options.tracking_overrides, options.tracking_preset)
+            if options.smpl_extra_regressor is not None and options.smpl_model is None:
+                raise UsageError("--smpl-extra-regressor needs --smpl-model FILE (the official placement point is "
+                                 "regressed from the SMPL mesh)")
             device = resolve_device(options.device)
             dtype = resolve_dtype(options.dtype)
             autocast_dtype = resolve_autocast(options.autocast, device, dtype)
@@ -587,9 +599,16 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                 notes.append(f"frames rotated {info.rotation_deg} degrees clockwise (container rotation metadata)")
                 reporter.info(notes[-1])
 
-            body_model = smpl_data = None
+            body_model = smpl_data = placement = None
             if options.smpl_model is not None:
                 body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
+            if options.smpl_extra_regressor is not None:
+                from .smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
+                try:
+                    placement = load_extra_regressor(options.smpl_extra_regressor)
+                    placement.check_vertices(body_model.num_vertices)
+                except ExtraRegressorError as error:
+                    raise SmplModelFileError(f"cannot use --smpl-extra-regressor: {error}") from None
 
             network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
                                    autocast_dtype=autocast_dtype)
@@ -655,18 +674,23 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             done = 0
             with torch.inference_mode():
                 for track in tracks.values():
-                    add_smpl_geometry(track, body_model, options.save_vertices)
+                    add_smpl_geometry(track, body_model, options.save_vertices, placement=placement)
                     done += len(track["frame"])
                     reporter.update(done)
             reporter.end_stage()
             smpl_info = {"path": str(Path(options.smpl_model).resolve()),
                          "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
 
-        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup,
+        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
                              rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
         settings = {
             "tracking": tracking.to_dict(),
             "tracking_mode": "official" if options.official_tracking else "product",
+            "tracking_preset": options.tracking_preset,
+            "keypoints_2d": "smpl_model" if options.smpl_model is not None else "default_skeleton",
+            "placement": PLACEMENT_OFFICIAL if placement is not None else PLACEMENT_SMPL_HIPS,
+            "smpl_extra_regressor": None if placement is None else {"path": str(placement.path.resolve()),
+                                                                    "sha256": placement.sha256},
             "subjects": tracking.subjects,
             "lens": lens.as_dict(),
             "device": device,
@@ -680,7 +704,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             "save_vertices": bool(options.save_vertices),
             "shot_cut_detection": bool(detect_cuts),
             "shot_cuts": list(outcome.shot_cuts),
-            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup,
+            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
                       "shot_detection": bool(detect_cuts),
                       "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
             "input": str(options.input_path),
@@ -714,14 +738,15 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
     cuts found while streaming. They are the only source of shots: the stream was restarted there
     (no track crosses one), and apply_world_processing turns them into the result's shots, one
     camera, floor and registration set per shot. TRACE's raw arrays are copied unchanged.
-    Returns (processed TraceResult (format version 2), WorldSummary).
+    Returns (processed TraceResult (current format version), WorldSummary).
     """
     def on_progress(done: int, total: int) -> None:
         reporter.update(done)
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, cut_frames=cut_frames,
+    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+                                       cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)
     if reporter is not None:
@@ -746,10 +771,21 @@ def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo,
     """
     from trace_format.schema import CameraInfo, FramesProcessed, TrackResult, VideoInfo
 
+    from .keypoints import boxes_from_keypoints, project_keypoints, skeleton_joints_cam
+
     optional = ("joints_cam", "joints_world", "vertices_cam", "vertices_world")
     track_results = []
+    rest_joints = None
     for track_id, arrays in tracks.items():
         extra = {name: arrays[name].astype(np.float32) for name in optional if name in arrays}
+        joints = arrays.get("joints_cam")
+        if joints is None:      # no SMPL model: the default skeleton posed by the rotations (what Blender builds)
+            if rest_joints is None:
+                from trace_format.skeleton import load_default_skeleton
+                rest_joints = load_default_skeleton()
+            joints = skeleton_joints_cam(arrays["poses"], arrays["hip_center_cam"], rest_joints)
+        extra["keypoints_2d"] = project_keypoints(joints, lens)
+        extra["box_2d"] = boxes_from_keypoints(extra["keypoints_2d"])
         track_results.append(TrackResult(
             track_id=int(track_id),
             frames=arrays["frame"].astype(np.int64),

@@ -1,7 +1,9 @@
 """Where the three official TRACE checkpoints live, and how they get there.
 
-The files are not redistributed with this project: they are fetched once from the official ROMP
-release into a per-user folder (or any folder given with --weights). Downloads go to a temporary
+The files are not redistributed with this project. They are looked up, in order, in `--weights DIR`,
+`$TRACE_WEIGHTS_DIR`, the official installer's folder `~/.romp/TRACE_models` (used in place, never
+copied) and the per-user folder; missing files are fetched once from the official ROMP release into
+the per-user folder (or into the folder given with --weights / $TRACE_WEIGHTS_DIR). Downloads go to a temporary
 file beside the target and are renamed only when complete, so an interrupted download never
 leaves a half file that looks valid. Without network (or with --offline) the error names the three
 files and the folder to put them in.
@@ -14,12 +16,13 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 from trace_format.atomic import atomic_open
 
-from .errors import WeightsNotFoundError
+from .errors import WeightsError, WeightsNotFoundError
 
 WEIGHT_FILENAMES = ("trace_image_backbone.pkl", "trace_motion_backbone.pth", "trace_head.pkl")
 OFFICIAL_RELEASE_BASE_URL = "https://github.com/Arthur151/ROMP/releases/download/V3.0/"
@@ -53,6 +56,56 @@ def default_weights_dir(environ: Mapping[str, str] | None = None, platform: str 
     else:
         base = Path(environ["XDG_DATA_HOME"]) if environ.get("XDG_DATA_HOME") else home / ".local" / "share"
     return base / "trace-blender" / "weights"
+
+
+def official_install_dir(home: Path | None = None) -> Path:
+    """Where the official TRACE code (simple_romp trace2) downloads its three checkpoints."""
+    return (Path.home() if home is None else home) / ".romp" / "TRACE_models"
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """The folder the run reads (and, if allowed, downloads) the checkpoints from, and why that one."""
+
+    folder: Path
+    source: str        # "--weights", "$TRACE_WEIGHTS_DIR", "official install", "per-user folder"
+
+    def describe(self) -> str:
+        return f"{self.folder} ({self.source})"
+
+
+class PartialOfficialInstallError(WeightsError):
+    """~/.romp/TRACE_models holds some but not all of the three files (an interrupted official install)."""
+
+    code = "weights_partial_official_install"
+
+
+def resolve_weights_location(explicit: Path | str | None = None, environ: Mapping[str, str] | None = None,
+                             platform: str | None = None, home: Path | None = None) -> WeightsLocation:
+    """Search order: `explicit` (--weights), $TRACE_WEIGHTS_DIR, the official install, the per-user folder.
+
+    The official folder is used in place when it holds all three files. When it holds only some and
+    the per-user folder is not complete either, the run stops with a message naming the files (the
+    official installer was probably interrupted); with a complete per-user folder that one is used.
+    """
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        return WeightsLocation(Path(explicit).expanduser(), "--weights")
+    if environ.get(WEIGHTS_DIR_ENV):
+        return WeightsLocation(Path(environ[WEIGHTS_DIR_ENV]).expanduser(), f"${WEIGHTS_DIR_ENV}")
+    official = official_install_dir(home)
+    per_user = default_weights_dir(environ, platform, home)
+    official_missing = missing_weight_files(official) if official.is_dir() else list(WEIGHT_FILENAMES)
+    if not official_missing:
+        return WeightsLocation(official, "official install")
+    if len(official_missing) < len(WEIGHT_FILENAMES) and missing_weight_files(per_user):
+        present = [name for name in WEIGHT_FILENAMES if name not in official_missing]
+        raise PartialOfficialInstallError(
+            f"the official TRACE folder {official} holds only {', '.join(present)}; "
+            f"{', '.join(official_missing)} missing there (an interrupted official install?). Put the missing "
+            f"files there (from {release_url(official_missing[0])} ...), or remove that folder to let "
+            f"trace-blender download all three into {per_user}, or pass --weights DIR.")
+    return WeightsLocation(per_user, "per-user folder")
 
 
 def weight_paths(folder: Path) -> dict[str, Path]:

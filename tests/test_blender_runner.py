@@ -52,10 +52,16 @@ def test_command_line_follows_the_core_cli():
                                  device="cuda", smpl_model="/s.pkl", offline=True)
     assert command.argv() == ["/py", "-m", "core", "run", "/v/clip.mp4", "-o", "/out", "--progress-json",
                               "--device", "cuda", "--weights", "/w", "--smpl-model", "/s.pkl", "--offline"]
+    official = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), smpl_model="/s.pkl",
+                                  smpl_extra_regressor="/J_regressor_extra.npy")
+    assert official.argv()[-4:] == ["--smpl-model", "/s.pkl", "--smpl-extra-regressor", "/J_regressor_extra.npy"]
+    no_model = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"),
+                                  smpl_extra_regressor="/J_regressor_extra.npy")
+    assert "--smpl-extra-regressor" not in no_model.argv()          # the core needs the SMPL model for it
     minimal = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"))
     assert minimal.argv() == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device", "auto"]
     # The panel's world toggles, passed only when turned off (each step is on by default in the core).
-    for field, flag in (("align", "--no-align"), ("foot_cleanup", "--no-foot-cleanup"),
+    for field, flag in (("align", "--no-align"), ("foot_cleanup", "--no-foot-cleanup"), ("denoise", "--no-denoise"),
                         ("shot_detection", "--no-shot-detection")):
         off = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), **{field: False})
         assert off.argv() == minimal.argv() + [flag]
@@ -154,3 +160,11 @@ def test_missing_interpreter_is_reported(tmp_path):
     with pytest.raises(Exception, match="cannot start the TRACE core"):
         runner.CoreRun([str(tmp_path / "no_python"), "-m", "core"], output).start()
     assert not output.exists()
+
+
+def test_preview_flag_and_path():
+    command = runner.CoreCommand(python="/py", video=Path("a.mov"), output_dir=Path("o"), preview=True)
+    assert command.argv()[:10] == ["/py", "-m", "core", "run", "a.mov", "-o", "o", "--progress-json", "--device",
+                                   "auto"] and command.argv()[10] == "--preview"
+    assert runner.preview_path_for("/runs/x/clip.trace.npz") == Path("/runs/x/clip.preview.mp4")
+    assert runner.preview_path_for("/runs/x/result.npz") == Path("/runs/x/result.preview.mp4")

@@ -49,7 +49,8 @@ def test_register_and_unregister(addon):
         assert hasattr(bpy.types, name), name
     assert isinstance(bpy.context.window_manager.trace_blender, ui.TRACE_SessionState)
     assert "trace_blender" not in bpy.context.scene.keys()  # UI state is not stored in the file
-    for prop in ("python_path", "weights_dir", "smpl_model_path", "device", "export_preset", "frame_start"):
+    for prop in ("python_path", "weights_dir", "smpl_model_path", "smpl_extra_regressor_path", "device",
+                 "export_preset", "frame_start"):
         assert prop in addon.bl_rna.properties
     addon_utils.disable(ADDON, default_set=True)
     assert not hasattr(bpy.types, "TRACE_PT_main") and not hasattr(bpy.types.WindowManager, "trace_blender")
@@ -164,22 +165,23 @@ def test_run_operator_in_background_imports_the_result(addon, fake_python, tmp_p
     argv = json.loads((run_dirs[0] / "argv.json").read_text())
     assert argv[argv.index("--weights") + 1] == str(tmp_path / "weights")
     assert ("--offline" in argv) == (not bpy.app.online_access)
-    assert not {"--no-align", "--no-foot-cleanup", "--no-shot-detection"} & set(argv)   # all on by default
+    assert "--preview" in argv                                           # the panel can open the overlay video
+    assert not {"--no-align", "--no-foot-cleanup", "--no-denoise", "--no-shot-detection"} & set(argv)   # all on by default
 
 
 def test_world_toggles_reach_the_core_and_the_import(addon, fake_python, tmp_path):
     addon.python_path = str(fake_python)
     state = bpy.context.window_manager.trace_blender
-    assert (state.align, state.foot_cleanup, state.shot_detection) == (True, True, True)
+    assert (state.align, state.foot_cleanup, state.denoise, state.shot_detection) == (True, True, True, True)
     main = draw(ui.TRACE_PT_main)
-    assert [call[1][1] for call in main.calls if call[0] == "prop"] == ["video_path", "align", "foot_cleanup",
-                                                                        "shot_detection"]
-    state.align, state.foot_cleanup, state.shot_detection = False, False, False
+    assert [call[1][1] for call in main.calls if call[0] == "prop"] == ["video_path", "align", "denoise",
+                                                                        "foot_cleanup", "shot_detection"]
+    state.align, state.foot_cleanup, state.denoise, state.shot_detection = False, False, False, False
     assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "ok"))) == {"FINISHED"}
     import json
     run_dir = next((tmp_path / "runs").iterdir())
     argv = json.loads((run_dir / "argv.json").read_text())
-    assert argv[-3:] == ["--no-align", "--no-foot-cleanup", "--no-shot-detection"]
+    assert argv[-4:] == ["--no-align", "--no-foot-cleanup", "--no-denoise", "--no-shot-detection"]
 
     raw, truth = world_scene(tmp_path / "no_video.mp4")
     path = write_result(tmp_path / "scene.npz", world_result_from_truth(raw, truth))
@@ -297,3 +299,16 @@ def test_modal_timer_path_tracks_progress_and_imports(addon, fake_python, tmp_pa
     assert fractions[-1] == 1.0 and not wm.trace_blender.running
     assert ({"INFO"}, "imported 2 people from ok_clip.mp4") in reports
     assert len(building.imported_people(bpy.context.scene)) == 2
+
+
+def test_open_preview_button_when_the_run_wrote_one(addon, tmp_path):
+    state = bpy.context.window_manager.trace_blender
+    result = tmp_path / "clip.trace.npz"
+    result.write_bytes(b"x")
+    state.result_path = str(result)
+    assert "trace.open_preview" not in draw(ui.TRACE_PT_import).operators()
+    (tmp_path / "clip.preview.mp4").write_bytes(b"x")
+    panel = draw(ui.TRACE_PT_import)
+    assert "trace.open_preview" in panel.operators() and "Open Preview Video" in panel.texts()
+    with pytest.raises(RuntimeError, match="no preview video"):
+        bpy.ops.trace.open_preview(filepath=str(tmp_path / "absent.mp4"))

@@ -214,14 +214,13 @@ def six_d_rows(angles_deg: list[float]) -> torch.Tensor:
 def test_pose_smoothing_follows_the_official_rules():
     """Jitter guard (>140 deg jumps keep the previous rotation), inherited frames reuse the memory."""
     settings = SimpleNamespace(pose_smooth_coef=1.0)
-    api = {"OneEuroFilter": OneEuroFilter}
     length = 5
     grots = six_d_rows([0.0, 10.0, 170.0, 20.0, 30.0])                # frame 2 jumps by 160 deg
     pose_shape = torch.arange(length, dtype=torch.float64)[:, None].repeat(1, 147)
     params = torch.cat([torch.zeros(length, 6, dtype=torch.float64), grots, pose_shape], dim=1)   # [5,159]
     inherent = torch.tensor([[False, False, False, True, False]])
     memory = TrajectoryMemory()
-    out = TraceModel._smooth_pose(params, [7], inherent, memory, settings, api)
+    out = TraceModel._smooth_pose(params, [7], inherent, memory, settings)
     kept = out[:, 6:12]
     torch.testing.assert_close(kept[2], grots[1])                      # jitter: previous accepted rotation
     torch.testing.assert_close(kept[3], grots[1])                      # inherited: anchor rotation
@@ -244,13 +243,12 @@ def test_pose_smoothing_jitter_patience_and_unset_anchor():
     """After 11 rejected jumps in a row the rotation passes unchanged; a track first seen without a good
     frame never gets an anchor (official 'grots' = None for good)."""
     settings = SimpleNamespace(pose_smooth_coef=1.0)
-    api = {"OneEuroFilter": OneEuroFilter}
     memory = TrajectoryMemory()
     length = 13
     grots = six_d_rows([0.0] + [175.0] * 12)
     params = torch.cat([torch.zeros(length, 6, dtype=torch.float64), grots,
                         torch.zeros(length, 147, dtype=torch.float64)], dim=1)
-    out = TraceModel._smooth_pose(params, [1], torch.zeros(1, length, dtype=torch.bool), memory, settings, api)
+    out = TraceModel._smooth_pose(params, [1], torch.zeros(1, length, dtype=torch.bool), memory, settings)
     kept = out[:, 6:12]
     for t in range(1, 12):
         torch.testing.assert_close(kept[t], grots[0])                  # jitter count 1..11 (<= 10 before each)
@@ -258,7 +256,7 @@ def test_pose_smoothing_jitter_patience_and_unset_anchor():
     assert memory.track(1).extra["grots"][1] == 11
     all_inherited = torch.ones(1, 3, dtype=torch.bool)
     few = params[:3]
-    out = TraceModel._smooth_pose(few, [2], all_inherited, memory, settings, api)
+    out = TraceModel._smooth_pose(few, [2], all_inherited, memory, settings)
     assert memory.track(2).extra["grots"] is None
     torch.testing.assert_close(out, few)                               # nothing to copy from yet
 

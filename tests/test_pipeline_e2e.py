@@ -4,7 +4,7 @@ The end-to-end runs use the whole 16-frame reference clip (official layout, gene
 weights, a synthetic SMPL file) encoded as a real video file: two clips of 8, so the state carried
 between clips (ConvGRU hidden state, tracker, memory unit, world anchors) is exercised through the CLI.
 With the product tracking defaults the seed-0 network tracks people from the first clip on.
-The run includes the world stage (shots, camera, floor, feet) and writes result format version 2;
+The run includes the world stage (shots, camera, floor, feet) and writes result format version 3;
 the world flags and multi-shot videos are covered with a stand-in network in test_pipeline_world.py.
 """
 from __future__ import annotations
@@ -97,12 +97,12 @@ def test_video_to_result_file(e2e_inputs):
 
     result = read_result(result_path)
     assert done["tracks"] == len(result.tracks) >= 1
-    # The world stage ran (defaults: alignment, foot cleanup, shot detection) and wrote format version 2.
-    assert result.format_version == 2 and result.world_processing is not None
+    # The world stage ran (defaults: alignment, foot cleanup, shot detection) and wrote format version 3.
+    assert result.format_version == 3 and result.world_processing is not None
     wp_settings = result.world_processing["settings"]
     assert (wp_settings["align"], wp_settings["clean_feet"], wp_settings["cut_frames"]) == (True, True, [])
     assert wp_settings["rest_skeleton"] == "given per track"                 # the SMPL model's bodies
-    assert result.settings["world"] == {"align": True, "foot_cleanup": True, "shot_detection": True,
+    assert result.settings["world"] == {"align": True, "foot_cleanup": True, "denoise": True, "shot_detection": True,
                                         "rest_body": "SMPL model (mean shape per track)"}
     assert [(s.start, s.stop) for s in result.shots] == [(0, E2E_FRAMES)]
     assert all(t.shot == 0 and t.registration.shape == (4, 4) for t in result.tracks)

@@ -98,12 +98,12 @@ def test_hard_cuts_become_three_shots_and_no_track_spans_a_cut(default_run):
     # One camera per shot, covering each of its frames.
     assert result.scene_camera.frames.tolist() == list(range(FRAMES))
     assert result.scene_camera.shots.tolist() == [0] * 10 + [1] * 10 + [2] * 10
-    assert result.format_version == 2 and events[-1]["tracks"] == 6
+    assert result.format_version == 3 and events[-1]["tracks"] == 6
 
 
 def test_default_run_records_settings_summary_and_world_stage(default_run):
     events, stderr, _, result = default_run
-    assert result.settings["world"] == {"align": True, "foot_cleanup": True, "shot_detection": True,
+    assert result.settings["world"] == {"align": True, "foot_cleanup": True, "denoise": True, "shot_detection": True,
                                         "rest_body": "default skeleton"}
     settings = result.world_processing["settings"]
     assert (settings["align"], settings["clean_feet"], settings["rest_skeleton"]) == (True, True, "default skeleton")
@@ -131,12 +131,13 @@ def test_default_run_records_settings_summary_and_world_stage(default_run):
 
 def test_no_align_and_no_foot_cleanup_keep_the_raw_trace_fields(default_run, cut_video, tmp_path, monkeypatch):
     _, _, _, default = default_run
-    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, "--no-align", "--no-foot-cleanup")
+    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, "--no-align", "--no-foot-cleanup",
+                                         "--no-denoise")
     assert code == 0, stderr[-3000:]
     result = read_result(tmp_path / "three shots.trace.npz")
     assert result.settings["world"]["align"] is False and result.settings["world"]["foot_cleanup"] is False
     settings = result.world_processing["settings"]
-    assert (settings["align"], settings["clean_feet"]) == (False, False)
+    assert (settings["align"], settings["clean_feet"], settings["denoise"]) == (False, False, False)
     assert [s.aligned for s in result.shots] == [False, False, False]
     assert all("turned off" in s.alignment_info["note"] for s in result.shots)
     assert all(g["method"] == "none" and not g["aligned"] for g in events[-1]["ground"])
@@ -152,7 +153,7 @@ def test_no_align_and_no_foot_cleanup_keep_the_raw_trace_fields(default_run, cut
 
 
 def test_no_foot_cleanup_still_detects_contacts(cut_video, tmp_path, monkeypatch):
-    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, "--no-foot-cleanup")
+    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, "--no-foot-cleanup", "--no-denoise")
     assert code == 0, stderr[-3000:]
     result = read_result(tmp_path / "three shots.trace.npz")
     assert result.world_processing["settings"]["clean_feet"] is False
@@ -161,7 +162,7 @@ def test_no_foot_cleanup_still_detects_contacts(cut_video, tmp_path, monkeypatch
     assert events[-1]["foot_sliding_mm_after"] is None and events[-1]["foot_sliding_reduction"] is None
 
 
-@pytest.mark.parametrize("flags", [["--no-shot-detection"], ["--no-shot-cuts"], ["--official-tracking"]])
+@pytest.mark.parametrize("flags", [["--no-shot-detection"], ["--official-tracking"]])
 def test_without_shot_detection_the_video_is_one_shot(cut_video, tmp_path, monkeypatch, flags):
     code, events, stderr, network = run_core(monkeypatch, cut_video, tmp_path, *flags)
     assert code == 0, stderr[-3000:]

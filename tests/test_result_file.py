@@ -85,7 +85,7 @@ def test_file_layout_and_metadata(tmp_path):
         assert archive["poses"].shape == (46, 24, 3) and archive["joints_world"].shape == (46, 24, 3)
         assert "vertices_cam" not in archive.files
         meta = json.loads(str(archive["meta_json"][()]))
-    assert meta["format"] == FORMAT_NAME and meta["version"] == FORMAT_VERSION == 2
+    assert meta["format"] == FORMAT_NAME and meta["version"] == FORMAT_VERSION == 3
     assert set(meta) == {"format", "version", "software", "video", "camera", "settings", "weights_sha256",
                          "smpl_model", "source_format", "created_utc", "frames_processed", "notes", "shots",
                          "world_processing"}
@@ -228,8 +228,8 @@ def test_damaged_and_foreign_files_raise_clear_errors(tmp_path):
 
 def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
     good = write_result(tmp_path / "good.npz", make_result())
-    newer = rewrite_result_archive(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=3))
-    with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 3.*Update"):
+    newer = rewrite_result_archive(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=4))
+    with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 4.*Update"):
         read_result(newer)
     bad_version = rewrite_result_archive(good, tmp_path / "v0.npz", lambda meta, arrays: meta.update(version=0))
     with pytest.raises(ResultFormatError, match="invalid format version"):
@@ -242,19 +242,19 @@ def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
     with pytest.raises(ResultFormatError, match="increasing|non-finite|track_offsets"):
         read_result(offsets)
 
-    # Pretend the current version is 3: a version-2 file goes through the registered upgrade.
+    # Pretend the current version is 4: a version-3 file goes through the registered upgrade.
     calls = []
 
-    def upgrade_2_to_3(meta, arrays):
+    def upgrade_3_to_4(meta, arrays):
         calls.append(meta["version"])
-        meta = dict(meta, version=3, notes=meta["notes"] + ["upgraded from format version 2"])
+        meta = dict(meta, version=4, notes=meta["notes"] + ["upgraded from format version 3"])
         return meta, arrays
 
-    monkeypatch.setattr(result_npz, "FORMAT_VERSION", 3)
-    monkeypatch.setitem(result_npz._UPGRADES, 2, upgrade_2_to_3)
+    monkeypatch.setattr(result_npz, "FORMAT_VERSION", 4)
+    monkeypatch.setitem(result_npz._UPGRADES, 3, upgrade_3_to_4)
     upgraded = read_result(good)
-    assert calls == [2] and upgraded.format_version == 2
-    assert upgraded.notes[-1] == "upgraded from format version 2"
+    assert calls == [3] and upgraded.format_version == 3
+    assert upgraded.notes[-1] == "upgraded from format version 3"
 
 
 def test_object_arrays_in_a_result_are_refused_without_running_code(tmp_path):

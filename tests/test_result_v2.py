@@ -38,7 +38,8 @@ def make_track(track_id: int, frames, seed: int, shot: int = 0, registration=Non
     extra = {}
     if world:
         extra.update(contacts=rng.uniform(size=(count, 2)) < 0.5, clean_body_pose=rng.normal(scale=0.3, size=(count, 23, 3)),
-                     clean_hip_center_world=rng.normal(size=(count, 3)))
+                     clean_hip_center_world=rng.normal(size=(count, 3)),
+                     clean_global_orient_world=rng.normal(size=(count, 3)))
     return TrackResult(
         track_id=track_id, frames=frames, times=frames / FPS, poses=rng.normal(scale=0.3, size=(count, 24, 3)),
         global_orient_world=rng.normal(size=(count, 3)), betas=rng.normal(size=(count, 10)),
@@ -79,7 +80,7 @@ def test_v2_round_trip_is_exact(tmp_path):
     result = make_v2_result()
     path = write_result(tmp_path / "cut.trace.npz", result)
     loaded = read_result(path)
-    assert loaded.format_version == 2 and loaded.equals(result)
+    assert loaded.format_version == 3 and loaded.equals(result)
     assert [(s.index, s.start, s.stop, s.aligned) for s in loaded.shots] == [(0, 0, 30, True), (1, 30, 50, False)]
     assert np.array_equal(loaded.shots[0].alignment_matrix, result.shots[0].alignment_matrix)
     assert loaded.shots[0].alignment_info == {"method": "plane_fit", "rms_residual_m": 0.01, "inliers": 120}
@@ -111,7 +112,7 @@ def test_v2_file_layout(tmp_path):
         assert archive["camera_frames"].tolist() == list(range(50)) and archive["camera_shots"][30] == 1
         meta = json.loads(str(archive["meta_json"][()]))
     assert {"camera_rotations", "camera_positions", "camera_interpolated", "clean_body_pose"} <= members
-    assert meta["format"] == FORMAT_NAME and meta["version"] == 2
+    assert meta["format"] == FORMAT_NAME and meta["version"] == 3
     assert meta["shots"][0]["alignment"]["method"] == "plane_fit"
     assert np.allclose(meta["shots"][0]["alignment"]["matrix"], make_v2_result().shots[0].alignment_matrix)
     assert meta["shots"][1] == {"index": 1, "start": 30, "stop": 50, "aligned": False,
@@ -136,9 +137,10 @@ def test_blender_transform_and_camera_helpers():
     assert np.allclose(matrices[10, :3, :3] @ [0.0, 0.0, -1.0], alignment[:3, :3] @ forward_trace, atol=1e-6)
     assert np.allclose(matrices[10, :3, 3], alignment[:3, :3] @ camera.positions[10] + alignment[:3, 3], atol=1e-6)
     assert np.allclose(np.linalg.det(matrices[:, :3, :3]), 1.0, atol=1e-5)
-    # World poses for animation: the cleaned body when present, the raw one on request.
+    # World poses for animation: the world stage's motion when present, the raw one on request.
     track = result.track(1)
-    assert np.array_equal(track.world_poses()[:, 0], track.global_orient_world)
+    assert np.array_equal(track.world_poses()[:, 0], track.clean_global_orient_world)
+    assert np.array_equal(track.world_poses(cleaned=False)[:, 0], track.global_orient_world)
     assert np.array_equal(track.world_poses()[:, 1:], track.clean_body_pose)
     assert np.array_equal(track.world_poses(cleaned=False)[:, 1:], track.poses[:, 1:])
     assert track.world_hip_centers() is track.clean_hip_center_world
@@ -192,9 +194,9 @@ def test_version_1_files_read_as_version_2(tmp_path):
         assert np.array_equal(track.poses, original.poses) and np.array_equal(track.hip_center_world, original.hip_center_world)
         assert np.all(track.joints_world == 0.5) and np.all(track.joints_cam == 1.5)
         assert np.array_equal(loaded.blender_transform(track), DEFAULT_ALIGNMENT_MATRIX)
-    # Written again, it is a version-2 file with the same content.
+    # Written again, it is a current-version file with the same content.
     again = read_result(write_result(tmp_path / "new.npz", loaded))
-    assert again.format_version == 2 and again.equals(loaded)
+    assert again.format_version == 3 and again.equals(loaded)
     # Without frames_processed the shot spans the tracks' frames.
     loaded = read_result(_write_genuine_v1(tmp_path / "old2.npz", tracks, None))
     assert (loaded.shots[0].start, loaded.shots[0].stop) == (4, 40)
@@ -233,9 +235,9 @@ def _set(obj, **values):
     (lambda r: _set(r.tracks[0], contacts=np.zeros((30, 2), np.float32)), r"track 1: contacts must be bool"),
     (lambda r: _set(r.tracks[1], clean_body_pose=np.zeros((5, 24, 3), np.float32)),
      r"track 2: clean_body_pose must have shape \[5,23,3\]"),
-    (lambda r: _set(r.tracks[1], clean_body_pose=None, clean_hip_center_world=None),
+    (lambda r: _set(r.tracks[1], clean_body_pose=None, clean_hip_center_world=None, clean_global_orient_world=None),
      r"must be present for all tracks or for none"),
-    (lambda r: _set(r.tracks[1], clean_hip_center_world=None), r"track 2: clean_body_pose and clean_hip_center_world come"),
+    (lambda r: _set(r.tracks[1], clean_hip_center_world=None), r"track 2: clean_body_pose, clean_hip_center_world and clean_global_orient_world come"),
     (lambda r: _set(r.tracks[0], registration=np.diag([1.0, 1.0, 1.2, 1.0])), r"track 1: registration must be rigid"),
     (lambda r: _set(r.tracks[0], registration=np.eye(3)), r"track 1: registration must be a float 4x4"),
     (lambda r: _set(r.tracks[1], clean_hip_center_world=np.full((5, 3), np.nan, np.float32)),
@@ -276,7 +278,7 @@ def test_damaged_v2_files_raise_clear_errors(tmp_path):
         (lambda meta, arrays: arrays.update(track_shots=np.array([0, 0, 0])), "lie outside its shot 0"),
         (lambda meta, arrays: meta.pop("shots"), "metadata is incomplete"),
         (lambda meta, arrays: meta["shots"][0].update(start="zero"), "metadata is incomplete"),
-        (lambda meta, arrays: meta.update(version=3), "newer TRACE for Blender.*version 3.*Update"),
+        (lambda meta, arrays: meta.update(version=4), "newer TRACE for Blender.*version 4.*Update"),
     ]
     for number, (change, message) in enumerate(cases):
         with pytest.raises(ResultFormatError, match=message):

@@ -105,3 +105,78 @@ def test_unreachable_server_gives_the_not_found_message(tmp_path):
     # port 9 on localhost (discard) is closed: connection refused, as on a machine without internet
     with pytest.raises(WeightsNotFoundError, match="weights not found"):
         ensure_weight_files(tmp_path, base_url="http://127.0.0.1:9/")
+
+
+# ------------------------------------------------------------------ search order, official install reuse
+from core.weights import PartialOfficialInstallError, official_install_dir, resolve_weights_location
+
+
+def _fill(folder: Path, names=WEIGHT_FILENAMES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    return folder
+
+
+def test_search_order_explicit_then_env_then_official_then_per_user(tmp_path):
+    home = tmp_path / "home"
+    official = _fill(official_install_dir(home))
+    assert official == home / ".romp" / "TRACE_models"
+    env = {"TRACE_WEIGHTS_DIR": str(tmp_path / "env")}
+    assert resolve_weights_location(tmp_path / "mine", env, "linux", home).folder == tmp_path / "mine"
+    assert resolve_weights_location(tmp_path / "mine", env, "linux", home).source == "--weights"
+    assert resolve_weights_location(None, env, "linux", home).folder == tmp_path / "env"
+    location = resolve_weights_location(None, {}, "linux", home)
+    assert (location.folder, location.source) == (official, "official install")     # used in place
+    (official / "trace_head.pkl").unlink()
+    _fill(home / ".local/share/trace-blender/weights")
+    location = resolve_weights_location(None, {}, "linux", home)
+    assert location.source == "per-user folder" and location.folder == home / ".local/share/trace-blender/weights"
+
+
+def test_no_official_install_means_per_user_folder(tmp_path):
+    home = tmp_path / "home"
+    location = resolve_weights_location(None, {}, "linux", home)
+    assert (location.folder, location.source) == (home / ".local/share/trace-blender/weights", "per-user folder")
+    official_install_dir(home).mkdir(parents=True)           # an empty official folder changes nothing
+    assert resolve_weights_location(None, {}, "linux", home).source == "per-user folder"
+
+
+def test_partial_official_install_is_a_clear_error(tmp_path):
+    home = tmp_path / "home"
+    _fill(official_install_dir(home), ["trace_head.pkl"])
+    with pytest.raises(PartialOfficialInstallError) as info:
+        resolve_weights_location(None, {}, "linux", home)
+    message = str(info.value)
+    assert str(official_install_dir(home)) in message and "holds only trace_head.pkl" in message
+    assert "trace_image_backbone.pkl" in message and "trace_motion_backbone.pth" in message and "--weights" in message
+    assert info.value.exit_code == 4
+
+
+def test_official_install_files_are_validated_in_place(tmp_path):
+    """A file from another model in the official folder is refused by name, like any other file."""
+    from core.checkpoints import CheckpointUnreadableError, validate_weights_dir
+
+    home = tmp_path / "home"
+    official = _fill(official_install_dir(home))
+    location = resolve_weights_location(None, {}, "linux", home)
+    with pytest.raises(CheckpointUnreadableError, match="trace_image_backbone.pkl"):
+        validate_weights_dir(location.folder)
+
+
+def test_run_reports_a_partial_official_install_by_name(tmp_path, monkeypatch):
+    """The pipeline uses the search order: a half official install stops the run with exit 4, naming it."""
+    import io
+
+    from core.cli import main
+    from helpers.preview_scene import write_plain_video
+
+    home = tmp_path / "home"
+    _fill(official_install_dir(home), ["trace_head.pkl"])
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TRACE_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    video = write_plain_video(tmp_path / "clip.mp4", 64, 48, 4)
+    err = io.StringIO()
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--offline"], stdout=io.StringIO(), stderr=err)
+    assert code == 4 and "holds only trace_head.pkl" in err.getvalue()

@@ -27,6 +27,10 @@ from core.world.contacts import (
 from core.world.ground import PersonJoints, estimate_ground
 from core.world.scene_camera import apply_world_transform
 
+# The walks' stance feet slide on noise-free motion: an error the noise estimate cannot see, so the
+# cleanup may move feet by up to 20 cm here (on clean input it moves them by at most 2 mm).
+INJECTED_SKATE = SkateCleanupSettings(max_correction_floor_m=0.2)
+
 FPS = 30.0
 REST = load_default_skeleton()
 CANONICAL_TO_WORLD = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # faces +Y, z up
@@ -138,7 +142,7 @@ def test_contact_detection_recovers_stance_phases():
 def test_cleanup_removes_stance_sliding_and_leaves_the_rest():
     poses, hips, stance, times = walk(slide=stance_slide(0.08))
     _, before = pose_to_joints(REST, poses, hips)
-    result = clean_foot_skate(REST, poses, hips, times)
+    result = clean_foot_skate(REST, poses, hips, times, settings=INJECTED_SKATE)
     assert _frame_accuracy(result.contacts, stance) > 0.9
     assert result.sliding_before_m > 0.003
     assert result.sliding_after_m < 0.2 * result.sliding_before_m            # >= 80% less sliding
@@ -176,7 +180,7 @@ def test_cleanup_takes_a_common_drift_out_through_the_root():
     planted = _solve_legs(poses, np.array([0.0, 0.0, 0.86]) + 0 * drift, targets)   # truth: no drift
     _, truth = pose_to_joints(REST, planted, np.array([0.0, 0.0, 0.86]) + 0 * drift)
     # Input: same legs, but the whole body carried by the drift (feet slide with it).
-    result = clean_foot_skate(REST, planted, hips, times)
+    result = clean_foot_skate(REST, planted, hips, times, settings=INJECTED_SKATE)
     assert result.contacts.all()
     assert result.sliding_after_m < 0.2 * result.sliding_before_m
     # The root absorbed the drift around its mean, the legs were barely bent.
@@ -257,7 +261,7 @@ def test_pipeline_order_from_trace_world_to_clean_feet():
     for (trace_poses, hips_trace, times), (poses, hips, stance, _) in zip(trace_arrays, walkers):
         orient, aligned_hips, _ = apply_world_transform(alignment.matrix, trace_poses[:, 0], hips_trace)
         aligned_poses = np.concatenate([orient[:, None], trace_poses[:, 1:]], axis=1)
-        result = clean_foot_skate(REST, aligned_poses, aligned_hips, times)
+        result = clean_foot_skate(REST, aligned_poses, aligned_hips, times, settings=INJECTED_SKATE)
         assert _frame_accuracy(result.contacts, stance) > 0.9
         assert result.sliding_after_m < 0.2 * result.sliding_before_m
         # Aligned heights equal the true heights (floor z = 0 in both).

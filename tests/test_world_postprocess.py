@@ -24,7 +24,8 @@ from trace_format.skeleton import load_default_skeleton
 from core.rig.frames import result_camera_blender_matrices
 from core.world.contacts import LEGS, foot_sliding, pose_to_joints, two_bone_ik
 from core.world.ground import DEFAULT_FOOT_JOINT_HEIGHTS, FOOT_JOINTS
-from core.world.postprocess import WorldProcessingError, apply_world_processing, smpl_rest_body
+from core.world.contacts import SkateCleanupSettings
+from core.world.postprocess import WorldProcessingError, WorldProcessingSettings, apply_world_processing, smpl_rest_body
 
 FPS = 30.0
 CUT = 120
@@ -35,6 +36,10 @@ CANONICAL_TO_WORLD = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0
 LEVEL_CAMERA = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])          # looks along +Y
 FLIP_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
 UP = np.array([0.0, 0.0, 1.0])
+# The scenes' stance feet slide on noise-free motion: an error the noise estimate cannot see, so the
+# cleanup is allowed to move feet by up to 20 cm (on clean input it moves them by at most 2 mm:
+# docs/world.md "Do no harm", tests/test_world_quality.py).
+INJECTED_SKATE = WorldProcessingSettings(cleanup=SkateCleanupSettings(max_correction_floor_m=0.2))
 
 
 def _rot(axis: int, angle: np.ndarray) -> np.ndarray:
@@ -162,7 +167,7 @@ def scene() -> Scene:
 
 @pytest.fixture(scope="module")
 def processed(scene) -> TraceResult:
-    return apply_world_processing(scene.result, cut_frames=[CUT])
+    return apply_world_processing(scene.result, settings=INJECTED_SKATE, cut_frames=[CUT])
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -198,7 +203,7 @@ def test_shots_and_tracks_split_at_the_cut(processed, scene):
     original = scene.result.track(0)
     assert np.array_equal(processed.track(3).hip_center_world, original.hip_center_world[CUT:])
     assert np.array_equal(processed.track(0).poses, original.poses[:CUT])
-    assert processed.format_version == 2 and processed.frames_processed == scene.result.frames_processed
+    assert processed.format_version == 3 and processed.frames_processed == scene.result.frames_processed
 
 
 def test_floor_is_level_at_zero_in_every_shot(processed, scene):
@@ -287,7 +292,7 @@ def test_noisy_inputs_stay_within_bounds(scene):
     deg, cleaned contact soles <= 9 mm, sliding 42.5 -> 4.4 mm, camera <= 1.7 deg / 16 cm)."""
     rng = np.random.default_rng(0)
     noisy = dataclasses.replace(scene.result, tracks=[_with_noise(t, rng, 1.0, 0.01) for t in scene.result.tracks])
-    result = apply_world_processing(noisy, cut_frames=[CUT])
+    result = apply_world_processing(noisy, settings=INJECTED_SKATE, cut_frames=[CUT])
     for track in result.tracks:
         world_frame = scene.truth[track.track_id][1]
         up = result.blender_transform(track)[:3, :3] @ scene.cam_r[world_frame].T @ UP
@@ -316,7 +321,7 @@ def test_round_trip_of_the_processed_result(processed, tmp_path):
 
 
 def test_alignment_off_keeps_the_fixed_swap_but_still_cleans(scene):
-    result = apply_world_processing(scene.result, align=False, cut_frames=[CUT])
+    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, cut_frames=[CUT])
     assert [s.aligned for s in result.shots] == [False, False]
     assert all(np.array_equal(s.alignment_matrix, DEFAULT_ALIGNMENT_MATRIX) for s in result.shots)
     assert "turned off" in result.shots[0].alignment_info["note"]
@@ -326,14 +331,15 @@ def test_alignment_off_keeps_the_fixed_swap_but_still_cleans(scene):
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     assert result.world_processing["metrics"]["shots"][0]["ground"]["used_for"].startswith("contacts only")
     # Neither alignment nor cleanup: no contacts, no cleaned motion; the camera and shots remain.
-    bare = apply_world_processing(scene.result, align=False, clean_feet=False, cut_frames=[CUT])
+    bare = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, clean_feet=False, denoise=False, cut_frames=[CUT])
     assert all(t.contacts is None and t.clean_body_pose is None for t in bare.tracks)
     assert bare.scene_camera is not None and len(bare.shots) == 2
     assert bare.world_processing["metrics"]["foot_sliding"]["before_m"] is None
 
 
 def test_alignment_without_cleanup_stores_contacts(scene):
-    result = apply_world_processing(scene.result, clean_feet=False, cut_frames=[CUT])
+    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, clean_feet=False, denoise=False,
+                                    cut_frames=[CUT])
     assert all(t.contacts is not None and t.clean_body_pose is None for t in result.tracks)
     sliding = result.world_processing["metrics"]["foot_sliding"]
     assert sliding["before_m"] > 0.002 and sliding["after_m"] is None and sliding["reduction"] is None
@@ -392,17 +398,17 @@ class _ShiftedSkeletonModel:
 
 def test_smpl_rest_body_and_bad_rest_skeletons(scene):
     model = _ShiftedSkeletonModel()
-    result = apply_world_processing(scene.result, cut_frames=[CUT], rest_joints_for_track=smpl_rest_body(model))
+    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, cut_frames=[CUT], rest_joints_for_track=smpl_rest_body(model))
     assert len(model.betas_seen) == 4 and all(b.shape == (10,) for b in model.betas_seen)
     assert result.world_processing["settings"]["rest_skeleton"] == "given per track"
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     # Joints alone that do not stand on y = 0 cannot locate the soles: a clear error, not a bad floor.
     with pytest.raises(WorldProcessingError, match="smpl_rest_body"):
-        apply_world_processing(scene.result, rest_joints_for_track=lambda track: REST + [0.0, -0.9, 0.0])
+        apply_world_processing(scene.result, settings=INJECTED_SKATE, rest_joints_for_track=lambda track: REST + [0.0, -0.9, 0.0])
     with pytest.raises(WorldProcessingError, match=r"\[24,3\]"):
-        apply_world_processing(scene.result, rest_joints_for_track=lambda track: REST[:20])
+        apply_world_processing(scene.result, settings=INJECTED_SKATE, rest_joints_for_track=lambda track: REST[:20])
     with pytest.raises(WorldProcessingError, match="cut_frames must be frame numbers"):
-        apply_world_processing(scene.result, cut_frames=["soon"])
+        apply_world_processing(scene.result, settings=INJECTED_SKATE, cut_frames=["soon"])
 
 
 def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
@@ -416,9 +422,9 @@ def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
         up_in_camera = scene.cam_r[world_frame].T @ UP
         true_tilt = math.degrees(math.acos(-up_in_camera[1]))        # vs the image-up axis (-y)
         assert entry["method"] == "plane_fit" and entry["aligned"] and entry["used_for"] == "alignment and contacts"
-        assert entry["camera_tilt_deg"] == pytest.approx(true_tilt, abs=0.01)
+        assert entry["camera_tilt_deg"] == pytest.approx(true_tilt, abs=0.03)   # floor on the denoised feet
         assert entry["camera_height_m"] == pytest.approx(height, abs=0.002)
-        assert entry["inliers"] > 100 and entry["rms_residual_m"] < 0.001
+        assert entry["inliers"] > 100 and entry["rms_residual_m"] < 0.005   # fitted on the denoised feet
     assert [(g["start"], g["stop"]) for g in summary.ground] == [(0, CUT), (CUT, FRAMES)]
     sliding = processed.world_processing["metrics"]["foot_sliding"]
     assert summary.foot_sliding_mm_before == pytest.approx(1000 * sliding["before_m"], abs=1e-3)
@@ -429,14 +435,14 @@ def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
     assert lines[1].startswith("  shot 0 (frames 0-119): floor fitted to ") and "camera 1.40 m above it" in lines[1]
     assert lines[-1].startswith(f"foot sliding: {summary.foot_sliding_mm_before:.2f} -> ")
     # Turned off: the shots say so, and the floor found for the contacts is reported as such.
-    off = WorldSummary.from_result(apply_world_processing(scene.result, align=False, cut_frames=[CUT]))
+    off = WorldSummary.from_result(apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, cut_frames=[CUT]))
     assert off.aligned_shots == 0 and all(not g["aligned"] and g["method"] == "plane_fit" for g in off.ground)
     assert "alignment off: used for the foot contacts only" in off.lines()[1]
 
 
 def test_progress_callback_counts_person_frames(scene):
     calls = []
-    apply_world_processing(scene.result, cut_frames=[CUT], on_progress=lambda done, total: calls.append((done, total)))
+    apply_world_processing(scene.result, settings=INJECTED_SKATE, cut_frames=[CUT], on_progress=lambda done, total: calls.append((done, total)))
     total = sum(track.num_frames for track in scene.result.tracks)
     assert len(calls) == 4 and all(t == total for _, t in calls)          # one call per track piece
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and calls[-1] == (total, total)

@@ -60,9 +60,11 @@ def start_inference(context: Any, video: str | os.PathLike, launcher: list[str] 
     output_dir = runner.new_run_directory(user_data_dir("runs"), video_path)
     command = runner.CoreCommand(python=settings.python, video=video_path, output_dir=output_dir,
                                  weights_dir=settings.weights_dir, device=settings.device,
-                                 smpl_model=settings.smpl_model_path, launcher=launcher,
+                                 smpl_model=settings.smpl_model_path,
+                                 smpl_extra_regressor=settings.smpl_extra_regressor_path, launcher=launcher,
                                  offline=not bpy.app.online_access, align=state.align,
-                                 foot_cleanup=state.foot_cleanup, shot_detection=state.shot_detection)
+                                 foot_cleanup=state.foot_cleanup, denoise=state.denoise,
+                                 shot_detection=state.shot_detection, preview=True)
     job = InferenceJob(video_path, runner.CoreRun(command.argv(), output_dir).start())
     _ACTIVE_JOB = job
     state.running, state.progress, state.status = True, 0.0, "starting TRACE..."
@@ -115,7 +117,7 @@ def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int]
     options = building.ImportOptions(
         smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
         apply_alignment=state.align if apply_alignment is None else apply_alignment,
-        use_clean_motion=state.foot_cleanup if use_clean_motion is None else use_clean_motion)
+        use_clean_motion=(state.foot_cleanup or state.denoise) if use_clean_motion is None else use_clean_motion)
     summary = building.import_result_file(path, context, options)
     state.result_path = str(path)
     remember_shots(state, summary, settings.frame_start)
@@ -134,6 +136,8 @@ def remember_shots(state: Any, summary: building.ImportSummary, frame_start: int
         item.imported = item.selected = shot is not None
         item.people = len(shot.people) if shot is not None else 0
         item.aligned = shot.aligned if shot is not None else plan.aligned
+        item.floor_low_confidence = item.aligned and plan.floor_confidence == "low"
+        item.floor_note = plan.floor_note
         item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
     state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
     state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1
@@ -430,8 +434,26 @@ class TRACE_OT_check_core(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class TRACE_OT_open_preview(bpy.types.Operator):
+    """Open the overlay video of the last run (skeletons and track ids on the footage) in the system's player"""
+
+    bl_idname = "trace.open_preview"
+    bl_label = "Open Preview Video"
+    bl_options = {"REGISTER"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH", options={"HIDDEN"})
+
+    def execute(self, context: Any) -> set[str]:
+        from pathlib import Path
+
+        if not self.filepath or not Path(self.filepath).is_file():
+            self.report({"ERROR"}, f"no preview video at {self.filepath or '(none)'}: run a video first")
+            return {"CANCELLED"}
+        return bpy.ops.wm.path_open(filepath=self.filepath)
+
+
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
-           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core)
+           TRACE_OT_export_people, TRACE_OT_toggle_person, TRACE_OT_check_core, TRACE_OT_open_preview)
 
 
 def cancel_active_job() -> None:

@@ -35,6 +35,7 @@ class AddonSettings:
     device: str
     export_preset: str
     frame_start: int
+    smpl_extra_regressor_path: str | None = None
 
 
 def _abspath(value: str) -> str | None:
@@ -51,7 +52,8 @@ def addon_settings(context: Any = None) -> AddonSettings:
     return AddonSettings(
         python=_abspath(prefs.python_path) or runner.default_python(),
         weights_dir=_abspath(prefs.weights_dir), smpl_model_path=_abspath(prefs.smpl_model_path),
-        device=prefs.device, export_preset=prefs.export_preset, frame_start=prefs.frame_start)
+        device=prefs.device, export_preset=prefs.export_preset, frame_start=prefs.frame_start,
+        smpl_extra_regressor_path=_abspath(prefs.smpl_extra_regressor_path))
 
 
 def user_data_dir(subfolder: str) -> Path:
@@ -75,6 +77,10 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
     smpl_model_path: StringProperty(
         name="SMPL model file", subtype="FILE_PATH", default="",
         description="Optional SMPL_NEUTRAL.pkl: body shapes and a skinned mesh (empty: default skeleton only)")
+    smpl_extra_regressor_path: StringProperty(
+        name="Official placement regressor", subtype="FILE_PATH", default="",
+        description="Optional J_regressor_extra.npy from ROMP's smpl_model_data: place bodies exactly as the "
+                    "official TRACE code (needs the SMPL model file; empty: placed by the SMPL hips)")
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
     export_preset: EnumProperty(name="Default export", items=EXPORT_ITEMS, default="unity")
     frame_start: IntProperty(name="Frame start", default=1, min=-1048574, max=1048574,
@@ -99,6 +105,7 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
         row.operator("trace.check_core", text="Check", icon="FILE_REFRESH")
         column.prop(self, "weights_dir")
         column.prop(self, "smpl_model_path")
+        column.prop(self, "smpl_extra_regressor_path")
         column.prop(self, "device")
         column.prop(self, "export_preset")
         column.prop(self, "frame_start")

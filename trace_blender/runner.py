@@ -34,6 +34,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 # `python -m core run` options that turn the world post-processing steps off (all on by default).
 NO_ALIGN_FLAG = "--no-align"
 NO_FOOT_CLEANUP_FLAG = "--no-foot-cleanup"
+NO_DENOISE_FLAG = "--no-denoise"
 NO_SHOT_DETECTION_FLAG = "--no-shot-detection"
 
 
@@ -112,25 +113,34 @@ class CoreCommand:
     weights_dir: str | None = None
     device: str = "auto"
     smpl_model: str | None = None
+    smpl_extra_regressor: str | None = None   # J_regressor_extra.npy: official placement (only with smpl_model)
     launcher: Sequence[str] | None = None
     offline: bool = False      # Blender's "Allow Online Access" is off: the core must not download weights
     align: bool = True         # ground and gravity alignment (floor at z = 0)
     foot_cleanup: bool = True  # foot contacts and skate cleanup
+    denoise: bool = True       # temporal denoising of the world motion
     shot_detection: bool = True  # restart tracking, world and camera at hard cuts
+    preview: bool = False      # also write <name>.preview.mp4 beside the result (`run --preview`)
 
     def argv(self) -> list[str]:
         prefix = list(self.launcher) if self.launcher else [self.python, "-m", "core"]
         args = prefix + ["run", str(self.video), "-o", str(self.output_dir), "--progress-json", "--device", self.device]
+        if self.preview:
+            args.append("--preview")
         if self.weights_dir:
             args += ["--weights", str(self.weights_dir)]
         if self.smpl_model:
             args += ["--smpl-model", str(self.smpl_model)]
+            if self.smpl_extra_regressor:
+                args += ["--smpl-extra-regressor", str(self.smpl_extra_regressor)]
         if self.offline:
             args.append("--offline")
         if not self.align:
             args.append(NO_ALIGN_FLAG)
         if not self.foot_cleanup:
             args.append(NO_FOOT_CLEANUP_FLAG)
+        if not self.denoise:
+            args.append(NO_DENOISE_FLAG)
         if not self.shot_detection:
             args.append(NO_SHOT_DETECTION_FLAG)
         return args
@@ -415,3 +425,10 @@ def _as_float(value: Any) -> float | None:
 def default_python() -> str:
     """The interpreter running this code (Blender's bundled Python, or the bpy module's host)."""
     return sys.executable
+
+
+def preview_path_for(result_path: str | Path) -> Path:
+    """Where `run --preview` writes the overlay video of a result: `<name>.preview.mp4` beside it."""
+    path = Path(result_path)
+    name = path.name[:-len(".trace.npz")] if path.name.endswith(".trace.npz") else path.stem
+    return path.with_name(name + ".preview.mp4")

@@ -37,6 +37,8 @@ class ShotPlan:
     aligned: bool
     alignment: np.ndarray   # [4,4] shared TRACE world -> Blender world as stored (the swap when not aligned)
     method: str             # how the alignment was found ("none" = fixed swap)
+    floor_confidence: str = "high"   # "low": the floor fit is not to be trusted (core.world.ground)
+    floor_note: str = ""
 
     def scene_range(self, frame_start: int) -> tuple[int, int]:
         """(first, last) scene frame of the shot, inclusive: video frame i -> frame_start + i."""
@@ -72,7 +74,9 @@ def result_shots(result: Any) -> list[ShotPlan]:
         info = getattr(shot, "alignment_info", None) or {}
         plans.append(ShotPlan(int(shot.index), int(shot.start), int(shot.stop), aligned,
                               rig.trace_to_blender_transform(matrix if aligned else None),
-                              str(info.get("method", "none")) if aligned else "none"))
+                              str(info.get("method", "none")) if aligned else "none",
+                              str(info.get("confidence") or "high") if aligned else "high",
+                              str(info.get("confidence_note") or "") if aligned else ""))
     return plans
 
 

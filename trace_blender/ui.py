@@ -26,6 +26,8 @@ class TRACE_ShotItem(bpy.types.PropertyGroup):
     people: IntProperty(name="People", default=0)
     camera_name: StringProperty(name="Camera", default="")
     aligned: BoolProperty(name="Floor aligned", default=False)
+    floor_low_confidence: BoolProperty(name="Floor fit has low confidence", default=False)
+    floor_note: StringProperty(name="Floor note", default="")
     imported: BoolProperty(name="Imported", default=False)
     selected: BoolProperty(name="Selected", default=True, description="Import this shot with 'Import Selected Shots'")
 
@@ -51,6 +53,8 @@ class TRACE_SessionState(bpy.types.PropertyGroup):
                                     "Off: TRACE's camera world with the fixed axis swap")
     foot_cleanup: BoolProperty(name="Clean foot skate", default=True,
                                description="Detect foot contacts and pin planted feet (off: raw motion)")
+    denoise: BoolProperty(name="Smooth jitter", default=True,
+                          description="Temporal denoising of every person's world motion (off: TRACE's raw jitter)")
     shot_detection: BoolProperty(name="Detect shot cuts", default=True,
                                  description="Restart tracking, world and camera at hard cuts; each shot is "
                                              "imported as its own frame range")
@@ -76,6 +80,7 @@ class TRACE_PT_main(_TracePanel, bpy.types.Panel):
         layout.prop(state, "video_path", text="")
         column = layout.column(heading="World", align=True)
         column.prop(state, "align")
+        column.prop(state, "denoise")
         column.prop(state, "foot_cleanup")
         column.prop(state, "shot_detection")
         job = active_job()
@@ -101,6 +106,9 @@ class TRACE_PT_import(_TracePanel, bpy.types.Panel):
         state = session_state(context)
         if state.result_path:
             layout.label(text=f"Last: {bpy.path.basename(state.result_path)}", icon="FILE")
+            preview = runner.preview_path_for(state.result_path)
+            if preview.is_file():
+                layout.operator("trace.open_preview", text="Open Preview Video", icon="FILE_MOVIE").filepath = str(preview)
 
 
 class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
@@ -127,6 +135,8 @@ class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
                 row.label(text=f"{item.people}", icon="ARMATURE_DATA")
                 row.label(text="", icon="VIEW_CAMERA" if item.camera_name else "BLANK1")
                 row.label(text="", icon="MESH_PLANE" if item.aligned else "BLANK1")
+                if item.floor_low_confidence:
+                    row.label(text="floor?", icon="ERROR")
         row = layout.row(align=True)
         whole = row.operator("trace.view_shot", text="Whole Video", depress=state.active_shot < 0)
         whole.shot_index = -1

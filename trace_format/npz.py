@@ -97,9 +97,18 @@ def _upgrade_version_1(meta: dict, arrays: dict) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def _upgrade_version_2(meta: dict, arrays: dict) -> tuple[dict, dict]:
+    """Version 2 -> 3: the cleaned motion gains its world orientation. Version 2 had no denoising
+    and its skate cleanup kept the root orientation, so it is the raw global_orient_world."""
+    arrays = dict(arrays)
+    if "clean_body_pose" in arrays and "global_orient_world" in arrays:
+        arrays["clean_global_orient_world"] = np.array(arrays["global_orient_world"])
+    return dict(meta, version=3), arrays
+
+
 # Upgrades of older format versions, applied in sequence on read: version -> function mapping
 # (meta, arrays) of that version to (meta, arrays) of version + 1. Version 1 is the first.
-_UPGRADES: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {1: _upgrade_version_1}
+_UPGRADES: dict[int, Callable[[dict, dict], tuple[dict, dict]]] = {1: _upgrade_version_1, 2: _upgrade_version_2}
 
 
 def read_result(path: str | os.PathLike, *, official_fps: float | None = None) -> TraceResult:

@@ -37,4 +37,4 @@ EVENT_ERROR = "error"
 EVENTS = (EVENT_START, EVENT_PROGRESS, EVENT_WARNING, EVENT_DONE, EVENT_ERROR)
 
 # The `stage` field of progress events, in run order (`world` counts person-frames).
-STAGES = ("load_weights", "inference", "smpl", "world", "write")
+STAGES = ("load_weights", "inference", "smpl", "world", "write", "preview")

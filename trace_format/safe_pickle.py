@@ -509,7 +509,8 @@ class NpyMember:
 
 def _read_npy_header(handle: BinaryIO, where: str, limits: ArchiveLimits = RESULT_LIMITS
                      ) -> tuple[np.dtype, tuple[int, ...], bool, int]:
-    """Parse a .npy header (format 1.0, 2.0 or 3.0) -> (dtype, shape, fortran_order, header bytes)."""
+    """Parse a .npy header (format 1.0, 2.0 or 3.0) with numpy's own reader -> (dtype, shape,
+    fortran_order, header bytes)."""
     from numpy.lib import format as npy_format
 
     try:
@@ -518,14 +519,11 @@ def _read_npy_header(handle: BinaryIO, where: str, limits: ArchiveLimits = RESUL
         raise ArchiveError(f"{where}: not a .npy array (bad magic bytes)") from exc
     if version not in ((1, 0), (2, 0), (3, 0)):
         raise ArchiveError(f"{where}: unsupported .npy format version {version}")
+    # Format 3.0 differs from 2.0 only by a UTF-8 header (structured field names), which the 2.0
+    # reader decodes as Latin-1: identical for every ASCII header.
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
     try:
-        if version == (1, 0):
-            shape, fortran_order, dtype = npy_format.read_array_header_1_0(handle, max_header_size=limits.max_header_bytes)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = npy_format.read_array_header_2_0(handle, max_header_size=limits.max_header_bytes)
-        else:
-            shape, fortran_order, dtype = npy_format._read_array_header(   # no public 3.0 reader
-                handle, version, max_header_size=limits.max_header_bytes)
+        shape, fortran_order, dtype = read_header(handle, max_header_size=limits.max_header_bytes)
     except (ValueError, SyntaxError, KeyError, TypeError, EOFError) as exc:
         raise ArchiveError(f"{where}: malformed or truncated .npy header ({exc})") from exc
     shape = tuple(int(v) for v in shape)

@@ -22,7 +22,7 @@ Standard library + numpy only (shared with the Blender extension).
 """
 from __future__ import annotations
 
-import json
+import math
 import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -37,11 +37,11 @@ __all__ = [
     "ResultFormatError", "ResultValidationError",
     "VideoInfo", "CameraInfo", "FramesProcessed", "TrackResult", "TraceResult", "ShotInfo", "SceneCameraPath",
     "DEFAULT_ALIGNMENT_MATRIX", "DEFAULT_ALIGNMENT_INFO", "default_alignment_matrix", "default_software",
-    "json_default",
+    "json_default", "json_safe",
 ]
 
 FORMAT_NAME = "trace-blender-result"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SOURCE_FORMAT_TRACE_BLENDER = "trace-blender"
 NUM_JOINTS = 24
 NUM_BETAS = 10
@@ -100,9 +100,14 @@ OPTIONAL_TRACK_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "contacts": ((2,), np.bool_),                                # foot contacts (left, right)
     "clean_body_pose": ((NUM_JOINTS - 1, 3), np.float32),       # poses[:, 1:] after foot-skate cleanup
     "clean_hip_center_world": ((3,), np.float32),               # hip centre after cleanup, track's TRACE world
+    # 2D keypoints (24 joints) and their tight box (x_min, y_min, x_max, y_max) in source pixels; NaN = not visible.
+    "keypoints_2d": ((NUM_JOINTS, 2), np.float32),
+    "box_2d": ((4,), np.float32),
+    # Version 3: the world orientation of the denoised (and cleaned) motion.
+    "clean_global_orient_world": ((3,), np.float32),            # root orientation, track's TRACE world
 }
 # The cleaned motion comes as a pair: body pose and hip centre.
-_CLEAN_MOTION_FIELDS = ("clean_body_pose", "clean_hip_center_world")
+_CLEAN_MOTION_FIELDS = ("clean_body_pose", "clean_hip_center_world", "clean_global_orient_world")
 # Scene camera arrays (version 2): member name -> (shape after the frame axis, dtype).
 CAMERA_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "frames": ((), np.int64),
@@ -175,9 +180,12 @@ class TrackResult:
     joints_world: np.ndarray | None = None    # [T,24,3] posed SMPL joints, TRACE world
     vertices_cam: np.ndarray | None = None    # [T,V,3] mesh vertices, camera frame
     vertices_world: np.ndarray | None = None  # [T,V,3] mesh vertices, TRACE world
+    keypoints_2d: np.ndarray | None = None    # [T,24,2] joints projected to source pixels (core.keypoints)
+    box_2d: np.ndarray | None = None          # [T,4] tight box of keypoints_2d: x_min, y_min, x_max, y_max
     contacts: np.ndarray | None = None                # [T,2] bool foot contacts (left, right)
     clean_body_pose: np.ndarray | None = None         # [T,23,3] joints 1-23 after foot-skate cleanup
     clean_hip_center_world: np.ndarray | None = None  # [T,3] cleaned hip centre, this track's TRACE world
+    clean_global_orient_world: np.ndarray | None = None  # [T,3] denoised root orientation, track's TRACE world
     shot: int = 0                                     # index of the shot the track belongs to
     registration: np.ndarray | None = None            # [4,4] track's TRACE world -> its shot's world; None = identity
 
@@ -200,13 +208,16 @@ class TrackResult:
 
     @property
     def has_clean_motion(self) -> bool:
-        return self.clean_body_pose is not None and self.clean_hip_center_world is not None
+        return (self.clean_body_pose is not None and self.clean_hip_center_world is not None
+                and self.clean_global_orient_world is not None)
 
     def world_poses(self, cleaned: bool = True) -> np.ndarray:
-        """[T,24,3] pose for world-space animation: joint 0 = global_orient_world, joints 1-23 the
-        skate-cleaned body pose when present and `cleaned`, else `poses[:, 1:]` (TRACE world)."""
-        body = self.clean_body_pose if cleaned and self.has_clean_motion else self.poses[:, 1:]
-        return np.concatenate([self.global_orient_world[:, None], body], axis=1)
+        """[T,24,3] pose for world-space animation (TRACE world): with `cleaned` and when present, the
+        world stage's motion (denoised and/or skate-cleaned: clean_global_orient_world and
+        clean_body_pose), else the raw one (global_orient_world and poses[:, 1:])."""
+        if cleaned and self.has_clean_motion:
+            return np.concatenate([self.clean_global_orient_world[:, None], self.clean_body_pose], axis=1)
+        return np.concatenate([self.global_orient_world[:, None], self.poses[:, 1:]], axis=1)
 
     def world_hip_centers(self, cleaned: bool = True) -> np.ndarray:
         """[T,3] hip centres in this track's TRACE world (the cleaned ones when present and `cleaned`)."""
@@ -437,7 +448,7 @@ class TraceResult:
         """Same metadata and tracks (arrays compared exactly)."""
         if not isinstance(other, TraceResult) or len(self.tracks) != len(other.tracks):
             return False
-        if json_normalised(self.metadata()) != json_normalised(other.metadata()):
+        if json_safe(self.metadata()) != json_safe(other.metadata()):
             return False
         if (self.scene_camera is None) != (other.scene_camera is None) or (
                 self.scene_camera is not None and not self.scene_camera.equals(other.scene_camera)):
@@ -449,12 +460,8 @@ def _dataclass_dict(instance: Any) -> dict[str, Any]:
     return {f.name: getattr(instance, f.name) for f in fields(instance)}
 
 
-def json_normalised(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=json_default))
-
-
 def json_default(value: Any) -> Any:
-    """numpy scalars/arrays in settings become plain JSON numbers/lists."""
+    """The `default=` hook of json.dumps: numpy scalars/arrays and paths become plain JSON values."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -462,5 +469,19 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def json_safe(value: Any) -> Any:
+    """The one JSON normaliser: plain JSON values all the way down (json_default's conversions,
+    tuples to lists, dict keys to strings) and NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray, Path)):
+        return json_safe(json_default(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 

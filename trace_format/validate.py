@@ -199,8 +199,11 @@ def _track_world_problems(track: TrackResult, label: str, shots: list[ShotInfo])
     problem = _rigid_problem(track.registration, f"{label}: registration")
     if problem:
         problems.append(problem)
-    if (track.clean_body_pose is None) != (track.clean_hip_center_world is None):
-        problems.append(f"{label}: clean_body_pose and clean_hip_center_world come together (both or neither)")
+    clean = [getattr(track, name) is None for name in ("clean_body_pose", "clean_hip_center_world",
+                                                       "clean_global_orient_world")]
+    if any(clean) and not all(clean):
+        problems.append(f"{label}: clean_body_pose, clean_hip_center_world and clean_global_orient_world come "
+                        "together (all or none)")
     if not 0 <= track.shot < len(shots):
         problems.append(f"{label}: shot {track.shot} does not exist ({len(shots)} shot(s))")
     elif track.frames.ndim == 1 and track.num_frames:

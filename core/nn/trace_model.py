@@ -26,6 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UsageError
+from ..smoothing import OneEuroFilter
+from ..tracking import (TrajectoryMemory, ensure_detection, gather_trajectory_features, infill_low_quality_cams,
+                        parse_center_maps_3d, track_clip)
 from .head import HeadMaps, TraceHead
 from .hrnet import HRNetW32
 from .raft import RAFT, flows_for_head
@@ -44,14 +48,18 @@ ONE_EURO_BETA = 0.7           # official OneEuroFilter(pose_smooth_coef, 0.7)
 PARAMS_DIM = 156              # cam 3 | global orient 6D 6 | body pose 6D 126 | betas 21
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> cuda when available else cpu; anything else as torch.device."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch reports no usable CUDA GPU; use --device cpu or auto")
-    return resolved
+def resolve_device(device: str | torch.device) -> str:
+    """The one device resolver: 'auto' -> 'cuda' when a usable GPU exists, else 'cpu'; 'cpu', 'cuda' and
+    'cuda:N' as given. A CUDA device without a usable GPU, or any other name, is a UsageError."""
+    name = str(device)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise UsageError(f"--device must be auto, cpu, cuda or cuda:N (got {name!r})")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no usable CUDA GPU (torch {torch.__version__}, CUDA build "
+                         f"{torch.version.cuda or 'none'}); use --device cpu or install a CUDA build of torch")
+    return name
 
 
 @dataclass
@@ -139,21 +147,6 @@ def decode_params(params_pred: torch.Tensor | np.ndarray) -> dict[str, torch.Ten
     body_pose = torch.cat([body, body.new_zeros(n, 2, 3)], dim=1)                # [N,23,3]
     betas = params[:, 135:145].clone()                                           # [N,10]
     return {"global_orient": global_orient, "body_pose": body_pose, "betas": betas}
-
-
-def _tracking_api():
-    """The tracking functions (core.tracking, written separately); a clear error while they are absent."""
-    try:
-        from .. import tracking
-        from ..smoothing import OneEuroFilter
-        api = {name: getattr(tracking, name) for name in
-               ("parse_center_maps_3d", "ensure_detection", "track_clip", "TrajectoryMemory",
-                "gather_trajectory_features", "infill_low_quality_cams")}
-    except (ImportError, AttributeError) as error:
-        raise RuntimeError(f"core.tracking is incomplete ({error}); the network maps can be computed with "
-                           f"TraceModel.clip_maps, tracking needs the full core.tracking package") from error
-    api["OneEuroFilter"] = OneEuroFilter
-    return api
 
 
 class TraceModel(nn.Module):
@@ -298,35 +291,34 @@ class TraceModel(nn.Module):
     def run_clip(self, images_u8: Any, stream: StreamState, settings: Any, capture: dict | None = None
                  ) -> ClipOutput | None:
         """One clip of n consecutive preprocessed frames -> tracked rows, or None when nothing is tracked."""
-        api = _tracking_api()
         clip = self.clip_maps(images_u8, stream, capture)
         tic = time.perf_counter()
-        output = self._regress(clip, stream, settings, api)
+        output = self._regress(clip, stream, settings)
         self._sync()
         if capture is not None:
             capture.setdefault("seconds", {})["head_tracking"] = time.perf_counter() - tic
         return output
 
-    def _regress(self, clip: ClipMaps, stream: StreamState, settings: Any, api: dict) -> ClipOutput | None:
+    def _regress(self, clip: ClipMaps, stream: StreamState, settings: Any) -> ClipOutput | None:
         maps = clip.maps
         head = self.head
         n = maps.center_maps_3d.shape[0]
 
-        batch_ids, czyxs, scores = api["parse_center_maps_3d"](maps.center_maps_3d, conf_thresh=settings.center_thresh)
-        batch_ids, czyxs, scores, detection_flag = api["ensure_detection"](maps.center_maps_3d, batch_ids, czyxs, scores)
+        batch_ids, czyxs, scores = parse_center_maps_3d(maps.center_maps_3d, conf_thresh=settings.center_thresh)
+        batch_ids, czyxs, scores, detection_flag = ensure_detection(maps.center_maps_3d, batch_ids, czyxs, scores)
         z, y, x = czyxs[:, 0], czyxs[:, 1], czyxs[:, 2]
         motion_offsets = self._motion_offsets(maps.motion_map_3d, batch_ids, czyxs)
         cams_init = maps.cam_maps_3d[batch_ids, :, z, y, x]                             # [D,3]
         sampled_features = maps.mesh_feature_maps[batch_ids, :, y, x]                  # [D,128]
         init_normed_cams = head.regress_cams(cams_init, sampled_features)              # [D,3]
 
-        clip_tracks, stream.tracker = api["track_clip"](motion_offsets, batch_ids, init_normed_cams, czyxs, scores,
+        clip_tracks, stream.tracker = track_clip(motion_offsets, batch_ids, init_normed_cams, czyxs, scores,
                                                         n, settings, stream.tracker, detection_flag=detection_flag)
         if not clip_tracks:
             return None
         if stream.memory is None:
-            stream.memory = api["TrajectoryMemory"]()
-        batch = api["gather_trajectory_features"](clip_tracks, maps.mesh_feature_maps, stream.memory, settings)
+            stream.memory = TrajectoryMemory()
+        batch = gather_trajectory_features(clip_tracks, maps.mesh_feature_maps, stream.memory, settings)
         track_ids = [int(t) for t in torch.as_tensor(batch.track_ids).reshape(-1).tolist()]
         k, length = batch.valid_masks.shape
         features = batch.features.to(self.dtype)                                       # [K,L,128]
@@ -334,8 +326,8 @@ class TraceModel(nn.Module):
 
         params = head.regress_params(features)                                         # [K*L,159]
         if settings.smooth_pose_shape:   # many tiny sequential steps: done on the CPU (same values)
-            params = self._smooth_pose(params.cpu(), track_ids, inherent.cpu(), stream.memory, settings,
-                                       api).to(self.device)
+            params = self._smooth_pose(params.cpu(), track_ids, inherent.cpu(), stream.memory,
+                                       settings).to(self.device)
 
         frame_ids = torch.as_tensor(batch.batch_inds, device=self.device).reshape(-1).long()   # may hold -1
         cells = torch.as_tensor(batch.czyxs, device=self.device).reshape(-1, 3).long()
@@ -344,7 +336,7 @@ class TraceModel(nn.Module):
         # localisation (official localization3D_inference)
         cams_init = maps.cam_maps_3d[frame_ids, :, cz, cy, cx]                          # [K*L,3]
         normed_cams = head.regress_cams(cams_init.reshape(k, length, 3), features)     # [K,L,3]
-        normed_cams = api["infill_low_quality_cams"](normed_cams, torch.tensor(track_ids), stream.memory,
+        normed_cams = infill_low_quality_cams(normed_cams, torch.tensor(track_ids), stream.memory,
                                                      inherent, settings)
         cam_motions = maps.cam_motion_maps[frame_ids, :, cy, cx].reshape(k, length, 3).clone()
         cam_motions[..., 2] = cam_motions[..., 2] * CAM_MOTION_SCALE_X
@@ -361,7 +353,7 @@ class TraceModel(nn.Module):
             stream.init_world_cams, {tid: world_cams[i, -1:] for i, tid in enumerate(track_ids)},
             keep_absent=not settings.official_quirks)
         if settings.smooth_pos_cam:
-            self._smooth_world_cams(world_cams, track_ids, inherent, stream.memory, settings, api)
+            self._smooth_world_cams(world_cams, track_ids, inherent, stream.memory, settings)
         world_cams = world_cams.reshape(-1, 3)
         normed_cams = normed_cams.reshape(-1, 3)
 
@@ -411,7 +403,7 @@ class TraceModel(nn.Module):
     # ------------------------------------------------------------------ official smoothing
     @staticmethod
     def _smooth_pose(params: torch.Tensor, track_ids: list[int], inherent: torch.Tensor, memory: Any,
-                     settings: Any, api: dict) -> torch.Tensor:
+                     settings: Any) -> torch.Tensor:
         """Official smooth_grots: global-rotation jitter guard and One-Euro smoothing of pose + shape.
 
         params [K*L,159]; columns 6:12 (the kept global rotation) and 12: (pose 6D + shape) are updated.
@@ -431,7 +423,7 @@ class TraceModel(nn.Module):
                 good = [t for t, inherited in enumerate(flags) if not inherited]
                 extra["grots"] = [grots[good[0]].clone(), 0] if good else None
             if "pose_rots" not in extra:
-                extra["pose_rots"] = api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA,
+                extra["pose_rots"] = OneEuroFilter(settings.pose_smooth_coef, ONE_EURO_BETA,
                                                           feed_back_output=True)
             anchor, pose_filter = extra["grots"], extra["pose_rots"]
             for t, inherited in enumerate(flags):
@@ -457,7 +449,7 @@ class TraceModel(nn.Module):
 
     @staticmethod
     def _smooth_world_cams(world_cams: torch.Tensor, track_ids: list[int], inherent: torch.Tensor, memory: Any,
-                           settings: Any, api: dict) -> None:
+                           settings: Any) -> None:
         """Official smooth_world_cams (only with smooth_pos_cam): infill inherited frames, then One-Euro.
 
         Updates world_cams [K,L,3] in place (the next clip's anchors are views into it); the filter of
@@ -469,7 +461,7 @@ class TraceModel(nn.Module):
             good = [t for t, inherited in enumerate(flags) if not inherited]
             extra = memory.track(tid).extra
             if "world_cams" not in extra:
-                extra["world_cams"] = api["OneEuroFilter"](settings.pose_smooth_coef, ONE_EURO_BETA,
+                extra["world_cams"] = OneEuroFilter(settings.pose_smooth_coef, ONE_EURO_BETA,
                                                            feed_back_output=True)
             smoother = extra["world_cams"]
             for t in [t for t, inherited in enumerate(flags) if inherited]:

@@ -14,7 +14,7 @@ from smplx.lbs import batch_rigid_transform, batch_rodrigues, lbs
 
 from trace_format.smpl_file import NUM_SMPL_BETAS, NUM_SMPL_JOINTS, SmplModelData
 
-__all__ = ["BodyModel", "place_at_hip_center", "LEFT_HIP", "RIGHT_HIP"]
+__all__ = ["BodyModel", "place_at_hip_center", "hips_minus_anchor", "LEFT_HIP", "RIGHT_HIP"]
 
 LEFT_HIP, RIGHT_HIP = 1, 2  # SMPL joints whose midpoint is the body's placement point
 # Skinning builds a [chunk, V, 16] transform tensor: keep it near 2**25 elements (128 MB in float32).
@@ -117,11 +117,43 @@ class BodyModel(torch.nn.Module):
         """Joints only: poses[N,24,3], betas[N,10] or [10] -> [N,24,3] in the model frame."""
         return self.forward(poses, betas, with_vertices=False)[0]
 
+    def regressed_points(self, poses: torch.Tensor | np.ndarray, betas: torch.Tensor | np.ndarray,
+                         indices: np.ndarray, weights: np.ndarray) -> torch.Tensor:
+        """sum_i weights[i] * posed_vertex[indices[i]] -> [N,3] in the model frame (like `forward`'s vertices).
+
+        Skins only the vertices the regressor uses (shape and pose blend shapes, then the joint
+        transforms), so a placement point costs a few dozen vertices per frame, not the whole mesh.
+        """
+        poses, betas = self._as_inputs(poses, betas)
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=self.device)
+        weight = torch.as_tensor(np.asarray(weights), dtype=self.dtype, device=self.device)       # [S]
+        count = poses.shape[0]
+        v_shaped = self.v_template[index] + torch.einsum("bl,skl->bsk", betas, self.shapedirs[index])  # [n,S,3]
+        rotations = batch_rodrigues(poses.reshape(-1, 3)).reshape(count, NUM_SMPL_JOINTS, 3, 3)
+        identity = torch.eye(3, dtype=self.dtype, device=self.device)
+        pose_feature = (rotations[:, 1:] - identity).reshape(count, -1)                          # [n,207]
+        posedirs = self.posedirs.reshape(self.posedirs.shape[0], -1, 3)[:, index]                # [207,S,3]
+        v_posed = v_shaped + torch.einsum("bp,psk->bsk", pose_feature, posedirs)
+        rest_joints = self.rest_joints(betas)                                                    # [n,24,3]
+        _, transforms = batch_rigid_transform(rotations, rest_joints, self.parents, dtype=self.dtype)  # [n,24,4,4]
+        per_vertex = torch.einsum("sj,bjxy->bsxy", self.lbs_weights[index], transforms)          # [n,S,4,4]
+        posed = torch.einsum("bsxy,bsy->bsx", per_vertex[..., :3, :3], v_posed) + per_vertex[..., :3, 3]
+        return torch.einsum("s,bsk->bk", weight, posed)
+
     def rest_joints(self, betas: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Unposed joints of body shapes: betas[N,10] or [10] -> [N,24,3]."""
         betas = torch.as_tensor(betas, dtype=self.dtype, device=self.device)
         betas = betas[None] if betas.ndim == 1 else betas
         return self.j_template + torch.einsum("bl,jkl->bjk", betas, self.j_shapedirs)
+
+
+def hips_minus_anchor(joints: ArrayOrTensor, anchor: ArrayOrTensor) -> ArrayOrTensor:
+    """[N,3] offset from a placement point (e.g. the official joints 35/36 midpoint) to the SMPL hip centre.
+
+    joints [N,24,3] and anchor [N,3] of the same posed bodies. Adding it to the network's translation
+    gives the hip centre of a body placed the official way.
+    """
+    return 0.5 * (joints[:, LEFT_HIP] + joints[:, RIGHT_HIP]) - anchor
 
 
 def place_at_hip_center(joints: ArrayOrTensor, vertices: ArrayOrTensor | None,

@@ -10,7 +10,8 @@ from .assignment import AssignmentError, linear_assignment_with_limit, solve_squ
 from .centermap import ensure_detection, parse_center_maps_3d
 from .memory import (TrackMemory, TrajectoryBatch, TrajectoryMemory, gather_trajectory_features,
                      infill_low_quality_cams)
-from .settings import TrackingSettings, TrackingSettingsError, parse_subjects
+from .settings import (TRACKING_PRESETS, TrackingSettings, TrackingSettingsError, parse_subjects,
+                       preset_values)
 from .tracker import (ClipTracks, Tracker3D, TrackerCall, TrackInClip, TrackState, cams_to_translations,
                       suppress_duplicate_detections, track_clip)
 
@@ -18,7 +19,7 @@ __all__ = [
     "AssignmentError", "linear_assignment_with_limit", "solve_square_assignment",
     "ensure_detection", "parse_center_maps_3d",
     "TrackMemory", "TrajectoryBatch", "TrajectoryMemory", "gather_trajectory_features", "infill_low_quality_cams",
-    "TrackingSettings", "TrackingSettingsError", "parse_subjects",
+    "TRACKING_PRESETS", "TrackingSettings", "TrackingSettingsError", "parse_subjects", "preset_values",
     "ClipTracks", "Tracker3D", "TrackerCall", "TrackInClip", "TrackState", "cams_to_translations",
     "suppress_duplicate_detections", "track_clip",
 ]

@@ -38,6 +38,73 @@ OFFICIAL_SEQ_CFG_KEYS = (
 
 Subjects = int | Literal["all"]
 
+#: The official per-dataset evaluation configurations (`trace2/utils/eval_utils.py`, `dataset_cfgs`,
+#: applied by `trace2/eval.py` through `update_eval_seq_cfgs`), as overrides of the official defaults.
+#: "demo" is the demo's `get_seq_cfgs` defaults; "dynacam" too: DynaCam-Panorama / -Translation are not
+#: in `dataset_cfgs`, so the official evaluation runs them with the defaults.
+TRACKING_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {},
+    "dynacam": {},
+    "3dpw": dict(tracker_det_thresh=0.05, tracker_match_thresh=1.2, first_frame_det_thresh=0.05,
+                 accept_new_dets=True, new_subject_det_thresh=0.8, time2forget=20, subject_num=3,
+                 large_object_thresh=0.1, suppress_duplicate_thresh=0.05, motion_offset3D_norm_limit=0.06,
+                 feature_update_thresh=0.05, feature_inherent=True, occlusion_cam_inherent_or_interp=False,
+                 axis_times=(1.2, 2.5, 25.0), smooth_pose_shape=False, pose_smooth_coef=1.0, smooth_pos_cam=False),
+    "mupots": dict(tracker_det_thresh=0.05, tracker_match_thresh=1.2, first_frame_det_thresh=0.16,
+                   accept_new_dets=False, new_subject_det_thresh=0.7, time2forget=2000, subject_num=3,
+                   large_object_thresh=0.13, suppress_duplicate_thresh=0.05, motion_offset3D_norm_limit=0.06,
+                   feature_update_thresh=0.2, feature_inherent=True, occlusion_cam_inherent_or_interp=False,
+                   axis_times=(1.1, 0.9, 20.0), smooth_pose_shape=False, pose_smooth_coef=1.0, smooth_pos_cam=False),
+    "dyna3dpw": dict(tracker_det_thresh=0.05, tracker_match_thresh=0.8, first_frame_det_thresh=0.05,
+                     accept_new_dets=False, new_subject_det_thresh=0.8, time2forget=1000, subject_num=3,
+                     large_object_thresh=0.13, suppress_duplicate_thresh=0.05, motion_offset3D_norm_limit=0.06,
+                     feature_update_thresh=0.05, feature_inherent=True, occlusion_cam_inherent_or_interp=False,
+                     axis_times=(1.2, 2.5, 25.0), smooth_pose_shape=True, pose_smooth_coef=1.0, smooth_pos_cam=False),
+}
+
+#: Per-sequence overrides of the official evaluation (`eval_sequence_cfgs`): one table, applied by
+#: sequence name whatever the dataset (MuPoTS TS*, 3DPW, CMU Panoptic, MPII and a Pexels clip). Select
+#: one with `PRESET:SEQUENCE` (e.g. `3dpw:downtown_car_00`). The official evaluation applies them with
+#: `dict.update` on the shared preset dictionary, so an override also leaks into every sequence
+#: evaluated after it in the same process; here each sequence gets the preset plus its own entries.
+OFFICIAL_SEQUENCE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "TS2": dict(subject_num=3, feature_update_thresh=0.1), "TS14": dict(subject_num=3, feature_update_thresh=0.3),
+    "TS6": dict(subject_num=2), "TS11": dict(subject_num=2), "TS4": dict(first_frame_det_thresh=0.05),
+    "TS5": dict(large_object_thresh=0.2), "TS18": dict(large_object_thresh=0.2), "TS19": dict(large_object_thresh=0.2),
+    "downtown_car_00": dict(subject_num=2, tracker_match_thresh=1.6),
+    "downtown_crossStreets_00": dict(subject_num=2, tracker_match_thresh=0.8),
+    "downtown_walkBridge_01": dict(subject_num=1), "downtown_weeklyMarket_00": dict(subject_num=1),
+    "downtown_bar_00": dict(subject_num=2), "downtown_cafe_00": dict(subject_num=2),
+    "downtown_downstairs_00": dict(subject_num=2),
+    "downtown_enterShop_00": dict(subject_num=1, tracker_match_thresh=1.2),
+    "downtown_rampAndStairs_00": dict(subject_num=2), "downtown_runForBus_00": dict(subject_num=2),
+    "downtown_runForBus_01": dict(subject_num=2, feature_update_thresh=0.54),
+    "downtown_sitOnStairs_00": dict(subject_num=2), "downtown_upstairs_00": dict(subject_num=1),
+    "downtown_walking_00": dict(subject_num=2, tracker_match_thresh=1.4),
+    "downtown_warmWelcome_00": dict(subject_num=2), "downtown_windowShopping_00": dict(subject_num=1),
+    "office_phoneCall_00": dict(subject_num=2),
+    "downtown_bus_00": dict(subject_num=2, new_subject_det_thresh=0.05, tracker_match_thresh=0.6),
+    "pexels-group_running": dict(subject_num=5),
+    "160422_haggling1-00_16-1": dict(subject_num=3), "160422_haggling1-00_16-2": dict(subject_num=3),
+    "160422_haggling1-00_30-1": dict(subject_num=3), "160422_haggling1-00_30-2": dict(subject_num=3),
+    "160422_mafia2-00_16-1": dict(subject_num=8), "160422_mafia2-00_16-2": dict(subject_num=7),
+    "160422_mafia2-00_30-1": dict(subject_num=8, first_frame_det_thresh=0.2),
+    "160422_mafia2-00_30-2": dict(subject_num=7),
+    "160422_ultimatum1-00_16-1": dict(subject_num=2), "160422_ultimatum1-00_16-2": dict(subject_num=3),
+    "160422_ultimatum1-00_30-1": dict(subject_num=2), "160422_ultimatum1-00_30-2": dict(subject_num=3),
+    "160906_pizza1-00_16-1": dict(subject_num=5), "160906_pizza1-00_16-2": dict(subject_num=6),
+    "160906_pizza1-00_30-1": dict(subject_num=5, first_frame_det_thresh=0.5),
+    "160906_pizza1-00_30-2": dict(subject_num=6, first_frame_det_thresh=0.4),
+    "mpii-dancing-aerobic,general-049617593-0": dict(subject_num=2),
+    "mpii-dancing-aerobic,general-083277907-0": dict(subject_num=2),
+    "mpii-dancing-aerobic,general-089099537-0": dict(subject_num=2),
+    "mpii-dancing-Irishstepdancing-082119828-0": dict(subject_num=3),
+    "mpii-occupation-horseracing-067916257-0": dict(subject_num=2),
+    "mpii-running-jogging,onamini-tramp-011995294-0": dict(subject_num=2),
+    "mpii-running-running-089114311-0": dict(subject_num=2),
+    "mpii-sports-ropeskipping,general-000003072-0": dict(subject_num=2),
+}
+
 
 class TrackingSettingsError(UsageError):
     """A tracking setting is out of range or a configuration dictionary cannot be read."""
@@ -132,6 +199,17 @@ class TrackingSettings:
         return cls(**values)
 
     @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "TrackingSettings":
+        """An official evaluation configuration: `demo`, `dynacam`, `3dpw`, `mupots`, `dyna3dpw`, or
+        `PRESET:SEQUENCE` with that sequence's official overrides (see OFFICIAL_SEQUENCE_OVERRIDES).
+
+        Official semantics throughout (`official_quirks=True`): it is for comparing with published numbers.
+        """
+        values = dict(preset_values(name))
+        values.update(_checked_overrides(overrides))
+        return cls(**values)
+
+    @classmethod
     def from_seq_cfgs(cls, seq_cfgs: Mapping[str, Any], **overrides: Any) -> "TrackingSettings":
         """Read an official `seq_cfgs` dictionary (e.g. the JSON stored in the reference fixtures).
 
@@ -176,6 +254,26 @@ class TrackingSettings:
         out = dataclasses.asdict(self)
         out["axis_times"] = list(self.axis_times)
         return out
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    """The overrides of the official defaults that preset `name` (`PRESET` or `PRESET:SEQUENCE`) sets."""
+    text = str(name).strip()
+    preset, _, sequence = text.partition(":")
+    preset = preset.lower()
+    if preset not in TRACKING_PRESETS:
+        raise TrackingSettingsError(
+            f"unknown tracking preset {text!r}; choose one of {', '.join(TRACKING_PRESETS)} "
+            f"(optionally PRESET:SEQUENCE, e.g. 3dpw:downtown_car_00)")
+    values = dict(TRACKING_PRESETS[preset])
+    if sequence:
+        if sequence not in OFFICIAL_SEQUENCE_OVERRIDES:
+            raise TrackingSettingsError(
+                f"the official evaluation has no settings of its own for sequence {sequence!r} (it runs every "
+                f"other sequence with plain {preset!r}; use --tracking-preset {preset}). Sequences with their "
+                f"own settings: {', '.join(list(OFFICIAL_SEQUENCE_OVERRIDES)[:8])}, ...")
+        values.update(OFFICIAL_SEQUENCE_OVERRIDES[sequence])
+    return values
 
 
 def parse_subjects(text: str) -> Subjects:

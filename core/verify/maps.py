@@ -34,6 +34,9 @@ import torch
 
 from trace_format.atomic import atomic_open
 
+from ..errors import UsageError
+from ..tracking import TrackingSettings
+
 __all__ = ["register", "run", "parse_key", "KeySpec", "DEFAULT_RTOL"]
 
 #: maps the network produces, under the capture names of TraceModel.clip_maps (longest first)
@@ -208,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         device = resolve_device(args.device)
-    except RuntimeError as error:
+    except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -241,16 +244,8 @@ def _run(args: argparse.Namespace) -> int:
           f"{len(expected.files)} keys; dtype {args.dtype}, device {args.device}, relative tolerance {rtol:g} "
           f"(exact for ids, cells and flags)")
 
-    settings, tracking_error = None, None
-    try:
-        from ..tracking import TrackingSettings
-        seq_cfgs = json.loads(str(expected["seq_cfgs_json"])) if "seq_cfgs_json" in expected.files else {}
-        settings = TrackingSettings.from_seq_cfgs(seq_cfgs)
-        from ..nn.trace_model import _tracking_api
-        _tracking_api()
-    except (ImportError, RuntimeError, AttributeError) as error:
-        tracking_error = f"core.tracking unavailable: {error}"
-        print(f"note: {tracking_error}; final_clip* keys cannot be produced")
+    seq_cfgs = json.loads(str(expected["seq_cfgs_json"])) if "seq_cfgs_json" in expected.files else {}
+    settings = TrackingSettings.from_seq_cfgs(seq_cfgs)
 
     produced: dict[str, np.ndarray] = {}
     finals: dict[str, np.ndarray] = {}
@@ -266,15 +261,11 @@ def _run(args: argparse.Namespace) -> int:
     for clip_index, (start, stop) in enumerate(clip_bounds if needs_network else []):
         capture: dict = {}
         tic = time.perf_counter()
-        output = None
-        if tracking_error is None:
-            output = model.run_clip(images[start:stop], stream, settings, capture=capture)
-        else:
-            model.clip_maps(images[start:stop], stream, capture=capture)
+        output = model.run_clip(images[start:stop], stream, settings, capture=capture)
         seconds = capture.get("seconds", {})
         print(f"clip {clip_index}: frames {start}..{stop - 1} in {time.perf_counter() - tic:.1f} s ("
               + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()) + ")"
-              + ("" if tracking_error else f"; {'nothing tracked' if output is None else f'{len(output.track_ids)} rows'}"))
+              + f"; {'nothing tracked' if output is None else f'{len(output.track_ids)} rows'}")
         rows_here = [(p, f - start) for p, f in enumerate(full_frames) if start <= f < stop]
         for spec in map_specs:
             tensor = capture[spec.base]
@@ -293,9 +284,7 @@ def _run(args: argparse.Namespace) -> int:
         for spec in final_specs:
             if spec.clip != clip_index:
                 continue
-            if tracking_error is not None:
-                final_missing[spec.key] = tracking_error
-            elif spec.field == "none":
+            if spec.field == "none":
                 finals[spec.key] = np.asarray(output is None)
             elif output is None:
                 final_missing[spec.key] = "nothing tracked in this clip (the official run tracked someone)"

@@ -10,7 +10,10 @@ matches, 1 on any difference or any recorded key it could not produce, 2 when th
 Runs are discovered from key prefixes: `subj{N}_` (subject_num N) and `subj{N}_t2f{K}_` (also
 time2forget K); other settings come from `seq_cfgs_json` when present, else the official defaults.
 The learned cam regressor is replaced by the fixture's synthetic camera
-cam(z, y, x) = (0.9 - 0.012 z, y/64 - 1, x/64 - 1) at the parsed integer voxel.
+cam(z, y, x) = (0.9 - 0.012 z, y/64 - 1, x/64 - 1) at the parsed integer voxel; for the frames of a
+track that has no tracker row (batch index -1, e.g. before a late entry or after a track hidden across
+a clip boundary was forgotten) the official code samples an arbitrary place (the clip's last frame,
+voxel (0, 0, 0)) where the synthetic camera is not defined: those cams are 0 before infilling.
 """
 from __future__ import annotations
 
@@ -54,6 +57,14 @@ def synthetic_cams(czyxs: torch.Tensor) -> torch.Tensor:
     return torch.stack([0.9 - 0.012 * v[..., 0], v[..., 1] / 64 - 1, v[..., 2] / 64 - 1], dim=-1)
 
 
+def synthetic_trajectory_cams(czyxs: torch.Tensor, batch_inds: torch.Tensor) -> torch.Tensor:
+    """[K, L, 3] cams of a trajectory batch before infilling: the synthetic camera where the track has a
+    tracker row, 0 where it has none (batch index -1: the official sample comes from a voxel that holds
+    no camera). Infilling replaces those rows; they never reach the output."""
+    cams = synthetic_cams(czyxs)
+    return torch.where((batch_inds >= 0)[..., None], cams, torch.zeros_like(cams))
+
+
 class SparseVolume:
     """A [T, Z, H, W] (optionally x channels) volume stored as (frame, z, y, x) -> value rows."""
 
@@ -68,7 +79,7 @@ class SparseVolume:
         # last write wins on repeated voxels, as a dense assignment would do
         order = np.argsort(linear, kind="stable")
         linear_sorted = linear[order]
-        last_of_run = np.append(linear_sorted[1:] != linear_sorted[:-1], True)
+        last_of_run = np.append(linear_sorted[1:] != linear_sorted[:-1], True)[:len(linear_sorted)]  # [] stays []
         self.linear = linear_sorted[last_of_run]
         self.values = np.asarray(values, dtype=np.float64)[order][last_of_run]
         self.frames = idx[:, 0]
@@ -256,7 +267,7 @@ def replay_run(fixture: Fixture, settings: TrackingSettings, parse_cache: ParseC
             out["traj_track_ids"] = batch.track_ids[:, None].expand(-1, end - start).numpy()
             out["inherent_flags"] = batch.inherent_flags.numpy()
             out["memory_feature"] = np.stack([_feature_or_nan(memory[t].feature, batch.features.shape[-1]) for t in ids])
-            cams_before = synthetic_cams(batch.czyxs)
+            cams_before = synthetic_trajectory_cams(batch.czyxs, batch.batch_inds)
             out["cams_before_infill"] = cams_before.numpy()
             out["cams_after_infill"] = infill_low_quality_cams(cams_before, batch.track_ids, memory,
                                                                batch.inherent_flags, settings).numpy()

@@ -63,12 +63,20 @@ class ContactError(ValueError):
 
 @dataclass(frozen=True)
 class ContactSettings:
-    """Contact detection thresholds (metres above the floor for the sole, m/s)."""
+    """Contact detection thresholds (metres above the floor for the sole, m/s).
 
-    enter_height: float = 0.05      # sole below this ...
-    enter_speed: float = 0.30       # ... and joint slower than this: a contact may start
-    exit_height: float = 0.09       # contact lasts while the sole stays below this ...
-    exit_speed: float = 0.60        # ... and the joint slower than this
+    Every threshold grows with the track's estimated position noise `noise_m` (per frame, metres):
+    threshold = base + per_noise * noise_m, so clean motion gets strict thresholds (no heel-off or
+    toe-off frame counts as planted) and noisy motion loose ones (planted feet are still found).
+    """
+
+    enter_height: float = 0.03      # sole below this ...
+    enter_speed: float = 0.15       # ... and joint slower than this: a contact may start
+    exit_height: float = 0.04       # contact lasts while the sole stays below this ...
+    exit_speed: float = 0.25        # ... and the joint slower than this
+    lowest_margin: float = 0.03     # and the sole is at most this above the other foot's lowest sole
+    height_per_noise: float = 0.25  # added to the heights and the margin per metre of noise
+    speed_per_noise: float = 2.5    # added to the speeds (m/s) per metre of noise
     speed_window_s: float = 0.07    # speed over this span before and after a frame (the slower counts)
     min_contact_s: float = 0.1      # shorter contacts are dropped
     max_gap_s: float = 0.07         # shorter gaps between two contacts of a foot are closed
@@ -83,6 +91,11 @@ class SkateCleanupSettings:
     move_root: bool = True            # the correction both feet share moves the hip centre
     contact_softness_m: float = 0.02  # ankle/toe weighting: lower sole by this much ~ e times the weight
     max_reach: float = 0.999          # a leg stretches at most to this fraction of thigh + shin
+    # Do no harm: a planted foot is moved by at most floor + per_noise * noise_m (the track's
+    # estimated noise per frame). Clean motion keeps its real foot roll and pivots; noisy motion
+    # gets the full correction.
+    max_correction_floor_m: float = 0.002
+    max_correction_per_noise: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -171,11 +184,12 @@ def _planted_speed(positions: np.ndarray, times: np.ndarray, window_s: float) ->
 
 
 def detect_foot_contacts(joints: np.ndarray, times: np.ndarray, foot_heights: np.ndarray | None = None,
-                         settings: ContactSettings | None = None) -> np.ndarray:
+                         settings: ContactSettings | None = None, noise_m: float = 0.0) -> np.ndarray:
     """Foot contacts [T,2] bool (left, right) from joints [T,24,3] in the aligned world (floor z = 0).
 
     foot_heights [4]: rest heights of (left ankle, right ankle, left toe, right toe) above the sole
-    (ground.foot_joint_heights); default: the default skeleton's.
+    (ground.foot_joint_heights); default: the default skeleton's. noise_m: the motion's estimated
+    position noise per frame (metres); the thresholds grow with it (ContactSettings).
     """
     s = settings or ContactSettings()
     joints = np.asarray(joints, np.float64)
@@ -190,14 +204,20 @@ def detect_foot_contacts(joints: np.ndarray, times: np.ndarray, foot_heights: np
     step = float(np.median(np.diff(times)))
     min_length = max(1, int(round(s.min_contact_s / step)))
     max_gap = max(1, int(round(s.max_gap_s / step)) + 1)
+    noise = max(0.0, float(noise_m)) if np.isfinite(noise_m) else 0.0
+    grow_height, grow_speed = s.height_per_noise * noise, s.speed_per_noise * noise
+    soles = np.stack([joints[:, [ankle, toe], 2] - heights[[side, side + 2]] for side, (_, _, ankle, toe)
+                      in enumerate(LEGS)], axis=1)                                # [T,2 feet,2 joints]
+    lowest = soles.min(axis=2)                                                    # [T,2] lowest sole per foot
     for side, (_, _, ankle, toe) in enumerate(LEGS):
         feet = joints[:, [ankle, toe]]                                           # [T,2,3]
-        sole = feet[..., 2] - heights[[side, side + 2]]                          # [T,2] sole height
+        sole = soles[:, side]                                                    # [T,2] sole height
         speed = _planted_speed(feet, times, s.speed_window_s)                    # [T,2]
+        low = sole <= lowest[:, 1 - side, None] + s.lowest_margin + grow_height   # not above the other foot
         planted = np.zeros(count, bool)
         for j in range(2):
-            enter = (sole[:, j] < s.enter_height) & (speed[:, j] < s.enter_speed)
-            stay = (sole[:, j] < s.exit_height) & (speed[:, j] < s.exit_speed)
+            enter = (sole[:, j] < s.enter_height + grow_height) & (speed[:, j] < s.enter_speed + grow_speed) & low[:, j]
+            stay = (sole[:, j] < s.exit_height + grow_height) & (speed[:, j] < s.exit_speed + grow_speed) & low[:, j]
             planted |= _hysteresis(enter, stay)
         contacts[:, side] = _clean_runs(planted, min_length, max_gap)
     return contacts
@@ -236,8 +256,8 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 def _foot_offsets(joints: np.ndarray, contacts: np.ndarray, foot_heights: np.ndarray,
-                  settings: SkateCleanupSettings) -> np.ndarray:
-    """Ankle corrections [T,2,3] that pin each planted foot (before any root move)."""
+                  settings: SkateCleanupSettings, limit_m: float = np.inf) -> np.ndarray:
+    """Ankle corrections [T,2,3] that pin each planted foot (before any root move), each at most limit_m long."""
     count = joints.shape[0]
     offsets = np.zeros((count, 2, 3))
     blend = max(0, int(settings.blend_frames))
@@ -260,6 +280,8 @@ def _foot_offsets(joints: np.ndarray, contacts: np.ndarray, foot_heights: np.nda
                 pinned[:, 2] = -contact_sole[inside]
             else:
                 pinned[:, 2] = contact_sole[inside].mean() - contact_sole[inside]
+            length = np.linalg.norm(pinned, axis=1, keepdims=True)
+            pinned = pinned * np.minimum(1.0, limit_m / np.maximum(length, 1e-12))
             correction[inside] = pinned
             if blend:
                 ramp = _smoothstep(1.0 - np.arange(1, blend + 1) / (blend + 1))      # [B] 1 -> 0
@@ -344,7 +366,7 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np
 def clean_foot_skate(rest_joints: np.ndarray, poses: np.ndarray, hip_centers: np.ndarray, times: np.ndarray,
                      contacts: np.ndarray | None = None, foot_heights: np.ndarray | None = None,
                      contact_settings: ContactSettings | None = None,
-                     settings: SkateCleanupSettings | None = None) -> SkateCleanup:
+                     settings: SkateCleanupSettings | None = None, noise_m: float = 0.0) -> SkateCleanup:
     """Pin planted feet: returns corrected poses and hip centres (aligned world, floor z = 0).
 
     rest_joints [24,3] canonical rest joints of this body; poses [T,24,3] axis-angle with joint 0 =
@@ -363,12 +385,14 @@ def clean_foot_skate(rest_joints: np.ndarray, poses: np.ndarray, hip_centers: np
     heights = DEFAULT_FOOT_JOINT_HEIGHTS if foot_heights is None else np.asarray(foot_heights, np.float64)
     rotations, joints = pose_to_joints(rest_joints, poses, hip_centers)
     if contacts is None:
-        contacts = detect_foot_contacts(joints, times, heights, contact_settings)
+        contacts = detect_foot_contacts(joints, times, heights, contact_settings, noise_m)
     contacts = np.asarray(contacts, bool)
     if contacts.shape != (count, 2):
         raise ContactError(f"contacts must be [T={count},2], got {contacts.shape}")
 
-    offsets = _foot_offsets(joints, contacts, heights, s)                      # [T,2,3]
+    noise = max(0.0, float(noise_m)) if np.isfinite(noise_m) else 0.0
+    limit = s.max_correction_floor_m + s.max_correction_per_noise * noise
+    offsets = _foot_offsets(joints, contacts, heights, s, limit)               # [T,2,3]
     root_offsets = _shared_offset(offsets) if s.move_root else np.zeros((count, 3))
     moved = joints + root_offsets[:, None, :]                                  # whole body shifted
     new_poses = poses.copy()

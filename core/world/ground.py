@@ -133,6 +133,9 @@ class GroundFitSettings:
     prior_strength_m: float = 0.1        # regulariser: contacts spread less than this lean on the prior
     refit_iterations: int = 5
     min_contact_points: int = 20         # fewer candidates or inliers: fall back to the prior
+    min_support_spread_m: float = 0.3    # contacts spanning less than this across (a line): low confidence
+    prior_noise_deg: float = 2.5         # how far the pelvis up axes may lean from gravity (real gait: 4-8 deg)
+    samples_per_independent: int = 10    # contact points per independent sample (they come in runs)
     upright_cone_deg: float = 35.0       # up-prior frames further than this from the mean are dropped
     seed: int = 0
 
@@ -162,6 +165,8 @@ class GroundAlignment:
     prior_angle_deg: float = float("nan")  # floor normal vs up prior
     note: str = ""
     people: int = 0
+    confidence: str = "high"           # "high" | "low" (see `_plane_confidence`)
+    confidence_note: str = ""
 
     @property
     def rotation(self) -> np.ndarray:
@@ -189,6 +194,7 @@ class GroundAlignment:
             "up_prior_trace": None if self.up_prior is None else self.up_prior.tolist(),
             "candidates": self.candidates, "inliers": self.inliers, "rms_residual_m": self.rms_residual_m,
             "prior_angle_deg": self.prior_angle_deg, "people": self.people, "note": self.note,
+            "confidence": self.confidence, "confidence_note": self.confidence_note,
         }
 
 
@@ -389,6 +395,31 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(a @ b, -1.0, 1.0))))
 
 
+def _plane_confidence(inliers: np.ndarray, fit: PlaneFit, up: np.ndarray, s: GroundFitSettings) -> tuple[str, str]:
+    """("high" | "low", why) for a plane fit.
+
+    Low when the contacts span less than `min_support_spread_m` across their main direction (the
+    tilt about that line is then only the prior's), or when the plane disagrees with the people's
+    upright direction by more than three times what the residuals, the support and the prior's own
+    error (`prior_noise_deg`) explain.
+    """
+    centred = inliers - inliers.mean(axis=0)
+    in_plane = centred - np.outer(centred @ fit.normal, fit.normal)
+    spreads = np.sqrt(np.maximum(np.linalg.eigvalsh(in_plane.T @ in_plane / max(len(inliers), 1)), 0.0))
+    minor = float(spreads[-2])                                  # smaller in-plane spread (eigvalsh ascending; [0] ~ 0)
+    samples = max(1.0, len(inliers) / s.samples_per_independent)
+    plane_noise_deg = math.degrees(math.atan2(fit.rms_residual, max(minor, 1e-3) * math.sqrt(samples)))
+    allowed = 3.0 * math.hypot(plane_noise_deg, s.prior_noise_deg)
+    angle = _angle_deg(fit.normal, up)
+    if minor < s.min_support_spread_m:
+        return "low", (f"the foot contacts span only {100 * minor:.0f} cm across (a line): the tilt about it is "
+                       f"not measured; the plane is {angle:.1f} deg from the people's upright direction")
+    if angle > allowed:
+        return "low", (f"the plane is {angle:.1f} deg from the people's upright direction, more than its noise explains "
+                       f"({allowed:.1f} deg)")
+    return "high", ""
+
+
 def estimate_ground(people: Sequence[PersonJoints], settings: GroundFitSettings | None = None,
                     up_prior: np.ndarray | None = None) -> GroundAlignment:
     """Floor and gravity alignment from all people of a scene (in one TRACE world).
@@ -410,11 +441,13 @@ def estimate_ground(people: Sequence[PersonJoints], settings: GroundFitSettings 
     weights = np.concatenate([w for _, w in pieces]) if pieces else np.zeros(0)
     fit = fit_floor_plane(points, weights, up, s)
     if fit is not None and _angle_deg(fit.normal, up) <= s.max_prior_angle_deg:
+        confidence, confidence_note = _plane_confidence(points[fit.inliers], fit, up, s)
         return GroundAlignment(
             matrix=alignment_from_plane(fit.normal, fit.offset), method="plane_fit", floor_normal=fit.normal,
             camera_height=-fit.offset, up_prior=up, candidates=len(points), inliers=int(fit.inliers.sum()),
             rms_residual_m=fit.rms_residual, prior_angle_deg=_angle_deg(fit.normal, up), people=len(checked),
-            note=f"floor fitted to {int(fit.inliers.sum())} of {len(points)} foot contact points")
+            note=f"floor fitted to {int(fit.inliers.sum())} of {len(points)} foot contact points",
+            confidence=confidence, confidence_note=confidence_note)
     offset = _lowest_sole_offset(checked, up)
     if offset is None:
         raise GroundFitError("no frame with a usable body (all weights are 0 or joints are not finite)")

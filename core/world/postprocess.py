@@ -34,12 +34,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from trace_format.rotations import axis_angle_to_matrix
-from trace_format.schema import SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix
+from trace_format.rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, make_quaternions_continuous,
+                                    matrix_to_axis_angle)
+from trace_format.schema import (SceneCameraPath, ShotInfo, TraceResult, TrackResult, default_alignment_matrix,
+                                 json_safe)
 from trace_format.shape import rest_betas
 from trace_format.skeleton import load_default_skeleton
 from trace_format.validate import validate_result
 
+from .denoise import (DenoiseSettings, TrackMotion, denoise_tracks, estimate_position_noise, estimate_rotation_noise,
+                      motion_noise)
 from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, detect_foot_contacts, foot_sliding,
                        pose_to_joints)
 from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
@@ -59,7 +63,7 @@ __all__ = [
 # Per-frame arrays TRACE produced; copied unchanged into the pieces (the v2 world fields are recomputed).
 _RAW_TRACK_FIELDS = ("frames", "times", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
                      "confidence", "observed", "center_2d", "joints_cam", "joints_world", "vertices_cam",
-                     "vertices_world")
+                     "vertices_world", "keypoints_2d", "box_2d")
 
 # Frames per forward-kinematics call when only joints are needed (bounds FK's temporaries).
 _FK_BLOCK_FRAMES = 4096
@@ -80,6 +84,7 @@ class WorldProcessingSettings:
     camera: SceneCameraSettings = field(default_factory=SceneCameraSettings)
     contacts: ContactSettings = field(default_factory=ContactSettings)
     cleanup: SkateCleanupSettings = field(default_factory=SkateCleanupSettings)
+    denoising: DenoiseSettings = field(default_factory=DenoiseSettings)
     # Weight (x confidence) of frames TRACE infilled from its memory (observed False) as evidence for
     # the camera and the floor: 0 = only detected frames count.
     infilled_weight: float = 0.0
@@ -116,11 +121,12 @@ class _TrackOutcome:
     contacts: np.ndarray | None = None                                     # [T,2] bool
     clean_body_pose: np.ndarray | None = None                              # [T,23,3]
     clean_hip_center_world: np.ndarray | None = None                       # [T,3] track's TRACE world
+    clean_global_orient_world: np.ndarray | None = None                    # [T,3] track's TRACE world
     metrics: dict = field(default_factory=dict)
 
 
 def apply_world_processing(result: TraceResult, *, align: bool = True, clean_feet: bool = True,
-                           cut_frames: Sequence[int] = (),
+                           denoise: bool = True, cut_frames: Sequence[int] = (),
                            rest_joints_for_track: Callable[[TrackResult], np.ndarray | RestBody] | None = None,
                            settings: WorldProcessingSettings | None = None,
                            on_progress: Callable[[int, int], None] | None = None) -> TraceResult:
@@ -163,7 +169,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
         members = [piece for piece in pieces if piece.shot == index]
         bodies = [_rest_body(piece, rest_joints_for_track, default_rest) for piece in members]
         shot, camera, shot_outcomes, metrics = _process_shot(index, shot_start, shot_stop, members, bodies, align,
-                                                             clean_feet, s, fps, notes, advance)
+                                                             clean_feet, denoise, s, fps, notes, advance)
         shots.append(shot)
         shot_metrics.append(metrics)
         if camera is not None:
@@ -175,15 +181,16 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
         outcome = outcomes[piece.track_id]
         tracks.append(dataclasses.replace(
             piece, registration=outcome.registration, contacts=outcome.contacts,
-            clean_body_pose=outcome.clean_body_pose, clean_hip_center_world=outcome.clean_hip_center_world))
+            clean_body_pose=outcome.clean_body_pose, clean_hip_center_world=outcome.clean_hip_center_world,
+            clean_global_orient_world=outcome.clean_global_orient_world))
     track_metrics = [outcomes[track.track_id].metrics for track in tracks]
 
-    world_processing = _json_safe({
-        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "cut_frames": cuts,
+    world_processing = json_safe({
+        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "denoise": bool(denoise), "cut_frames": cuts,
                      "rest_skeleton": "default skeleton" if rest_joints_for_track is None else "given per track",
                      **s.to_dict()},
         "split_tracks": split_records,
-        "metrics": {"foot_sliding": _overall_sliding(track_metrics, clean_feet), "tracks": track_metrics,
+        "metrics": {"foot_sliding": _overall_sliding(track_metrics, clean_feet or denoise), "tracks": track_metrics,
                     "shots": shot_metrics},
     })
     processed = TraceResult(
@@ -277,7 +284,7 @@ def _strict_times(track: TrackResult, fps: float) -> np.ndarray:
 
 
 def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], bodies: list[_Body], align: bool,
-                  clean_feet: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
+                  clean_feet: bool, denoise: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
                   advance: Callable[[int], None]) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
     """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop).
 
@@ -312,14 +319,38 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
 
     registered = [apply_world_transform(outcome.registration, track.global_orient_world, track.hip_center_world)[:2]
                   for outcome, track in zip(outcomes, tracks)]      # (orient [T,3], hips [T,3]) in the shot world
+    raw_registered = list(registered)
+    body_poses = [track.poses for track in tracks]                   # [T,24,3]; joints 1-23 are used
+
+    # 1b. Temporal denoising of every track in the shot world (root, orientation, joint rotations).
+    if denoise:
+        motions = [TrackMotion(frames=track.frames, global_orient=orient, body_pose=track.poses[:, 1:], hip_centers=hips,
+                               weights=weight, rays=_camera_rays(track, orient, outcome.registration))
+                   for track, weight, outcome, (orient, hips) in zip(tracks, weights, outcomes, registered)]
+        smoothed = denoise_tracks(motions, fps, s.denoising)
+        for outcome, result in zip(outcomes, smoothed):
+            outcome.metrics["denoise"] = json_safe(result.summary())
+            if not result.denoised:
+                notes.append(f"{where}, track {outcome.metrics['track_id']}: {result.note}")
+        registered = [(result.global_orient, result.hip_centers) for result in smoothed]
+        body_poses = [np.concatenate([track.poses[:, :1], result.body_pose], axis=1)
+                      for track, result in zip(tracks, smoothed)]
+        noise = [result.motion_noise_m() for result in smoothed]
+    else:
+        noise = [_raw_motion_noise(track, hips) for track, (_, hips) in zip(tracks, registered)]
+    for outcome, value, track, (_, hips), (_, raw_hips) in zip(outcomes, noise, tracks, registered, raw_registered):
+        outcome.metrics["motion_noise_m"] = value
+        outcome.metrics["root_jitter_before"] = _root_jitter(np.asarray(raw_hips, np.float64), track.frames, fps)
+        outcome.metrics["root_jitter_after"] = _root_jitter(np.asarray(hips, np.float64), track.frames, fps)
 
     # 2. The floor from everybody's feet (also needed for the cleanup when the output is not aligned).
     ground: GroundAlignment | None = None
     ground_error = ""
     if align or clean_feet:
         people = []
-        for track, body, weight, time, (orient, hips) in zip(tracks, bodies, weights, times, registered):
-            joints = _joints_in_blocks(body.rest_joints, orient, track.poses, hips)              # [T,24,3]
+        for track, body, weight, time, (orient, hips), poses in zip(tracks, bodies, weights, times, registered,
+                                                                    body_poses):
+            joints = _joints_in_blocks(body.rest_joints, orient, poses, hips)                    # [T,24,3]
             people.append(PersonJoints(joints, time, weights=weight, foot_heights=body.foot_heights,
                                        up_axes=axis_angle_to_matrix(orient)[:, :, 1]))
         try:
@@ -339,6 +370,8 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
                         alignment_info=_ground_dict(ground))
         if ground.method != "plane_fit":
             notes.append(f"{where}: {ground.note}")
+        elif ground.confidence != "high":
+            notes.append(f"{where}: floor fit has low confidence: {ground.confidence_note}")
     elif align:
         shot = _unaligned_shot(index, start, stop, f"ground alignment failed, fixed axis swap kept: {ground_error}")
     else:
@@ -346,10 +379,15 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
 
     # 3. Contacts and skate cleanup per track, in the floor-aligned world.
     if not (align or clean_feet):
+        if denoise:   # denoised motion only
+            for track, outcome, (orient, hips), poses in zip(tracks, outcomes, registered, body_poses):
+                _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
         advance(sum(track.num_frames for track in tracks))
     else:
-        for track, body, time, outcome, (orient, hips) in zip(tracks, bodies, times, outcomes, registered):
-            _feet(track, body, time, orient, hips, ground, clean_feet, s, outcome)
+        for track, body, time, outcome, (orient, hips), poses, raw in zip(tracks, bodies, times, outcomes, registered,
+                                                                          body_poses, raw_registered):
+            _feet(track, body, time, orient, poses, hips, ground, clean_feet, denoise, s, outcome,
+                  outcome.metrics["motion_noise_m"], raw)
             advance(track.num_frames)
         if ground is None:
             notes.append(f"{where}: without a floor no foot contacts were detected"
@@ -377,34 +415,75 @@ def _with_root(orient: np.ndarray, poses: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(orient, np.float64)[:, None], np.asarray(poses, np.float64)[:, 1:]], axis=1)
 
 
-def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, hips: np.ndarray,
-          ground: GroundAlignment | None, clean_feet: bool, s: WorldProcessingSettings, outcome: _TrackOutcome) -> None:
-    """Contacts (and, with clean_feet, the cleaned motion mapped back to the track's TRACE world)."""
+def _raw_motion_noise(track: TrackResult, hips: np.ndarray) -> float:
+    """Per-frame position noise (metres, RMS per axis) of a track that is not denoised."""
+    if track.num_frames < 4 or not np.all(np.isfinite(hips)):
+        return 0.0
+    rotations = np.concatenate([track.global_orient_world[:, None], track.poses[:, 1:]], axis=1)
+    quats = make_quaternions_continuous(axis_angle_to_quaternion(rotations.astype(np.float64)), axis=0)
+    along, across = estimate_position_noise(np.asarray(hips, np.float64), track.frames, None)
+    return motion_noise(along, across, float(np.degrees(2.0 * np.median(estimate_rotation_noise(quats, track.frames)))))
+
+
+def _camera_rays(track: TrackResult, orient: np.ndarray, registration: np.ndarray) -> np.ndarray:
+    """[T,3] unit camera rays towards the person in the shot world, from the track's own camera pose.
+
+    R_world_cam = R_world_body R_cam_body^T (per frame); ray = R_world_cam hip_cam / |hip_cam|.
+    """
+    world_cam = axis_angle_to_matrix(orient) @ np.swapaxes(axis_angle_to_matrix(track.poses[:, 0]), -1, -2)
+    direction = np.asarray(track.hip_center_cam, np.float64)
+    norm = np.linalg.norm(direction, axis=1, keepdims=True)
+    direction = np.where(norm > 1e-9, direction / np.where(norm > 1e-9, norm, 1.0), [0.0, 0.0, 1.0])
+    return np.einsum("tij,tj->ti", world_cam, direction)
+
+
+def _store_motion(outcome: _TrackOutcome, orient: np.ndarray, body_pose: np.ndarray, hips: np.ndarray,
+                  world_to_shot: np.ndarray) -> None:
+    """Store a world motion (orient, hips in the world of `world_to_shot @ registration`) in the
+    track's own TRACE world."""
+    to_track_world = np.linalg.inv(world_to_shot @ outcome.registration)
+    rotation = to_track_world[:3, :3]
+    outcome.clean_body_pose = np.asarray(body_pose, np.float64)
+    outcome.clean_hip_center_world = np.asarray(hips, np.float64) @ rotation.T + to_track_world[:3, 3]
+    outcome.clean_global_orient_world = matrix_to_axis_angle(rotation @ axis_angle_to_matrix(orient))
+
+
+def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, poses: np.ndarray, hips: np.ndarray,
+          ground: GroundAlignment | None, clean_feet: bool, denoise: bool, s: WorldProcessingSettings,
+          outcome: _TrackOutcome, noise_m: float, raw: tuple[np.ndarray, np.ndarray]) -> None:
+    """Contacts and the final motion (denoised and/or skate-cleaned), stored in the track's TRACE world.
+
+    orient, poses [T,24,3] (joints 1-23 used), hips: the (denoised) motion in the shot world; raw:
+    (orient, hips) of the raw motion in the shot world. Foot sliding "before" is that of the raw
+    motion, "after" that of the stored motion, both on the detected contacts.
+    """
     count = track.num_frames
     if ground is None:
         outcome.contacts = np.zeros((count, 2), bool)
-        if clean_feet:   # nothing to clean against: the cleaned motion is the raw one
-            outcome.clean_body_pose = np.array(track.poses[:, 1:])
-            outcome.clean_hip_center_world = np.array(track.hip_center_world)
+        if clean_feet or denoise:   # nothing to clean against: the motion stays as it is (denoised or raw)
+            _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
         outcome.metrics.update(contact_frames=[0, 0], sliding_before_m=None, sliding_after_m=None, sliding_pairs=0,
                                cleaned=False)
         return
     floor_orient, floor_hips, _ = apply_world_transform(ground.matrix, orient, hips)      # [T,3], [T,3]
-    floor_poses = _with_root(floor_orient, track.poses)                                   # [T,24,3]
+    floor_poses = _with_root(floor_orient, poses)                                         # [T,24,3]
     if clean_feet:
         cleaned = clean_foot_skate(body.rest_joints, floor_poses, floor_hips, times, foot_heights=body.foot_heights,
-                                   contact_settings=s.contacts, settings=s.cleanup)
+                                   contact_settings=s.contacts, settings=s.cleanup, noise_m=noise_m)
         contacts = cleaned.contacts
-        to_track_world = np.linalg.inv(ground.matrix @ outcome.registration)               # floor world -> TRACE world
-        outcome.clean_body_pose = cleaned.poses[:, 1:]
-        outcome.clean_hip_center_world = cleaned.hip_centers @ to_track_world[:3, :3].T + to_track_world[:3, 3]
-        before, after = cleaned.sliding_before_m, cleaned.sliding_after_m
+        _store_motion(outcome, cleaned.poses[:, 0], cleaned.poses[:, 1:], cleaned.hip_centers, ground.matrix)
+        after = cleaned.sliding_after_m
         outcome.metrics.update(unreached_ik_frames=cleaned.unreached_frames, cleaned=True)
     else:
         _, joints = pose_to_joints(body.rest_joints, floor_poses, floor_hips)
-        contacts = detect_foot_contacts(joints, times, body.foot_heights, s.contacts)
-        before, after = foot_sliding(joints, contacts), None
+        contacts = detect_foot_contacts(joints, times, body.foot_heights, s.contacts, noise_m)
+        after = foot_sliding(joints, contacts) if denoise else None
+        if denoise:
+            _store_motion(outcome, floor_orient, poses[:, 1:], floor_hips, ground.matrix)
         outcome.metrics.update(cleaned=False)
+    raw_orient, raw_hips, _ = apply_world_transform(ground.matrix, *raw)
+    _, raw_joints = pose_to_joints(body.rest_joints, _with_root(raw_orient, track.poses), raw_hips)
+    before = foot_sliding(raw_joints, contacts)
     outcome.contacts = contacts
     pairs = int(2 * np.count_nonzero(contacts[1:] & contacts[:-1]))   # (foot, frame pair) x ankle and toe
     outcome.metrics.update(contact_frames=contacts.sum(axis=0).tolist(), sliding_before_m=before,
@@ -420,7 +499,7 @@ def _ground_dict(ground: GroundAlignment) -> dict:
     """GroundAlignment.to_dict() without the matrix (stored on its own), JSON-safe."""
     info = ground.to_dict()
     info.pop("matrix", None)
-    return _json_safe(info)
+    return json_safe(info)
 
 
 def _camera_metrics(camera: SceneCamera) -> dict:
@@ -437,7 +516,7 @@ def _camera_metrics(camera: SceneCamera) -> dict:
             "spread_m_median": median_m, "spread_m_max": max_m}
 
 
-def _overall_sliding(track_metrics: list[dict], clean_feet: bool) -> dict:
+def _overall_sliding(track_metrics: list[dict], changed: bool) -> dict:
     """Foot sliding over all tracks: per-track means weighted by their (frame pair, joint) counts."""
     def pooled(key: str) -> float | None:
         values = [(m[key], m["sliding_pairs"]) for m in track_metrics
@@ -446,7 +525,7 @@ def _overall_sliding(track_metrics: list[dict], clean_feet: bool) -> dict:
         return sum(value * pairs for value, pairs in values) / total if total else None
 
     before = pooled("sliding_before_m")
-    after = pooled("sliding_after_m") if clean_feet else None
+    after = pooled("sliding_after_m") if changed else None
     reduction = None if before is None or after is None or before <= 0 else 1.0 - after / before
     return {"metric": "mean per-frame displacement of ankle and toe joints of feet in contact at both frames (m)",
             "before_m": before, "after_m": after, "reduction": reduction}
@@ -457,21 +536,6 @@ def _concatenate_cameras(parts: list[SceneCameraPath]) -> SceneCameraPath | None
         return None
     return SceneCameraPath(**{name: np.concatenate([getattr(part, name) for part in parts])
                               for name in ("frames", "rotations", "positions", "interpolated", "shots")})
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy scalars/arrays to Python, tuples to lists, NaN/inf to None."""
-    if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,6 +562,11 @@ class WorldSummary:
     foot_sliding_mm_after: float | None     # None when the cleanup was off
     foot_sliding_reduction: float | None    # 1 - after / before
     ground: list[dict]                      # per shot: see `_shot_ground`
+    denoised_tracks: int = 0                # tracks the temporal denoising smoothed
+    tracks: int = 0
+    root_jitter_before: float | None = None  # median over tracks of the hip centre's jitter (m/s^3)
+    root_jitter_after: float | None = None
+    noise_m: float | None = None            # median estimated per-frame position noise of the input (m)
 
     @classmethod
     def from_result(cls, result: TraceResult) -> "WorldSummary":
@@ -515,13 +584,16 @@ class WorldSummary:
                    split_tracks=len(processing.get("split_tracks") or []),
                    foot_sliding_mm_before=millimetres("before_m"), foot_sliding_mm_after=millimetres("after_m"),
                    foot_sliding_reduction=_rounded(sliding.get("reduction"), 4),
-                   ground=[_shot_ground(shot, (shot_metrics.get(shot.index) or {}).get("ground")) for shot in shots])
+                   ground=[_shot_ground(shot, (shot_metrics.get(shot.index) or {}).get("ground")) for shot in shots],
+                   **_denoise_summary(metrics.get("tracks") or []))
 
     def event_fields(self) -> dict[str, Any]:
         """Extra fields of the JSON 'done' event (docs/cli.md)."""
         return {"shots": self.shots, "foot_sliding_mm_before": self.foot_sliding_mm_before,
                 "foot_sliding_mm_after": self.foot_sliding_mm_after,
-                "foot_sliding_reduction": self.foot_sliding_reduction, "ground": self.ground}
+                "foot_sliding_reduction": self.foot_sliding_reduction, "ground": self.ground,
+                "denoised_tracks": self.denoised_tracks, "root_jitter_before": self.root_jitter_before,
+                "root_jitter_after": self.root_jitter_after, "noise_m": self.noise_m}
 
     def lines(self, max_shots: int = 8) -> list[str]:
         """Human summary: one line per shot (at most max_shots) and one for the feet."""
@@ -532,6 +604,11 @@ class WorldSummary:
             out.append(f"  shot {entry['shot']} ({frames}): {_describe_ground(entry)}")
         if len(self.ground) > max_shots:
             out.append(f"  ... and {len(self.ground) - max_shots} more shot(s) (see the result's shots)")
+        if self.denoised_tracks:
+            out.append(f"denoising: {self.denoised_tracks} of {self.tracks} track(s); input noise ~{100 * (self.noise_m or 0):.1f}"
+                       f" cm per frame; root jitter {self.root_jitter_before or 0:.0f} -> {self.root_jitter_after or 0:.0f} m/s^3")
+        elif self.tracks:
+            out.append("denoising: off or no track long enough")
         before, after = self.foot_sliding_mm_before, self.foot_sliding_mm_after
         if before is None:
             out.append("foot sliding: no foot contacts found")
@@ -542,6 +619,28 @@ class WorldSummary:
             reduction = "" if share is None else f" ({100 * share:.0f}% less)"
             out.append(f"foot sliding: {before:.2f} -> {after:.2f} mm per frame{reduction}")
         return out
+
+
+def _denoise_summary(track_metrics: list[dict]) -> dict[str, Any]:
+    """Denoising fields of WorldSummary from the per-track metrics."""
+    denoised = [m for m in track_metrics if (m.get("denoise") or {}).get("denoised")]
+
+    def median(key: str) -> float | None:
+        values = [m[key] for m in track_metrics if m.get(key) is not None and math.isfinite(m[key])]
+        return _rounded(float(np.median(values)), 4) if values else None
+
+    return {"denoised_tracks": len(denoised), "tracks": len(track_metrics),
+            "root_jitter_before": median("root_jitter_before"), "root_jitter_after": median("root_jitter_after"),
+            "noise_m": median("motion_noise_m")}
+
+
+def _root_jitter(hips: np.ndarray, frames: np.ndarray, fps: float) -> float | None:
+    """Mean |third difference| x fps^3 of hip centres over runs of consecutive frames (m/s^3)."""
+    if len(frames) < 4:
+        return None
+    ok = (frames[3:] - frames[:-3]) == 3
+    d3 = hips[3:] - 3 * hips[2:-1] + 3 * hips[1:-2] - hips[:-3]
+    return float(np.linalg.norm(d3[ok], axis=1).mean() * fps ** 3) if ok.any() else None
 
 
 def _shot_ground(shot: ShotInfo, fit: dict | None) -> dict[str, Any]:
@@ -562,6 +661,8 @@ def _shot_ground(shot: ShotInfo, fit: dict | None) -> dict[str, Any]:
             "inliers": source.get("inliers") if fit else None, "candidates": source.get("candidates") if fit else None,
             "rms_residual_m": _rounded(source.get("rms_residual_m"), 4) if fit else None,
             "used_for": source.get("used_for") if fit else None,
+            "confidence": source.get("confidence", "high") if fit else None,
+            "confidence_note": source.get("confidence_note", "") if fit else None,
             "note": (shot.alignment_info or {}).get("note") if not shot.aligned else source.get("note")}
 
 
@@ -573,6 +674,8 @@ def _describe_ground(entry: dict) -> str:
     if entry["method"] == "plane_fit":
         rms = "" if entry["rms_residual_m"] is None else f", rms {100 * entry['rms_residual_m']:.1f} cm"
         floor = f"floor fitted to {entry['inliers']} of {entry['candidates']} foot contact points{rms}"
+        if entry.get("confidence") == "low":
+            floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
     else:
         floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
     used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"

@@ -456,7 +456,8 @@ def world_result_from_truth(result: TraceResult, truth: dict) -> TraceResult:
         known = truth["tracks"][track.track_id]
         tracks.append(dataclasses.replace(track, shot=known["shot"], registration=known["registration"],
                                           contacts=known["contacts"], clean_body_pose=known["clean_poses"][:, 1:],
-                                          clean_hip_center_world=known["clean_hips_world"]))
+                                          clean_hip_center_world=known["clean_hips_world"],
+                                          clean_global_orient_world=track.global_orient_world))
     rotations_trace, positions_trace, camera_frames, camera_shots = [], [], [], []
     for index, shot in enumerate(truth["shots"]):
         inverse = np.linalg.inv(shot["alignment"])
