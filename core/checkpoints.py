@@ -399,8 +399,8 @@ def check_state_dict(state: dict[str, torch.Tensor], slot: str, path: Path | str
         lines.append(_redownload_hint(spec))
         raise CheckpointKeysError("\n".join(lines), path, missing=missing, unexpected=ignored, mismatched=mismatched)
 
-    non_finite = [e.key for e in entries
-                  if state[e.key].is_floating_point() and not bool(torch.isfinite(state[e.key]).all())]
+    non_finite = [e.key for e in entries if e.key in state     # rebuilt buffers are computed, so finite
+                  and state[e.key].is_floating_point() and not bool(torch.isfinite(state[e.key]).all())]
     if non_finite:
         raise CheckpointNonFiniteError(
             f"{path}: {len(non_finite)} tensor(s) hold NaN or infinite values, so the network could only "
