@@ -2,10 +2,9 @@
 
 Stages a folder with the add-on package (trace_blender/*.py at the zip root), the manifest, the
 `trace_format` package as a bundled wheel (`wheels/`, listed in the manifest's `wheels`; Blender
-installs it next to the extension) and, until the add-on holds the TRACE -> Blender conventions
-itself, `core/rig/frames.py` vendored as the sub-package `core/`. It checks by parsing every file
-that nothing imports torch / cv2 / smplx (trace_format and the vendored files: nothing but the
-standard library, numpy and trace_format), then runs Blender's own extension builder and validator
+installs it next to the extension). Nothing of `core` is shipped. It checks by parsing every file
+that nothing imports torch / cv2 / smplx / core (trace_format: nothing but the standard library and
+numpy; the add-on: also trace_format and Blender's own modules), then runs Blender's own extension builder and validator
 (`blender_ext.py`, shipped inside the bpy wheel) with this Python. Torch is not bundled: inference
 runs in a separately installed core (see docs/blender.md).
 """
@@ -28,15 +27,8 @@ ADDON_SOURCE = REPO_ROOT / "trace_blender"
 MANIFEST = REPO_ROOT / "blender_manifest.toml"
 FORMAT_PACKAGE = REPO_ROOT / "trace_format"
 FORMAT_PACKAGE_DATA = ("default_skeleton.json",)
-# The TRACE -> Blender conventions the add-on still takes from core (docs/architecture.md).
-VENDORED_CORE_FILES = (
-    "core/__init__.py",
-    "core/rig/__init__.py",
-    "core/rig/frames.py",
-)
 FORBIDDEN_MODULES = frozenset({"torch", "torchvision", "cv2", "smplx", "scipy", "chumpy"})
 FORMAT_THIRD_PARTY = frozenset({"numpy"})
-ALLOWED_THIRD_PARTY = frozenset({"numpy", "trace_format"})
 ADDON_THIRD_PARTY = frozenset({"numpy", "trace_format", "bpy", "bpy_extras", "mathutils", "addon_utils"})
 
 
@@ -69,34 +61,24 @@ def imported_modules(path: Path) -> list[tuple[str, int]]:
     return found
 
 
-def import_problems(path: Path, vendored_core: bool, format_package: bool = False) -> list[str]:
+def import_problems(path: Path, format_package: bool = False) -> list[str]:
     """Why a file could not run inside the extension (empty when it can)."""
     problems = []
-    allowed = FORMAT_THIRD_PARTY if format_package else ALLOWED_THIRD_PARTY if vendored_core else ADDON_THIRD_PARTY
+    allowed = FORMAT_THIRD_PARTY if format_package else ADDON_THIRD_PARTY
     for module, level in imported_modules(path):
         if level:
             continue
         top = module.split(".")[0]
         if top in FORBIDDEN_MODULES:
             problems.append(f"{path}: imports {module} (the extension ships without {top})")
-        elif format_package and top in ("core", "trace_format", "trace_blender"):
+        elif top == "core":
+            problems.append(f"{path}: imports {module} (the extension ships without the TRACE engine; "
+                            "shared code belongs in trace_format)")
+        elif format_package and top in ("trace_format", "trace_blender"):
             problems.append(f"{path}: trace_format must not import {module} (relative imports inside it only)")
-        elif vendored_core and top == "core":
-            problems.append(f"{path}: absolute import of {module}; vendored core modules must use relative imports")
         elif top not in sys.stdlib_module_names and top not in allowed and top != "__future__":
-            if not (not vendored_core and not format_package and top == "core"):
-                problems.append(f"{path}: imports third-party module {module}")
+            problems.append(f"{path}: imports third-party module {module}")
     return problems
-
-
-def _core_sources() -> list[Path]:
-    files = []
-    for relative in VENDORED_CORE_FILES:
-        path = REPO_ROOT / relative
-        if not path.is_file():
-            raise BuildError(f"required core module missing: {relative}")
-        files.append(path)
-    return files
 
 
 def format_version() -> str:
@@ -121,7 +103,7 @@ def build_format_wheel(output_dir: Path) -> Path:
     version = format_version()
     sources = sorted(FORMAT_PACKAGE.glob("*.py")) + [FORMAT_PACKAGE / name for name in FORMAT_PACKAGE_DATA]
     problems = [p for source in sources if source.suffix == ".py"
-                for p in import_problems(source, vendored_core=False, format_package=True)]
+                for p in import_problems(source, format_package=True)]
     if problems:
         raise BuildError("trace_format files that cannot run inside the extension:\n  " + "\n  ".join(problems))
     dist_info = f"trace_format-{version}.dist-info"
@@ -159,10 +141,8 @@ def manifest_wheels() -> list[str]:
 def stage(staging_dir: Path) -> list[Path]:
     """Copy everything the zip should hold into staging_dir; returns the staged files."""
     staged = []
-    for source in sorted(ADDON_SOURCE.glob("*.py")):
-        staged.append(_copy(source, staging_dir / source.name))
-    for source in _core_sources():
-        staged.append(_copy(source, staging_dir / source.relative_to(REPO_ROOT)))
+    for source in sorted(ADDON_SOURCE.rglob("*.py")):
+        staged.append(_copy(source, staging_dir / source.relative_to(ADDON_SOURCE)))
     wheel = build_format_wheel(staging_dir / "wheels")
     expected = f"./wheels/{wheel.name}"
     if manifest_wheels() != [expected]:
@@ -172,7 +152,7 @@ def stage(staging_dir: Path) -> list[Path]:
     problems = []
     for path in staged:
         if path.suffix == ".py":
-            problems += import_problems(path, vendored_core=path.relative_to(staging_dir).parts[0] == "core")
+            problems += import_problems(path)
     if problems:
         raise BuildError("files that cannot run inside the extension:\n  " + "\n  ".join(problems))
     return staged

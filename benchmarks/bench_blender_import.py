@@ -24,7 +24,10 @@ import numpy as np  # noqa: E402
 from helpers.blender import synthetic_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from trace_blender import building  # noqa: E402
+from bpy_extras import anim_utils  # noqa: E402
+
+from trace_blender import build, plan  # noqa: E402
+from trace_blender.build import armature as armature_build  # noqa: E402
 
 KEYS_PER_FRAME = 24 * 4 + 3  # quaternion per bone + pelvis location
 
@@ -34,7 +37,7 @@ def bulk_import(people: int, frames: int) -> tuple[float, float, int]:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     result = synthetic_result(num_people=people, num_frames=frames, seed=0)
     keying = [0.0]
-    original = building.key_armature
+    original = armature_build.key_armature
 
     def timed_key_armature(*args, **kwargs):
         started_keying = time.perf_counter()
@@ -43,13 +46,13 @@ def bulk_import(people: int, frames: int) -> tuple[float, float, int]:
         finally:
             keying[0] += time.perf_counter() - started_keying
 
-    building.key_armature = timed_key_armature
+    armature_build.key_armature = timed_key_armature
     try:
         started = time.perf_counter()
-        building.import_result(result, bpy.context)
+        build.import_result(result, bpy.context)
         seconds = time.perf_counter() - started
     finally:
-        building.key_armature = original
+        armature_build.key_armature = original
     return seconds, keying[0], people * frames * KEYS_PER_FRAME
 
 
@@ -57,9 +60,9 @@ def per_frame_keyframe_insert(frames: int) -> tuple[float, int]:
     """Key one person with keyframe_insert, from the same pose-bone values the bulk path computes."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     result = synthetic_result(num_people=1, num_frames=frames, seed=0)
-    summary = building.import_result(result, bpy.context)
+    summary = build.import_result(result, bpy.context)
     armature = summary.people[0].armature
-    channelbag = building.anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
     values = {}
     for curve in channelbag.fcurves:
         keys = np.empty(2 * len(curve.keyframe_points), np.float32)
@@ -67,7 +70,7 @@ def per_frame_keyframe_insert(frames: int) -> tuple[float, int]:
         values[(curve.data_path, curve.array_index)] = keys[1::2]
     armature.animation_data_clear()
     scene_frames = (1 + result.tracks[0].frames).tolist()
-    bones = [armature.pose.bones[name] for name in building.JOINT_NAMES]
+    bones = [armature.pose.bones[name] for name in armature_build.JOINT_NAMES]
     started = time.perf_counter()
     for row, frame in enumerate(scene_frames):
         for bone in bones:
@@ -85,9 +88,9 @@ def skinned_body_seconds(frames: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         model = write_synthetic_smpl_pkl(Path(folder) / "smpl_sized.pkl", n_vertices=6890)
         result = synthetic_result(num_people=1, num_frames=frames, seed=0)
-        options = building.ImportOptions(smpl_model_path=str(model))
+        options = plan.ImportOptions(smpl_model_path=str(model))
         started = time.perf_counter()
-        building.import_result(result, bpy.context, options)
+        build.import_result(result, bpy.context, options)
         return time.perf_counter() - started
 
 

@@ -16,19 +16,7 @@ import time
 from typing import Any, Callable, TextIO
 
 from trace_format.protocol import (EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING,
-                                   STAGES)
-
-
-def format_duration(seconds: float | None) -> str:
-    """'1:02:03' / '2:05' style clock, '--:--' when unknown (no rate yet)."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "--:--"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
+                                   STAGES, format_duration)
 
 
 def rate_and_eta(done: int, total: int, elapsed_s: float) -> tuple[float | None, float | None]:

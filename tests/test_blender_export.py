@@ -10,7 +10,9 @@ from helpers.blender import evaluated_bone_heads, evaluated_vertices, synthetic_
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
 from trace_format import skeleton  # noqa: E402
-from trace_blender import building, bvh_format, exporting  # noqa: E402
+from bpy_extras import anim_utils  # noqa: E402
+
+from trace_blender import build, bvh_format, exporting, plan  # noqa: E402
 from trace_blender.errors import ExportError, UsageError  # noqa: E402
 
 NAMES = skeleton.SMPL_JOINT_NAMES
@@ -28,7 +30,7 @@ def reference(smpl_model_path):
     """Import once; remember joint positions and skinned vertices at every frame, per person."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     result = synthetic_result(num_people=2, num_frames=NUM_FRAMES, seed=11, fps=30.0, offsets=OFFSETS)
-    summary = building.import_result(result, bpy.context, building.ImportOptions(smpl_model_path=str(smpl_model_path)),
+    summary = build.import_result(result, bpy.context, plan.ImportOptions(smpl_model_path=str(smpl_model_path)),
                                      source_path="walk.npz")
     scene = bpy.context.scene
     frames = list(range(scene.frame_start, scene.frame_end + 1))
@@ -42,7 +44,7 @@ def reference(smpl_model_path):
 
 def fresh_import(smpl_model_path, result):
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    summary = building.import_result(result, bpy.context, building.ImportOptions(smpl_model_path=str(smpl_model_path)),
+    summary = build.import_result(result, bpy.context, plan.ImportOptions(smpl_model_path=str(smpl_model_path)),
                                      source_path="walk.npz")
     return [person.armature for person in summary.people]
 
@@ -71,7 +73,7 @@ def fbx_global_settings(path) -> dict:
 
 
 def key_count(armature) -> int:
-    channelbag = building.anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
     curve = channelbag.fcurves.find('pose.bones["pelvis"].location', index=0)
     frames = np.empty(2 * len(curve.keyframe_points), np.float32)
     curve.keyframe_points.foreach_get("co", frames)
@@ -163,7 +165,7 @@ def test_fbx_keeps_ntsc_timing(smpl_model_path, tmp_path):
     with the integer rate (30), so re-imported keys land on frame * 1.001: that proves the stored times."""
     result = synthetic_result(num_people=1, num_frames=12, seed=2, fps=30000 / 1001)
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    summary = building.import_result(result, bpy.context)
+    summary = build.import_result(result, bpy.context)
     written = exporting.export_people(bpy.context, [summary.people[0].armature], tmp_path / "ntsc.fbx", "unity")
     assert fbx_global_settings(written[0])["CustomFrameRate"] == pytest.approx(30000 / 1001)
     objects = reimport(written[0], "fbx", (30, 1.001))

@@ -40,10 +40,11 @@ module = "bl_ext.user_default.trace_blender"
 report["enabled"] = module in bpy.context.preferences.addons
 report["panel_registered"] = hasattr(bpy.types, "TRACE_PT_main")
 report["file_handler_registered"] = hasattr(bpy.types, "TRACE_FH_video")
-bridge = sys.modules[module + ".core_bridge"]
-report["vendored"] = bridge.IS_VENDORED
-report["result_file_module"] = bridge.result_file().__file__
-report["skeleton_file"] = str(bridge.rig.DEFAULT_SKELETON_PATH)
+import trace_format.npz, trace_format.skeleton
+report["result_file_module"] = trace_format.npz.__file__
+report["skeleton_file"] = str(trace_format.skeleton.DEFAULT_SKELETON_PATH)
+report["core_loaded"] = any(name.split(".")[0] == "core" or name.startswith(module + ".core")
+                            for name in sys.modules)
 report["skeleton_file_exists"] = os.path.isfile(report["skeleton_file"])
 report["prefs_device"] = bpy.context.preferences.addons[module].preferences.device
 report["import"] = sorted(bpy.ops.trace.import_result(filepath=result_path))
@@ -79,12 +80,11 @@ def extension_zip(tmp_path_factory) -> Path:
 def test_zip_contents_and_blender_validator(extension_zip):
     names = set(zipfile.ZipFile(extension_zip).namelist())
     wheel = "wheels/trace_format-0.1.0-py3-none-any.whl"
-    for required in ("blender_manifest.toml", "__init__.py", "building.py", "core_bridge.py", "runner.py",
-                     "core/__init__.py", "core/rig/__init__.py", "core/rig/frames.py", "scene_math.py", wheel):
-        assert required in names, required
-    # Only the add-on, the wheel, the manifest and the TRACE -> Blender conventions still vendored from core.
-    assert {name for name in names if name.startswith("core/")} == {"core/__init__.py", "core/rig/__init__.py",
-                                                                     "core/rig/frames.py"}
+    addon_files = {path.relative_to(REPO_ROOT / "trace_blender").as_posix()
+                   for path in (REPO_ROOT / "trace_blender").rglob("*.py")}
+    assert {"__init__.py", "frames.py", "plan.py", "build/__init__.py", "build/armature.py", "runner.py"} <= addon_files
+    # The add-on (its sub-packages included), the wheel and the manifest: nothing of core.
+    assert names == addon_files | {"blender_manifest.toml", wheel}
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     with zipfile.ZipFile(extension_zip) as archive, zipfile.ZipFile(archive.open(wheel)) as wheel_archive:
         wheel_names = set(wheel_archive.namelist())
@@ -108,26 +108,25 @@ def test_import_scan_rejects_what_the_zip_cannot_run(tmp_path):
     build = load_build_module()
     sample = tmp_path / "sample.py"
     sample.write_text("import numpy as np\nfrom . import sibling\n\ndef f():\n    import torch\n")
-    assert [p for p in build.import_problems(sample, vendored_core=True) if "torch" in p]
-    sample.write_text("from core.rig import fk\n")
-    assert "relative imports" in build.import_problems(sample, vendored_core=True)[0]
-    assert build.import_problems(sample, vendored_core=False) == []  # the add-on may fall back to top-level core
+    assert [p for p in build.import_problems(sample) if "torch" in p]
+    sample.write_text("from core.world import ground\n")
+    assert "ships without the TRACE engine" in build.import_problems(sample)[0]
     sample.write_text("import cv2\n")
-    assert build.import_problems(sample, vendored_core=False)
+    assert build.import_problems(sample)
     sample.write_text("import requests\n")
-    assert "third-party" in build.import_problems(sample, vendored_core=True)[0]
-    sample.write_text("import json, os\nimport numpy\nfrom .rig import frames\n")
-    assert build.import_problems(sample, vendored_core=True) == []
+    assert "third-party" in build.import_problems(sample)[0]
+    sample.write_text("import json, os\nimport numpy, bpy\nfrom .build import armature\n")
+    assert build.import_problems(sample) == []
     sample.write_text("from trace_format.fk import forward_kinematics\n")
-    assert build.import_problems(sample, vendored_core=True) == []
-    assert "must not import" in build.import_problems(sample, vendored_core=False, format_package=True)[0]
-    sample.write_text("from core.rig import frames\n")
-    assert "must not import" in build.import_problems(sample, vendored_core=False, format_package=True)[0]
+    assert build.import_problems(sample) == []
+    assert "must not import" in build.import_problems(sample, format_package=True)[0]
+    sample.write_text("import bpy\n")
+    assert "third-party" in build.import_problems(sample, format_package=True)[0]
     sample.write_text("import json\nimport numpy as np\nfrom .schema import TraceResult\n")
-    assert build.import_problems(sample, vendored_core=False, format_package=True) == []
+    assert build.import_problems(sample, format_package=True) == []
 
 
-def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_path):
+def test_installed_extension_imports_with_its_bundled_wheel(extension_zip, tmp_path):
     raw, truth = world_scene(tmp_path / "clip.mp4")   # two shots, three people, a scene camera (no video file)
     result_path = write_result(tmp_path / "clip.npz", world_result_from_truth(raw, truth))
     script = tmp_path / "installed_extension.py"
@@ -145,7 +144,7 @@ def test_installed_extension_imports_with_its_vendored_core(extension_zip, tmp_p
     assert report["trace_format_visible"] is False
     assert report["install"] == ["FINISHED"] and report["enabled"] and report["panel_registered"]
     assert report["file_handler_registered"]
-    assert report["vendored"] is True
+    assert report["core_loaded"] is False
     # trace_format comes from the wheel Blender installed for the extension, not from the repository.
     result_module, skeleton_file = Path(report["result_file_module"]), Path(report["skeleton_file"])
     assert result_module.parts[-2:] == ("trace_format", "npz.py") and skeleton_file.parent == result_module.parent

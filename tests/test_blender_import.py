@@ -12,11 +12,13 @@ from helpers.blender import (evaluated_bone_heads, evaluated_vertices, reference
                              scene_fingerprint, synthetic_result, write_synthetic_result)
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from trace_format.npz import read_result
+from trace_format.npz import read_result  # noqa: E402
 from trace_format import fk, rotations, skeleton  # noqa: E402
-from core.rig import frames  # noqa: E402
 from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
-from trace_blender import building, cli  # noqa: E402
+from bpy_extras import anim_utils  # noqa: E402
+
+from trace_blender import build, cli, frames, plan  # noqa: E402
+from trace_blender.build import tags  # noqa: E402
 from trace_blender.errors import ResultFileError, SceneBuildError, SmplModelLoadError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -36,7 +38,7 @@ def long_result_path(tmp_path_factory):
 
 
 def armatures_by_track(context) -> dict[int, object]:
-    return {int(ob[building.PROP_TRACK_ID]): ob for ob in building.imported_people(context.scene)}
+    return {int(ob[tags.PROP_TRACK_ID]): ob for ob in tags.imported_people(context.scene)}
 
 
 def assert_fk_equivalence(result, armatures, rest_joints_by_track, frame_start=1):
@@ -73,7 +75,7 @@ def test_headless_import_reproduces_smpl_fk_with_default_skeleton(empty_scene, l
         assert parents == [None] + [skeleton.SMPL_JOINT_NAMES[p] for p in skeleton.SMPL_PARENTS[1:]]
         np.testing.assert_array_equal(np.array(armature.matrix_world), np.eye(4))
         assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
-        channelbag = building.anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
         paths = {curve.data_path for curve in channelbag.fcurves}
         assert all(path.startswith("pose.bones[") for path in paths)  # the object itself is not animated
         assert len(channelbag.fcurves) == 24 * 4 + 3  # root motion on the pelvis only
@@ -95,9 +97,9 @@ def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
     result = synthetic_result(num_people=1, num_frames=200, seed=3, offsets=(10,))
     track = result.tracks[0]
     # Force sign flips in the input: big rotations near pi on the root.
-    building.import_result(result, bpy.context, building.ImportOptions(frame_start=101))
+    build.import_result(result, bpy.context, plan.ImportOptions(frame_start=101))
     armature = armatures_by_track(bpy.context)[1]
-    channelbag = building.anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
     for name in ("pelvis", "left_knee", "right_wrist"):
         curves = [channelbag.fcurves.find(f'pose.bones["{name}"].rotation_quaternion', index=i) for i in range(4)]
         keys = np.stack([read_curve(c) for c in curves])  # [4, T, 2]
@@ -120,7 +122,7 @@ def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_mode
 
     for track in result.tracks:
         person = SimpleNamespace(armature=armatures[track.track_id])
-        bodies = building.bodies_of(person.armature)
+        bodies = tags.bodies_of(person.armature)
         assert len(bodies) == 1
         body = bodies[0]
         assert body.parent == person.armature
@@ -156,7 +158,7 @@ def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_mode
             expected = frames.map_points(frames.trace_to_blender_transform(), skinned)
             actual = evaluated_vertices(bpy, body, 1 + int(track.frames[row]))
             assert np.abs(actual - expected).max() < FK_TOLERANCE_M
-        assert "trace_mean_betas" in person.armature.keys()
+        assert tags.PROP_REST_BETAS in person.armature.keys()
 
 
 def test_world_alignment_is_applied_as_one_rigid_transform(empty_scene):
@@ -164,7 +166,7 @@ def test_world_alignment_is_applied_as_one_rigid_transform(empty_scene):
     alignment = np.eye(4)
     alignment[:3, :3] = rotations.axis_angle_to_matrix(np.array([0.0, 0.0, 0.7])) @ frames.TRACE_TO_BLENDER
     alignment[:3, 3] = [1.0, -2.0, 0.25]
-    building.import_result(result, bpy.context, building.ImportOptions(world_alignment=alignment))
+    build.import_result(result, bpy.context, plan.ImportOptions(world_alignment=alignment))
     armature = armatures_by_track(bpy.context)[1]
     default = reference_joints_blender(result.tracks[0], skeleton.load_default_skeleton())  # with (x, z, -y)
     in_trace = default @ frames.TRACE_TO_BLENDER  # back to TRACE world (inverse = transpose)
@@ -175,10 +177,10 @@ def test_world_alignment_is_applied_as_one_rigid_transform(empty_scene):
 
 def test_reimport_never_overwrites_existing_people(empty_scene):
     result = synthetic_result(num_people=2, num_frames=30, seed=1)
-    first = building.import_result(result, bpy.context, source_path="/x/clip.npz")
+    first = build.import_result(result, bpy.context, source_path="/x/clip.npz")
     first_names = [p.armature.name for p in first.people]
     first_actions = [p.armature.animation_data.action.name for p in first.people]
-    second = building.import_result(result, bpy.context, source_path="/x/clip.npz")
+    second = build.import_result(result, bpy.context, source_path="/x/clip.npz")
     assert first_names == ["clip_person1", "clip_person2"]
     assert [p.armature.name for p in second.people] == ["clip_person1_2", "clip_person2_2"]
     assert [p.armature.name for p in first.people] == first_names  # untouched
@@ -187,16 +189,16 @@ def test_reimport_never_overwrites_existing_people(empty_scene):
     colours = {tuple(p.armature.color) for p in first.people}
     assert len(colours) == 2  # each person has its own colour
     assert {p.collection.color_tag for p in first.people} == {"COLOR_01", "COLOR_02"}
-    assert len(building.imported_people(bpy.context.scene)) == 4
+    assert len(tags.imported_people(bpy.context.scene)) == 4
 
 
 def test_failed_import_leaves_the_scene_unchanged(empty_scene, smpl_model_path, monkeypatch):
     result = synthetic_result(num_people=3, num_frames=20, seed=2)
-    building.import_result(result, bpy.context, source_path="kept.npz")  # existing work must survive
+    build.import_result(result, bpy.context, source_path="kept.npz")  # existing work must survive
     bpy.context.scene.render.fps = 24
     before = scene_fingerprint(bpy)
     calls = {"count": 0}
-    original = building._build_body
+    original = build.build_body
 
     def failing_body(*args, **kwargs):
         calls["count"] += 1
@@ -204,9 +206,9 @@ def test_failed_import_leaves_the_scene_unchanged(empty_scene, smpl_model_path, 
             raise RuntimeError("simulated failure while building person 2")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(building, "_build_body", failing_body)
+    monkeypatch.setattr(build, "build_body", failing_body)
     with pytest.raises(SceneBuildError, match="simulated failure.*nothing was added"):
-        building.import_result(result, bpy.context, building.ImportOptions(smpl_model_path=str(smpl_model_path)),
+        build.import_result(result, bpy.context, plan.ImportOptions(smpl_model_path=str(smpl_model_path)),
                                source_path="new.npz")
     assert calls["count"] == 2
     assert scene_fingerprint(bpy) == before
@@ -217,23 +219,23 @@ def test_bad_inputs_give_clear_errors_and_change_nothing(empty_scene, tmp_path, 
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(long_result_path.read_bytes()[:5000])
     with pytest.raises(ResultFileError, match="truncated.npz"):
-        building.import_result_file(truncated, bpy.context)
+        build.import_result_file(truncated, bpy.context)
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"this is not a zip archive")
     with pytest.raises(ResultFileError, match="garbage.npz"):
-        building.import_result_file(garbage, bpy.context)
+        build.import_result_file(garbage, bpy.context)
     with pytest.raises(ResultFileError, match="not found"):
-        building.import_result_file(tmp_path / "missing.npz", bpy.context)
+        build.import_result_file(tmp_path / "missing.npz", bpy.context)
     bad_model = tmp_path / "bad_model.pkl"
     bad_model.write_bytes(b"\x80\x02not a model")
     with pytest.raises(SmplModelLoadError):
-        building.import_result_file(long_result_path, bpy.context, building.ImportOptions(smpl_model_path=str(bad_model)))
+        build.import_result_file(long_result_path, bpy.context, plan.ImportOptions(smpl_model_path=str(bad_model)))
     assert scene_fingerprint(bpy) == before
 
     empty = synthetic_result(num_people=1, num_frames=5)
     empty.tracks = []
     with pytest.raises(ResultFileError, match="no tracked person"):
-        building.import_result(empty, bpy.context)
+        build.import_result(empty, bpy.context)
     assert scene_fingerprint(bpy) == before
 
     assert cli.main(["import", str(truncated)]) == 3
@@ -264,7 +266,7 @@ def test_official_trace2_result_is_placed_like_the_official_code(empty_scene, tm
             assert np.abs(heads - joints[row]).max() < FK_TOLERANCE_M
             assert np.abs(fk.hip_centers(heads) - hips_blender[row]).max() < 1e-4
         # Orientation: the pelvis bone turns with world_global_rots.
-        channelbag = building.anim_utils.animdata_get_channelbag_for_assigned_slot(
+        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(
             armatures[track.track_id].animation_data)
         keyed = read_curve(channelbag.fcurves.find('pose.bones["pelvis"].rotation_quaternion', index=0))[:, 0]
         np.testing.assert_array_equal(keyed, 10 + truth["frames"])  # gaps stay gaps (frame 7 of track 5)

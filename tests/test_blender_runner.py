@@ -94,7 +94,7 @@ def test_progress_fields_and_description():
     assert progress.describe() == "load weights 0/3" and progress.fraction == 0.0
     run._apply({"event": "warning", "message": "low light"})
     assert progress.warnings == ["low light"]
-    assert runner.format_eta(3725) == "1:02:05"
+    assert runner.format_duration(3725) == "1:02:05"
 
 
 def test_core_error_event_becomes_the_message_and_output_is_removed(tmp_path, fake_core):

@@ -14,7 +14,8 @@ from helpers.blender import (RecordingLayout, fake_video, scene_fingerprint, wor
 
 from trace_format.npz import write_result
 
-from trace_blender import building, operators, preferences, runner, ui  # noqa: E402
+from trace_blender import operators, preferences, runner, ui  # noqa: E402
+from trace_blender.build import tags  # noqa: E402
 
 ADDON = "trace_blender"
 
@@ -126,7 +127,7 @@ def test_import_operator_and_its_errors(addon, tmp_path):
 def test_toggle_and_export_operators(addon, tmp_path):
     result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=8)
     bpy.ops.trace.import_result(filepath=str(result_path))
-    first, second = building.imported_people(bpy.context.scene)
+    first, second = tags.imported_people(bpy.context.scene)
     assert bpy.ops.trace.toggle_person(armature_name=first.name) == {"FINISHED"}
     assert not first.select_get() and second.select_get()
     with pytest.raises(RuntimeError, match="no imported person"):
@@ -154,7 +155,7 @@ def test_run_operator_in_background_imports_the_result(addon, fake_python, tmp_p
     addon.weights_dir = str(tmp_path / "weights")
     video = fake_video(tmp_path, "ok")
     assert bpy.ops.trace.run_video(filepath=str(video)) == {"FINISHED"}
-    people = building.imported_people(bpy.context.scene)
+    people = tags.imported_people(bpy.context.scene)
     assert len(people) == 2
     state = bpy.context.window_manager.trace_blender
     assert state.status == "imported 2 people from ok_clip.mp4" and state.progress == 1.0 and not state.running
@@ -220,9 +221,9 @@ def test_shots_panel_lists_views_and_reimports_shots(addon, tmp_path):
     state.shots[0].selected = False
     button = draw(ui.TRACE_PT_shots).operator_log[-1]
     assert button.idname == "trace.import_result" and button.properties == {"filepath": str(path), "shots": "1"}
-    before = len(building.imported_people(scene))
+    before = len(tags.imported_people(scene))
     assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
-    assert len(building.imported_people(scene)) == before + 1
+    assert len(tags.imported_people(scene)) == before + 1
     assert [(i.index, i.imported, i.selected) for i in state.shots] == [(0, False, False), (1, True, True)]
     assert (scene.frame_start, scene.frame_end) == (61, 90)
     with pytest.raises(RuntimeError, match="comma-separated shot numbers"):
@@ -240,7 +241,7 @@ def test_run_operator_reports_core_errors_and_partial_results(addon, fake_python
     assert list((tmp_path / "runs").iterdir()) == []  # the failed run's folder is gone
     assert bpy.context.window_manager.trace_blender.status.startswith("failed: TRACE weights not found")
     assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "partial"))) == {"FINISHED"}
-    assert len(building.imported_people(bpy.context.scene)) == 2
+    assert len(tags.imported_people(bpy.context.scene)) == 2
     with pytest.raises(RuntimeError, match="video not found"):
         bpy.ops.trace.run_video(filepath=str(tmp_path / "missing.mp4"))
     addon.python_path = str(tmp_path / "no_such_python")
@@ -265,7 +266,7 @@ def test_cancel_operator_stops_a_running_job(addon, fake_python, tmp_path):
     result, reports = operators.finish_inference(bpy.context, job)
     assert result == {"CANCELLED"} and ("WARNING", "TRACE run cancelled; its output was removed") in reports
     assert operators.active_job() is None and bpy.ops.trace.run_video.poll()
-    assert building.imported_people(bpy.context.scene) == []
+    assert tags.imported_people(bpy.context.scene) == []
 
 
 def test_check_core_operator(addon, fake_python, tmp_path):
@@ -298,7 +299,7 @@ def test_modal_timer_path_tracks_progress_and_imports(addon, fake_python, tmp_pa
     assert outcome == {"FINISHED"} and operator._job is None
     assert fractions[-1] == 1.0 and not wm.trace_blender.running
     assert ({"INFO"}, "imported 2 people from ok_clip.mp4") in reports
-    assert len(building.imported_people(bpy.context.scene)) == 2
+    assert len(tags.imported_people(bpy.context.scene)) == 2
 
 
 def test_open_preview_button_when_the_run_wrote_one(addon, tmp_path):

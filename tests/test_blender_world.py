@@ -19,16 +19,18 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from helpers.blender import (WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
+from helpers.blender import (planned_camera_matrices, WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
                              expected_camera_matrices, reference_joints_blender, scene_fingerprint, sole_heights,
                              synthetic_result, world_result_from_truth, world_scene, write_world_video)
 
 from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, skeleton  # noqa: E402
-from core.rig import frames  # noqa: E402
-from core.rig.frames import result_camera_blender_matrices  # noqa: E402
 from core.world.ground import foot_joint_heights  # noqa: E402
-from trace_blender import building, cli, scene_math  # noqa: E402
+from bpy_extras import anim_utils  # noqa: E402
+
+from trace_blender import build, cli, frames, plan  # noqa: E402
+from trace_blender.build import armature as armature_build  # noqa: E402
+from trace_blender.build import keys, tags  # noqa: E402
 from trace_blender.errors import SceneBuildError, UsageError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -50,7 +52,7 @@ def world(tmp_path_factory):
 
 
 def armatures_by_track(context) -> dict[int, object]:
-    return {int(ob[building.PROP_TRACK_ID]): ob for ob in building.imported_people(context.scene)}
+    return {int(ob[tags.PROP_TRACK_ID]): ob for ob in tags.imported_people(context.scene)}
 
 
 def evaluated_soles(armature, scene_frame: int) -> np.ndarray:
@@ -61,8 +63,13 @@ def evaluated_soles(armature, scene_frame: int) -> np.ndarray:
     return sole_heights(joints, FOOT_HEIGHTS)[0]
 
 
+def imported_cameras(scene) -> list:
+    return sorted((ob for ob in scene.objects if ob.type == "CAMERA" and ob.get(tags.PROP_ROLE) == "camera"),
+                  key=lambda ob: ob.name)
+
+
 def channelbag_of(ob):
-    return building.anim_utils.animdata_get_channelbag_for_assigned_slot(ob.animation_data)
+    return anim_utils.animdata_get_channelbag_for_assigned_slot(ob.animation_data)
 
 
 def curve_keys(curve) -> np.ndarray:
@@ -77,7 +84,7 @@ def evaluated_camera_matrix(camera, scene_frame: int) -> np.ndarray:
 
 
 def test_aligned_import_feet_camera_contacts_and_shots(empty_scene, world):
-    summary = building.import_result_file(world.path, bpy.context, building.ImportOptions(frame_start=1))
+    summary = build.import_result_file(world.path, bpy.context, plan.ImportOptions(frame_start=1))
     scene = bpy.context.scene
     armatures = armatures_by_track(bpy.context)
     assert sorted(armatures) == [1, 2, 3]
@@ -121,19 +128,19 @@ def test_aligned_import_feet_camera_contacts_and_shots(empty_scene, world):
     for track_id, armature in armatures.items():
         known = world.truth["tracks"][track_id]["contacts"]
         bag = channelbag_of(armature)
-        for side, prop in enumerate((building.PROP_CONTACT_LEFT, building.PROP_CONTACT_RIGHT)):
+        for side, prop in enumerate((tags.PROP_CONTACT_LEFT, tags.PROP_CONTACT_RIGHT)):
             assert prop in armature.keys()
             curve = bag.fcurves.find(f'["{prop}"]')
             keys = curve_keys(curve)
             np.testing.assert_array_equal(keys[:, 1], known[:, side].astype(np.float32))
             assert {k.interpolation for k in curve.keyframe_points} == {"CONSTANT"}
-            assert curve.group.name == building.CONTACT_GROUP
+            assert curve.group.name == armature_build.CONTACT_GROUP
         row = int(np.flatnonzero(known[:, 0] != known[0, 0])[0]) if np.any(known[:, 0] != known[0, 0]) else 0
         scene.frame_set(1 + int(world.raw.track(track_id).frames[row]))
-        assert armature[building.PROP_CONTACT_LEFT] == int(known[row, 0])
+        assert armature[tags.PROP_CONTACT_LEFT] == int(known[row, 0])
 
     # One camera per shot: animated, exact pose, lens, footage behind it.
-    cameras = building.imported_cameras(scene)
+    cameras = imported_cameras(scene)
     assert [c.name for c in cameras] == ["world_shot0_camera", "world_shot1_camera"]
     assert [s.camera for s in summary.shots] == cameras
     for shot, camera in enumerate(cameras):
@@ -144,7 +151,7 @@ def test_aligned_import_feet_camera_contacts_and_shots(empty_scene, world):
             assert np.abs(actual - expected[row]).max() < CAMERA_TOLERANCE, (shot, row)
         bag = channelbag_of(camera)
         assert len(curve_keys(bag.fcurves.find("location", index=0))) == stop - start
-        interpolated = curve_keys(bag.fcurves.find(f'["{building.PROP_CAMERA_INTERPOLATED}"]'))[:, 1]
+        interpolated = curve_keys(bag.fcurves.find(f'["{tags.PROP_CAMERA_INTERPOLATED}"]'))[:, 1]
         assert interpolated.sum() == (4 if shot == 0 else 0)
         data = camera.data
         assert data.lens == pytest.approx(0.5 * 36.0 / math.tan(math.radians(WORLD_FOV_DEG) / 2), abs=1e-4)  # 38.6
@@ -170,7 +177,7 @@ def test_aligned_import_feet_camera_contacts_and_shots(empty_scene, world):
 
 
 def test_alignment_and_cleanup_can_be_turned_off(empty_scene, world, capsys):
-    assert cli.main(["import", str(world.path), "--no-align", "--no-clean-feet", "--frame-start", "101"]) == 0
+    assert cli.main(["import", str(world.path), "--no-align", "--raw-motion", "--frame-start", "101"]) == 0
     printed = capsys.readouterr().out
     assert "shot 0: scene frames 101-160, 2 people, not aligned, camera world_shot0_camera" in printed
     result = read_result(world.path)
@@ -203,14 +210,14 @@ def test_shot_selection_imports_chosen_shots_only(empty_scene, world, capsys):
     scene = bpy.context.scene
     assert sorted(armatures_by_track(bpy.context)) == [3]
     assert (scene.frame_start, scene.frame_end) == (61, 90)
-    assert [c.name for c in building.imported_cameras(scene)] == ["world_shot1_camera"]
+    assert [c.name for c in imported_cameras(scene)] == ["world_shot1_camera"]
     assert scene.camera.name == "world_shot1_camera" and len(scene.timeline_markers) == 0
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    summary = building.import_result_file(world.path, bpy.context, building.ImportOptions(shots=[0, 1]))
+    summary = build.import_result_file(world.path, bpy.context, plan.ImportOptions(shots=[0, 1]))
     assert [s.index for s in summary.shots] == [0, 1] and len(summary.people) == 3
     with pytest.raises(UsageError, match="shot 4 does not exist.*shots 0, 1"):
-        building.import_result_file(world.path, bpy.context, building.ImportOptions(shots=[4]))
+        build.import_result_file(world.path, bpy.context, plan.ImportOptions(shots=[4]))
     capsys.readouterr()
     assert cli.main(["import", str(world.path), "--shot", "4"]) == 2
     assert "shot 4 does not exist" in capsys.readouterr().err
@@ -221,16 +228,16 @@ def test_missing_video_is_a_warning_not_a_failure(empty_scene, world, tmp_path):
     moved.write_bytes(world.path.read_bytes())
     result = read_result(moved)
     result.video.path = str(tmp_path / "gone" / "footage.mp4")
-    summary = building.import_result(result, bpy.context, source_path=moved)
+    summary = build.import_result(result, bpy.context, source_path=moved)
     assert any("source video not found" in w and "footage.mp4" in w for w in summary.warnings)
     assert summary.clip is None and len(bpy.data.movieclips) == 0
-    cameras = building.imported_cameras(bpy.context.scene)
+    cameras = imported_cameras(bpy.context.scene)
     assert len(cameras) == 2 and all(len(c.data.background_images) == 0 for c in cameras)
     # A video that moved next to the result is found there; --video names it explicitly.
     (tmp_path / "footage.mp4").write_bytes(world.video.read_bytes())
-    summary = building.import_result(result, bpy.context, source_path=moved)
+    summary = build.import_result(result, bpy.context, source_path=moved)
     assert summary.clip is not None and bpy.path.abspath(summary.clip.filepath) == str(tmp_path / "footage.mp4")
-    summary = building.import_result(result, bpy.context, building.ImportOptions(video_path=str(world.video)),
+    summary = build.import_result(result, bpy.context, plan.ImportOptions(video_path=str(world.video)),
                                      source_path=moved)
     assert bpy.path.abspath(summary.clip.filepath) == str(world.video)
 
@@ -239,7 +246,7 @@ def test_lens_spans_the_longer_side_and_shot_lists_parse():
     fov = WORLD_FOV_DEG
     focal_1920 = 960.0 / math.tan(math.radians(fov) / 2)        # pixels, FOV across 1920
     for width, height, fit in ((1920, 1080, "HORIZONTAL"), (1080, 1920, "VERTICAL")):
-        lens = scene_math.lens_settings(fov, focal_1920, width, height)
+        lens = frames.lens_settings(fov, focal_1920, width, height)
         assert (lens.sensor_fit, lens.sensor_mm) == (fit, 36.0)
         assert lens.lens_mm == pytest.approx(38.6, abs=0.01) and lens.fov_deg == pytest.approx(fov)
         data = bpy.data.cameras.new("lens_probe")
@@ -249,32 +256,32 @@ def test_lens_spans_the_longer_side_and_shot_lists_parse():
             assert math.degrees(longer_side_angle) == pytest.approx(fov, abs=1e-4)
         finally:
             bpy.data.cameras.remove(data)
-    assert scene_math.lens_settings(fov, 1000.0, 1920, 1080).lens_mm == pytest.approx(1000.0 * 36 / 1920)
-    unknown = scene_math.lens_settings(fov, None, 0, 0)           # official results: size unknown
+    assert frames.lens_settings(fov, 1000.0, 1920, 1080).lens_mm == pytest.approx(1000.0 * 36 / 1920)
+    unknown = frames.lens_settings(fov, None, 0, 0)           # official results: size unknown
     assert unknown.sensor_fit == "AUTO" and unknown.lens_mm == pytest.approx(38.6, abs=0.01)
-    assert scene_math.parse_shot_list("") is None and scene_math.parse_shot_list(" all ") is None
-    assert scene_math.parse_shot_list("2, 0;1") == [2, 0, 1]
+    assert plan.parse_shot_list("") is None and plan.parse_shot_list(" all ") is None
+    assert plan.parse_shot_list("2, 0;1") == [2, 0, 1]
     for bad in ("one", "1,-2"):
-        with pytest.raises(scene_math.ShotSelectionError):
-            scene_math.parse_shot_list(bad)
+        with pytest.raises(plan.ShotSelectionError):
+            plan.parse_shot_list(bad)
 
 
 def test_failed_world_import_removes_cameras_clip_and_markers(empty_scene, world, monkeypatch):
-    building.import_result_file(world.path, bpy.context)          # existing work, with its own cameras
+    build.import_result_file(world.path, bpy.context)          # existing work, with its own cameras
     scene = bpy.context.scene
     scene.render.resolution_x = 333
     scene.camera = bpy.data.objects["world_shot1_camera"]
     before = scene_fingerprint(bpy)
-    original = building._set_render_size
+    original = build._set_render_size
 
-    def failing_render_size(scene_, video):   # the last step: cameras, clip and markers exist by now
-        original(scene_, video)
+    def failing_render_size(scene_, result_):   # the last step: cameras, clip and markers exist by now
+        original(scene_, result_)
         assert len(scene_.timeline_markers) == 4 and len(bpy.data.movieclips) == 2
         raise RuntimeError("simulated failure after the cameras")
 
-    monkeypatch.setattr(building, "_set_render_size", failing_render_size)
+    monkeypatch.setattr(build, "_set_render_size", failing_render_size)
     with pytest.raises(SceneBuildError, match="simulated failure.*nothing was added"):
-        building.import_result_file(world.path, bpy.context)
+        build.import_result_file(world.path, bpy.context)
     assert scene_fingerprint(bpy) == before
     assert before["render_size"][0] == 333 and before["scene_camera"] == "world_shot1_camera"
     assert len(before["markers"]) == 2 and len(before["movieclips"]) == 1
@@ -285,7 +292,7 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
     postprocess = pytest.importorskip("core.world.postprocess")
     processed = postprocess.apply_world_processing(world.raw, cut_frames=[WORLD_SHOTS[1][0]])
     path = write_result(tmp_path / "processed.npz", processed)
-    summary = building.import_result_file(path, bpy.context)
+    summary = build.import_result_file(path, bpy.context)
     assert [(s.first_frame, s.last_frame, s.aligned) for s in summary.shots] == [(1, 60, True), (61, 90, True)]
     armatures = armatures_by_track(bpy.context)
     worst = 0.0
@@ -298,7 +305,7 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
     assert worst < FEET_ON_FLOOR_M
     print(f"end to end: worst sole height at contact frames {worst * 1000:.1f} mm")
     for shot in (0, 1):
-        camera_frames, matrices = result_camera_blender_matrices(processed, shot)
+        camera_frames, matrices = planned_camera_matrices(processed)[shot]
         camera = bpy.data.objects[f"processed_shot{shot}_camera"]
         for row in (0, len(camera_frames) - 1):
             actual = evaluated_camera_matrix(camera, 1 + int(camera_frames[row]))
@@ -311,7 +318,7 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
     from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 
     model = write_synthetic_smpl_pkl(tmp_path / "SMPL_SYNTHETIC.pkl")
-    summary = building.import_result_file(path, bpy.context, building.ImportOptions(smpl_model_path=str(model),
+    summary = build.import_result_file(path, bpy.context, plan.ImportOptions(smpl_model_path=str(model),
                                                                                     build_camera=False))
     assert any("feet were cleaned on the default skeleton" in w for w in summary.warnings)
 
@@ -338,18 +345,18 @@ def test_version_1_results_import_as_before(empty_scene, tmp_path):
     path = tmp_path / "old.npz"
     write_version_1(path, result)
     assert read_result(path).format_version == 1
-    summary = building.import_result_file(path, bpy.context)
+    summary = build.import_result_file(path, bpy.context)
     assert [(s.index, s.first_frame, s.last_frame, s.aligned, s.camera) for s in summary.shots] == \
         [(0, 1, 43, False, None)]
     assert any("no scene camera" in w for w in summary.warnings)
-    assert building.imported_cameras(bpy.context.scene) == [] and len(bpy.context.scene.timeline_markers) == 0
+    assert imported_cameras(bpy.context.scene) == [] and len(bpy.context.scene.timeline_markers) == 0
     armatures = armatures_by_track(bpy.context)
     for track in result.tracks:
         expected = reference_joints_blender(track, REST)   # the fixed (x, z, -y) mapping
         for row in (0, 39):
             heads = evaluated_bone_heads(bpy, armatures[track.track_id], 1 + int(track.frames[row]))
             assert np.abs(heads - expected[row]).max() < FK_TOLERANCE_M
-        assert building.PROP_CONTACT_LEFT not in armatures[track.track_id].keys()   # no contacts stored
+        assert tags.PROP_CONTACT_LEFT not in armatures[track.track_id].keys()   # no contacts stored
 
 
 # ------------------------------------------------------------------------------------------------ Blender 4.2/4.3
@@ -409,8 +416,8 @@ def test_legacy_actions_key_through_action_fcurves():
     contacts = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1]], np.float32)
     scene_frames = np.arange(10, 10 + count, dtype=np.float64)
 
-    assert not building.uses_layered_actions(action)
-    returned = building.key_armature(armature, quaternions, root, scene_frames, contacts=contacts, action=action)
+    assert not keys.uses_layered_actions(action)
+    returned = armature_build.key_armature(armature, quaternions, root, scene_frames, contacts=contacts, action=action)
     assert returned is action and animation_data.action is action
     assert not hasattr(animation_data, "action_slot")          # legacy actions have no slots to assign
     curves = {(c.data_path, c.array_index): c for c in action.fcurves}
@@ -423,17 +430,17 @@ def test_legacy_actions_key_through_action_fcurves():
     spine_x = curves[('pose.bones["spine1"].rotation_quaternion', 1)]
     np.testing.assert_allclose(spine_x.keyframe_points.arrays["co"][1::2], quaternions[:, 3, 1], atol=1e-7)
     np.testing.assert_array_equal(spine_x.keyframe_points.arrays["interpolation"], np.ones(count))   # LINEAR
-    right = curves[(f'["{building.PROP_CONTACT_RIGHT}"]', 0)]
-    assert right.group == building.CONTACT_GROUP
+    right = curves[(f'["{tags.PROP_CONTACT_RIGHT}"]', 0)]
+    assert right.group == armature_build.CONTACT_GROUP
     np.testing.assert_array_equal(right.keyframe_points.arrays["co"][1::2], contacts[:, 1])
     np.testing.assert_array_equal(right.keyframe_points.arrays["interpolation"], np.zeros(count))   # CONSTANT
-    assert armature[building.PROP_CONTACT_LEFT] == 0 and armature[building.PROP_CONTACT_RIGHT] == 0
+    assert armature[tags.PROP_CONTACT_LEFT] == 0 and armature[tags.PROP_CONTACT_RIGHT] == 0
 
 
 def test_running_blender_uses_layered_actions():
     """Blender 5.0 (the tested reference) has slots: the layered path is taken there."""
     action = bpy.data.actions.new("probe")
     try:
-        assert building.uses_layered_actions(action)
+        assert keys.uses_layered_actions(action)
     finally:
         bpy.data.actions.remove(action)

@@ -14,7 +14,7 @@ from trace_format.npz import read_result, write_result
 from trace_format.schema import (DEFAULT_ALIGNMENT_MATRIX, FORMAT_NAME, CameraInfo, FramesProcessed,
                                  ResultFormatError, ResultValidationError, SceneCameraPath, ShotInfo, TraceResult,
                                  TrackResult, VideoInfo)
-from core.rig.frames import TRACE_TO_BLENDER, result_camera_blender_matrices
+from helpers.blender import planned_camera_matrices
 from trace_format.rotations import axis_angle_to_matrix
 from trace_format.validate import validate_result
 from core.world.ground import default_alignment
@@ -58,7 +58,8 @@ def make_camera(shot_ranges) -> SceneCameraPath:
 
 def make_v2_result() -> TraceResult:
     """Two shots (frames 0..29, 30..49), three tracks, an aligned first shot, a camera over both."""
-    aligned = rigid([0.3, -0.1, 0.2], [0.1, 0.2, 1.5]) @ np.vstack([np.hstack([TRACE_TO_BLENDER, np.zeros((3, 1))]),
+    aligned = rigid([0.3, -0.1, 0.2], [0.1, 0.2, 1.5]) @ np.vstack([np.hstack([DEFAULT_ALIGNMENT_MATRIX[:3, :3],
+                                                                                np.zeros((3, 1))]),
                                                                     [0, 0, 0, 1]])
     shots = [ShotInfo(index=0, start=0, stop=30, aligned=True, alignment_matrix=aligned,
                       alignment_info={"method": "plane_fit", "rms_residual_m": 0.01, "inliers": 120}),
@@ -129,7 +130,7 @@ def test_blender_transform_and_camera_helpers():
     assert np.allclose(result.blender_transform(7), DEFAULT_ALIGNMENT_MATRIX)
     assert result.shot_of(7).index == 1
     # The camera in Blender: alignment applied, OpenCV axes turned into Blender's (-Z forward, +Y up).
-    frames, matrices = result_camera_blender_matrices(result, 0)
+    frames, matrices = planned_camera_matrices(result)[0]
     assert frames.tolist() == list(range(30)) and matrices.shape == (30, 4, 4)
     camera = result.scene_camera
     forward_trace = camera.rotations[10].astype(float) @ [0.0, 0.0, 1.0]             # OpenCV +Z: looking direction
@@ -145,14 +146,15 @@ def test_blender_transform_and_camera_helpers():
     assert np.array_equal(track.world_poses(cleaned=False)[:, 1:], track.poses[:, 1:])
     assert track.world_hip_centers() is track.clean_hip_center_world
     assert track.world_hip_centers(cleaned=False) is track.hip_center_world
-    # Without a camera for a shot the helper says what to do.
+    # Without a camera stored for a shot, no camera is built for it.
     result.scene_camera = result.scene_camera.for_shot(0)
-    with pytest.raises(KeyError, match="no scene camera stored for shot 1.*apply_world_processing"):
-        result_camera_blender_matrices(result, 1)
+    assert set(planned_camera_matrices(result)) == {0}
 
 
 def test_default_alignment_is_the_fixed_swap_everywhere():
-    assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX[:3, :3], TRACE_TO_BLENDER)
+    from trace_blender import frames
+
+    assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX[:3, :3], frames.TRACE_TO_BLENDER)
     assert np.array_equal(DEFAULT_ALIGNMENT_MATRIX, default_alignment().matrix)
     assert not DEFAULT_ALIGNMENT_MATRIX.flags.writeable
     assert result_schema.default_alignment_matrix().flags.writeable

@@ -1,4 +1,4 @@
-"""core.rig: rotations, skeleton, forward kinematics and frames (numpy; smplx/torch only as a reference)."""
+"""trace_format rig math (rotations, skeleton, forward kinematics) and trace_blender.frames (numpy; smplx/torch only as a reference)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trace_format import fk, rotations, skeleton
-from core.rig import frames
+from trace_blender import frames
 
 
 def random_rotvecs(rng: np.random.Generator, count: int, max_angle: float = np.pi) -> np.ndarray:
@@ -292,13 +292,14 @@ def test_blender_frame_rate_handles_ntsc_rates():
 
 
 def test_rig_math_is_torch_and_bpy_free():
-    """trace_format imports only the standard library and numpy; core.rig.frames adds trace_format."""
+    """trace_format imports only the standard library and numpy; trace_blender.frames adds trace_format."""
     import ast
     import sys
     from pathlib import Path
 
     allowed_format = set(sys.stdlib_module_names) | {"numpy"}
-    for path in [*Path(rotations.__file__).parent.glob("*.py"), *Path(frames.__file__).parent.glob("*.py")]:
+    pure_addon_files = [Path(frames.__file__), Path(frames.__file__).with_name("plan.py")]
+    for path in [*Path(rotations.__file__).parent.glob("*.py"), *pure_addon_files]:
         allowed = allowed_format if path.parent.name == "trace_format" else allowed_format | {"trace_format"}
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 
 from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from core.rig.frames import FrameError, lens_mm_from_focal_px, lens_mm_from_fov
 from core.world.ground import default_alignment
 from core.world.scene_camera import (
     CameraEvidence,
     SceneCameraError,
     SceneCameraSettings,
-    blender_camera_matrices,
     camera_poses_from_track,
     estimate_scene_camera,
     register_tracks,
@@ -174,19 +172,14 @@ def test_one_wrong_track_does_not_drag_the_camera():
     assert np.nanmin(camera.spread_deg) > 10.0          # the disagreement is reported
 
 
-def test_lens_and_blender_camera_matrices():
-    assert lens_mm_from_fov(50.0) == pytest.approx(18.0 / math.tan(math.radians(25.0)))   # 38.6 mm
-    assert lens_mm_from_fov(50.0, sensor_width_mm=24.0) == pytest.approx(12.0 / math.tan(math.radians(25.0)))
-    assert lens_mm_from_focal_px(960.0, 1920, 1080) == pytest.approx(18.0)
-    with pytest.raises(FrameError):
-        lens_mm_from_fov(0.0)
+def test_camera_in_the_aligned_world():
     cam_r, cam_t = true_camera()
     camera = estimate_scene_camera([observe(*person(*PEOPLE[0]), cam_r, cam_t)])
-    matrices = blender_camera_matrices(camera, default_alignment().matrix)
-    # Frame 0: the TRACE camera looks along TRACE +z = Blender +Y; Blender cameras look along local -Z.
-    assert np.allclose(matrices[0, :3, :3] @ np.array([0.0, 0.0, -1.0]), [0.0, 1.0, 0.0], atol=1e-3)
-    assert np.allclose(matrices[0, :3, :3] @ np.array([0.0, 1.0, 0.0]), [0.0, 0.0, 1.0], atol=1e-3)   # up is up
-    assert np.allclose(matrices[:, 3], [0, 0, 0, 1])
+    rotation, position = camera.in_world(default_alignment().matrix)
+    # Frame 0 with the fixed swap: the camera (OpenCV axes) looks along +Y, its up (-y) is +Z, at the origin.
+    assert np.allclose(rotation[0] @ np.array([0.0, 0.0, 1.0]), [0.0, 1.0, 0.0], atol=1e-3)
+    assert np.allclose(rotation[0] @ np.array([0.0, -1.0, 0.0]), [0.0, 0.0, 1.0], atol=1e-3)
+    assert np.allclose(position[0], 0.0, atol=1e-3)
 
 
 def test_errors_are_actionable():

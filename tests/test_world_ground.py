@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from core.rig.frames import TRACE_TO_BLENDER
+from trace_format.schema import DEFAULT_ALIGNMENT_MATRIX
 from trace_format.skeleton import load_default_skeleton
 from core.world.ground import (
     DEFAULT_FOOT_JOINT_HEIGHTS,
@@ -222,12 +222,12 @@ def test_too_few_contacts_fall_back_to_prior_and_lowest_foot():
 def test_default_alignment_is_the_fixed_axis_swap():
     default = default_alignment()
     assert default.method == "none"
-    assert np.array_equal(default.rotation, TRACE_TO_BLENDER)
+    assert np.array_equal(default.rotation, DEFAULT_ALIGNMENT_MATRIX[:3, :3])
     assert np.array_equal(default.translation, np.zeros(3))
     assert np.allclose(alignment_from_plane(np.array([0.0, -1.0, 0.0]), 0.0), default.matrix)
     # A floor 1.5 m below a level camera only adds the height.
     lifted = alignment_from_plane(np.array([0.0, -1.0, 0.0]), -1.5)
-    assert np.allclose(lifted[:3, :3], TRACE_TO_BLENDER) and np.allclose(lifted[:3, 3], [0, 0, 1.5])
+    assert np.allclose(lifted[:3, :3], DEFAULT_ALIGNMENT_MATRIX[:3, :3]) and np.allclose(lifted[:3, 3], [0, 0, 1.5])
     assert np.allclose(default.apply_points(np.array([1.0, 2.0, 3.0])), [1.0, 3.0, -2.0])
 
 

@@ -21,7 +21,7 @@ from trace_format.schema import (DEFAULT_ALIGNMENT_MATRIX, CameraInfo, FramesPro
                                  VideoInfo)
 from trace_format.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from trace_format.skeleton import load_default_skeleton
-from core.rig.frames import result_camera_blender_matrices
+from helpers.blender import planned_camera_matrices
 from core.world.contacts import LEGS, foot_sliding, pose_to_joints, two_bone_ik
 from core.world.ground import DEFAULT_FOOT_JOINT_HEIGHTS, FOOT_JOINTS
 from core.world.contacts import SkateCleanupSettings
@@ -255,7 +255,7 @@ def test_foot_sliding_reduced_by_cleanup(processed):
 def test_scene_camera_matches_the_truth(processed, scene):
     first_track_of_shot = {0: processed.track(0), 1: processed.track(3)}
     for shot_index, track in first_track_of_shot.items():
-        frames, matrices = result_camera_blender_matrices(processed, shot_index)
+        frames, matrices = planned_camera_matrices(processed)[shot_index]
         shot = processed.shots[shot_index]
         assert frames.tolist() == list(range(shot.start, shot.stop))
         world_frame = scene.truth[track.track_id][1]
@@ -302,7 +302,7 @@ def test_noisy_inputs_stay_within_bounds(scene):
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     for shot_index, track_id in ((0, 0), (1, 3)):
         track = result.track(track_id)
-        frames, matrices = result_camera_blender_matrices(result, shot_index)
+        frames, matrices = planned_camera_matrices(result)[shot_index]
         r0, c0 = scene.cam_r[scene.truth[track_id][1]], scene.cam_t[scene.truth[track_id][1]]
         transform = result.blender_transform(track)
         true_r = transform[:3, :3] @ r0.T @ scene.cam_r[frames] @ FLIP_TO_BLENDER_CAMERA
@@ -365,8 +365,7 @@ def test_degenerate_shots_and_tracks_give_notes_not_nan(scene, tmp_path):
     assert "no scene camera for shot 2" in notes and "no floor found in shot 2" in notes
     assert "ground alignment failed" in processed.shots[2].alignment_info["note"]
     assert set(processed.scene_camera.shots.tolist()) == {0, 1}
-    with pytest.raises(KeyError, match="no scene camera stored for shot 3"):
-        result_camera_blender_matrices(processed, 3)
+    assert set(planned_camera_matrices(processed)) == {0, 1}
     for track in processed.tracks:
         for name in ("contacts", "clean_body_pose", "clean_hip_center_world", "registration"):
             value = getattr(track, name)

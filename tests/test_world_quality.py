@@ -140,11 +140,11 @@ def test_version_2_files_are_upgraded(tmp_path, scenes):
 
 
 def test_low_confidence_floor_reaches_the_addon_shot_plan(scenes):
-    from trace_blender.scene_math import result_shots
+    from trace_blender.plan import result_shots
 
     raw = trace_result(scenes[0], TRACE_LEVEL)                     # one walker: contacts along a line
     rest = scenes[0].people[0].clip.rest_joints
     processed = apply_world_processing(raw, rest_joints_for_track=lambda track: rest)
-    plan = result_shots(processed)[0]
-    assert plan.aligned and plan.floor_confidence == "low" and "span only" in plan.floor_note
+    shot = result_shots(processed)[0]
+    assert shot.aligned and shot.floor_confidence == "low" and "span only" in shot.floor_note
     assert any("low confidence" in note for note in processed.notes)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .core_bridge import atomic
+from trace_format import atomic
 
 # Blender world (z up, facing -y) -> BVH world (y up, facing +z): (x, z, -y).
 BLENDER_TO_Y_UP = np.array([[1.0, 0.0, 0.0],

@@ -1,9 +1,9 @@
 """`python -m trace_blender import RESULT ...`: headless import and export through the bpy module.
 
-Same code path as the add-on: building.import_result and exporting.export_people. A result with
+Same code path as the add-on: build.import_result and exporting.export_people. A result with
 shots imports each shot as its own frame range (`--shot N` picks shots), with its ground alignment
-(`--no-align`: the fixed (x, z, -y) mapping), the skate-cleaned legs (`--no-clean-feet`: the raw
-motion) and one camera per shot with the source video as background (`--video` when it moved).
+(`--no-align`: the fixed (x, z, -y) mapping), the world stage's denoised, skate-cleaned motion
+(`--raw-motion`: TRACE's raw motion) and one camera per shot with the source video as background (`--video` when it moved).
 Exit codes (docs/blender.md): 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file,
 5 SMPL model file, 7 an output file cannot be written. Every failure is one `error:` line.
 """
@@ -16,7 +16,8 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from .core_bridge import atomic
+from trace_format import atomic
+
 from .errors import OutputError, TraceBlenderError, UsageError
 
 PROG = "python -m trace_blender"
@@ -48,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="import only this shot (repeatable; default: every shot)")
     command.add_argument("--no-align", dest="align", action="store_false",
                          help="ignore the stored ground alignment: the fixed (x, z, -y) mapping of TRACE's world")
-    command.add_argument("--no-clean-feet", dest="clean_feet", action="store_false",
-                         help="use the raw motion instead of the foot-skate-cleaned legs and hips")
+    command.add_argument("--raw-motion", dest="clean_motion", action="store_false",
+                         help="animate TRACE's raw motion instead of the world stage's denoised, "
+                              "foot-skate-cleaned motion")
     command.add_argument("--no-camera", dest="camera", action="store_false",
                          help="do not create the scene camera")
     command.add_argument("--video", type=Path, metavar="FILE",
@@ -120,17 +122,17 @@ def _import_command(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UsageError("this command needs Blender as a Python module: `pip install bpy==5.0.1` "
                          "(Python 3.11), or run it with Blender's own Python") from exc
-    from . import building, exporting
+    from . import build, exporting, plan
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     context = bpy.context
-    options = building.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
+    options = plan.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
                                      frame_start=args.frame_start, apply_alignment=args.align,
-                                     use_clean_motion=args.clean_feet, shots=args.shots, build_camera=args.camera,
+                                     use_clean_motion=args.clean_motion, shots=args.shots, build_camera=args.camera,
                                      video_path=str(args.video) if args.video else None)
-    result = building.read_result_file(args.result, official_fps=args.fps)
+    result = build.read_result_file(args.result, official_fps=args.fps)
     check_frame_range(args.frame_start, result)
-    summary = building.import_result(result, context, options, source_path=args.result)
+    summary = build.import_result(result, context, options, source_path=args.result)
     for note in summary.warnings:
         print(f"note: {note}", file=sys.stderr)
     print(f"imported {len(summary.people)} people from {args.result.name}: scene frames "

@@ -17,8 +17,10 @@ import bpy
 import numpy as np
 
 from . import bvh_format
-from .building import JOINT_NAMES, PARENTS, PROP_PERSON, bodies_of
-from .core_bridge import atomic
+from trace_format import atomic
+
+from .build.armature import JOINT_NAMES, PARENTS
+from .build.tags import PROP_PERSON, bodies_of
 from .errors import ExportError, OutputError, UsageError
 
 EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh")

@@ -1,7 +1,8 @@
 """Operators: run TRACE on a video, cancel, import a result, export people, select people.
 
-The work happens in plain functions (`start_inference`, `finish_inference`, building.*,
-exporting.*); operators only collect settings and report. In background mode `invoke()` never
+The work happens in plain functions (`start_inference`, `finish_inference`, build.*,
+exporting.*); operators only collect settings and report. Import and export follow Blender's own I/O
+add-ons: `ImportHelper` / `ExportHelper` operators with File › Import / Export menu entries. In background mode `invoke()` never
 runs, so `execute()` of the run operator drives the subprocess synchronously there; with a UI it
 hands over to `modal()` and a window-manager timer.
 """
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import building, exporting, runner, scene_math
+from . import build, exporting, plan, runner
+from .build import tags
 from .errors import TraceBlenderError, UsageError
 from .preferences import addon_settings, user_data_dir
 
@@ -110,34 +113,34 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
 
 def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int] | None = None,
                          apply_alignment: bool | None = None, use_clean_motion: bool | None = None
-                         ) -> building.ImportSummary:
+                         ) -> build.ImportSummary:
     """Import with the add-on preferences and the panel's toggles (arguments given here win)."""
     settings = addon_settings(context)
     state = session_state(context)
-    options = building.ImportOptions(
+    options = plan.ImportOptions(
         smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
         apply_alignment=state.align if apply_alignment is None else apply_alignment,
         use_clean_motion=(state.foot_cleanup or state.denoise) if use_clean_motion is None else use_clean_motion)
-    summary = building.import_result_file(path, context, options)
+    summary = build.import_result_file(path, context, options)
     state.result_path = str(path)
     remember_shots(state, summary, settings.frame_start)
     return summary
 
 
-def remember_shots(state: Any, summary: building.ImportSummary, frame_start: int) -> None:
+def remember_shots(state: Any, summary: build.ImportSummary, frame_start: int) -> None:
     """List the result's shots in the panel: scene ranges, people, camera; imported ones selected."""
     imported = {shot.index: shot for shot in summary.shots}
     state.shots.clear()
-    for plan in summary.result_shots:
+    for listed in summary.result_shots:
         item = state.shots.add()
-        item.index = plan.index
-        item.first_frame, item.last_frame = plan.scene_range(frame_start)
-        shot = imported.get(plan.index)
+        item.index = listed.index
+        item.first_frame, item.last_frame = listed.scene_range(frame_start)
+        shot = imported.get(listed.index)
         item.imported = item.selected = shot is not None
         item.people = len(shot.people) if shot is not None else 0
-        item.aligned = shot.aligned if shot is not None else plan.aligned
-        item.floor_low_confidence = item.aligned and plan.floor_confidence == "low"
-        item.floor_note = plan.floor_note
+        item.aligned = shot.aligned if shot is not None else listed.aligned
+        item.floor_low_confidence = item.aligned and listed.floor_confidence == "low"
+        item.floor_note = listed.floor_note
         item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
     state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
     state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1
@@ -171,13 +174,14 @@ def _report_all(operator: Any, reports: list[tuple[str, str]]) -> None:
         operator.report({kind}, message)
 
 
-class TRACE_OT_run_video(bpy.types.Operator):
+class TRACE_OT_run_video(bpy.types.Operator, ImportHelper):
     """Run TRACE on a video in a separate Python and import every tracked person"""
 
     bl_idname = "trace.run_video"
     bl_label = "Run TRACE on Video"
     bl_options = {"REGISTER"}
 
+    filename_ext = ""
     filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default=VIDEO_GLOB, options={"HIDDEN"})
 
@@ -194,8 +198,7 @@ class TRACE_OT_run_video(bpy.types.Operator):
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if not self._video(context):
-            context.window_manager.fileselect_add(self)
-            return {"RUNNING_MODAL"}
+            return ImportHelper.invoke(self, context, event)
         return self.execute(context)
 
     def execute(self, context: Any) -> set[str]:
@@ -271,13 +274,14 @@ class TRACE_OT_cancel_run(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class TRACE_OT_import_result(bpy.types.Operator):
+class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
     """Import a TRACE result file (.npz, also official trace2 results) as animated characters"""
 
     bl_idname = "trace.import_result"
     bl_label = "Import TRACE Result"
     bl_options = {"REGISTER", "UNDO"}
 
+    filename_ext = ".npz"
     filepath: StringProperty(name="Result file", subtype="FILE_PATH", options={"SKIP_SAVE"})
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
     shots: StringProperty(name="Shots", default="", options={"SKIP_SAVE"},
@@ -285,15 +289,14 @@ class TRACE_OT_import_result(bpy.types.Operator):
     apply_alignment: BoolProperty(name="Align floor", default=True, options={"SKIP_SAVE"},
                                   description="Use the stored ground alignment (floor at z = 0); unset: the panel's "
                                               "toggle")
-    use_clean_motion: BoolProperty(name="Clean feet", default=True, options={"SKIP_SAVE"},
-                                   description="Use the foot-skate-cleaned motion when stored; unset: the panel's "
-                                               "toggle")
+    use_clean_motion: BoolProperty(name="Smoothed, planted motion", default=True, options={"SKIP_SAVE"},
+                                   description="Use the world stage's denoised, foot-skate-cleaned motion when "
+                                               "stored (off: TRACE's raw motion); unset: the panel's toggles")
 
     def invoke(self, context: Any, event: Any) -> set[str]:
-        if self.filepath:
+        if self.filepath:  # drag and drop, the panel's re-import
             return self.execute(context)
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        return ImportHelper.invoke(self, context, event)
 
     def _given(self, name: str) -> bool | None:
         """An explicitly set toggle, or None (then the panel's toggle applies, e.g. on drag and drop)."""
@@ -304,13 +307,10 @@ class TRACE_OT_import_result(bpy.types.Operator):
             self.report({"ERROR"}, "choose a result file (.npz) first")
             return {"CANCELLED"}
         try:
-            shots = scene_math.parse_shot_list(self.shots)
+            shots = plan.parse_shot_list(self.shots)
             summary = import_with_settings(context, bpy.path.abspath(self.filepath), shots=shots,
                                            apply_alignment=self._given("apply_alignment"),
                                            use_clean_motion=self._given("use_clean_motion"))
-        except scene_math.ShotSelectionError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -346,36 +346,57 @@ class TRACE_OT_view_shot(bpy.types.Operator):
 
 def people_to_export(context: Any, scope: str) -> list[Any]:
     """Armatures of imported people: all of them, or those whose armature or body is selected."""
-    people = building.imported_people(context.scene)
+    people = tags.imported_people(context.scene)
     if scope == "ALL":
         return people
     chosen = []
     for armature in people:
-        if armature.select_get() or any(body.select_get() for body in building.bodies_of(armature)):
+        if armature.select_get() or any(body.select_get() for body in tags.bodies_of(armature)):
             chosen.append(armature)
     return chosen
 
 
-class TRACE_OT_export_people(bpy.types.Operator):
+EXPORT_FORMAT_ITEMS = (("PREFERENCES", "Default", "The default export format from the add-on preferences"),) + tuple(
+    (key.upper(), exporting.FORMAT_LABELS[key], f"Export {exporting.FORMAT_LABELS[key]}")
+    for key in exporting.EXPORT_FORMATS)
+EXPORT_SCOPE_ITEMS = (("ALL", "All", "Every imported person in the scene"),
+                      ("SELECTED", "Selected", "People whose armature or body is selected"))
+
+
+class TRACE_OT_export_people(bpy.types.Operator, ExportHelper):
     """Export imported people as FBX (Unity / Unreal), glTF binary or BVH"""
 
     bl_idname = "trace.export_people"
-    bl_label = "Export People"
+    bl_label = "Export TRACE People"
     bl_options = {"REGISTER"}
 
     filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     check_existing: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    # Unset: the panel's Export settings apply (so the panel button and File > Export agree).
+    export_format: EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PREFERENCES",
+                                options={"SKIP_SAVE"})
+    export_scope: EnumProperty(name="People", items=EXPORT_SCOPE_ITEMS, default="ALL", options={"SKIP_SAVE"})
+    per_person: BoolProperty(name="One file per person", default=False, options={"SKIP_SAVE"},
+                             description="Write one file per person instead of one combined file")
 
-    def _export_format(self, context: Any) -> str:
-        choice = session_state(context).export_format
+    def _setting(self, context: Any, name: str, state_name: str) -> Any:
+        return getattr(self, name) if self.properties.is_property_set(name) else getattr(session_state(context),
+                                                                                         state_name)
+
+    def _format(self, context: Any) -> str:
+        choice = self._setting(context, "export_format", "export_format")
         return addon_settings(context).export_preset if choice == "PREFERENCES" else choice.lower()
+
+    @property
+    def filename_ext(self) -> str:
+        """ExportHelper's extension: follows the chosen format."""
+        return exporting.EXTENSIONS[self._format(bpy.context)]
 
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self.filepath or session_state(context).export_path:
             return self.execute(context)
-        self.filepath = "trace_people" + exporting.EXTENSIONS[self._export_format(context)]
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
+        self.filepath = "trace_people" + self.filename_ext
+        return ExportHelper.invoke(self, context, event)
 
     def execute(self, context: Any) -> set[str]:
         state = session_state(context)
@@ -383,10 +404,10 @@ class TRACE_OT_export_people(bpy.types.Operator):
         if not target:
             self.report({"ERROR"}, "choose where to export first")
             return {"CANCELLED"}
-        people = people_to_export(context, state.export_scope)
+        people = people_to_export(context, self._setting(context, "export_scope", "export_scope"))
         try:
-            written = exporting.export_people(context, people, target, self._export_format(context),
-                                              per_person=state.export_per_person)
+            written = exporting.export_people(context, people, target, self._format(context),
+                                              per_person=self._setting(context, "per_person", "export_per_person"))
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -405,11 +426,11 @@ class TRACE_OT_toggle_person(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         armature = bpy.data.objects.get(self.armature_name)
-        if armature is None or building.PROP_TRACK_ID not in armature.keys():
+        if armature is None or tags.PROP_TRACK_ID not in armature.keys():
             self.report({"ERROR"}, f"no imported person named {self.armature_name!r}")
             return {"CANCELLED"}
         select = not armature.select_get()
-        for ob in [armature] + building.bodies_of(armature):
+        for ob in [armature] + tags.bodies_of(armature):
             if ob.name in context.view_layer.objects:
                 ob.select_set(select)
         if select:
@@ -450,6 +471,17 @@ class TRACE_OT_open_preview(bpy.types.Operator):
             self.report({"ERROR"}, f"no preview video at {self.filepath or '(none)'}: run a video first")
             return {"CANCELLED"}
         return bpy.ops.wm.path_open(filepath=self.filepath)
+
+
+def menu_import(menu: Any, context: Any) -> None:
+    """File > Import entries."""
+    menu.layout.operator(TRACE_OT_import_result.bl_idname, text="TRACE Result (.npz)")
+    menu.layout.operator(TRACE_OT_run_video.bl_idname, text="TRACE: Run on Video")
+
+
+def menu_export(menu: Any, context: Any) -> None:
+    """File > Export entry."""
+    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh)")
 
 
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,

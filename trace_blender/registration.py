@@ -13,10 +13,14 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.WindowManager.trace_blender = PointerProperty(type=ui.TRACE_SessionState)
+    bpy.types.TOPBAR_MT_file_import.append(operators.menu_import)
+    bpy.types.TOPBAR_MT_file_export.append(operators.menu_export)
 
 
 def unregister() -> None:
     operators.cancel_active_job()
+    bpy.types.TOPBAR_MT_file_export.remove(operators.menu_export)
+    bpy.types.TOPBAR_MT_file_import.remove(operators.menu_import)
     if hasattr(bpy.types.WindowManager, "trace_blender"):
         del bpy.types.WindowManager.trace_blender
     for cls in reversed(CLASSES):

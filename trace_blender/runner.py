@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from trace_format.protocol import (EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING, ExitCode,
+                                   format_duration)
+
 from .errors import CoreRunError, CoreUnavailableError
 
-# Exit codes of `python -m core run` (core.errors.ExitCode; duplicated here so that the runner does
-# not need the core importable inside Blender to interpret a subprocess).
-EXIT_OK = 0
-EXIT_PARTIAL = 10
-EXIT_INTERRUPTED = 130
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 # `python -m core run` options that turn the world post-processing steps off (all on by default).
 NO_ALIGN_FLAG = "--no-align"
@@ -78,15 +76,8 @@ class RunProgress:
         if self.frames_per_second:
             text += f", {self.frames_per_second:.1f}/s"
         if self.eta_s is not None and self.done < self.total:
-            text += f", ETA {format_eta(self.eta_s)}"
+            text += f", ETA {format_duration(self.eta_s)}"
         return text
-
-
-def format_eta(seconds: float) -> str:
-    seconds = max(int(round(seconds)), 0)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 @dataclass
@@ -333,20 +324,20 @@ class CoreRun:
     def _apply(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         progress = self.progress
-        if kind == "start":
+        if kind == EVENT_START:
             progress.total_frames = _as_int(event.get("total_frames"))
             progress.video_fps = _as_float(event.get("fps"))
-        elif kind == "progress":
+        elif kind == EVENT_PROGRESS:
             progress.stage = str(event.get("stage", progress.stage))
             progress.done = _as_int(event.get("done")) or 0
             progress.total = _as_int(event.get("total")) or 0
             progress.frames_per_second = _as_float(event.get("fps"))
             progress.eta_s = _as_float(event.get("eta_s"))
-        elif kind == "warning":
+        elif kind == EVENT_WARNING:
             progress.warnings.append(str(event.get("message", "")))
-        elif kind == "done":
+        elif kind == EVENT_DONE:
             self._done_event = event
-        elif kind == "error":
+        elif kind == EVENT_ERROR:
             self._error_event = event
 
     def _finish(self, returncode: int) -> None:
@@ -355,9 +346,9 @@ class CoreRun:
         if self._cancel_requested:
             self.state = RunState.CANCELLED
             message = "cancelled"
-        elif returncode == EXIT_OK and result is not None:
+        elif returncode == ExitCode.OK and result is not None:
             self.state, message = RunState.SUCCEEDED, f"result written to {result}"
-        elif returncode == EXIT_PARTIAL and result is not None:
+        elif returncode == ExitCode.PARTIAL and result is not None:
             detail = self._error_message() or (warnings[-1] if warnings else "")
             self.state = RunState.PARTIAL
             message = f"partial result (the video could not be read to the end): {detail}".rstrip(": ")
@@ -388,9 +379,9 @@ class CoreRun:
             return ("the Python interpreter used for inference has no TRACE core installed "
                     f"({self.command[0]}): install it with `{self.command[0]} -m pip install -e <repo>` or set "
                     "another interpreter in the add-on preferences")
-        if returncode == EXIT_OK:
+        if returncode == ExitCode.OK:
             return "the TRACE core finished without reporting a result file"
-        if returncode == EXIT_INTERRUPTED:
+        if returncode == ExitCode.INTERRUPTED:
             return "the TRACE core was interrupted; nothing was written"
         last = self.stderr_tail[-1] if self.stderr_tail else "no error message"
         return f"the TRACE core failed with exit code {returncode}: {last}"

@@ -9,12 +9,9 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import building, exporting, runner
-from .operators import active_job, session_state
-
-EXPORT_FORMAT_ITEMS = (("PREFERENCES", "Default", "The default export format from the add-on preferences"),) + tuple(
-    (key.upper(), exporting.FORMAT_LABELS[key], f"Export {exporting.FORMAT_LABELS[key]}")
-    for key in exporting.EXPORT_FORMATS)
+from . import runner
+from .build.tags import bodies_of, imported_people
+from .operators import EXPORT_FORMAT_ITEMS, EXPORT_SCOPE_ITEMS, active_job, session_state
 
 
 class TRACE_ShotItem(bpy.types.PropertyGroup):
@@ -41,9 +38,7 @@ class TRACE_SessionState(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR", default=0.0)
     status: StringProperty(name="Status", default="")
     export_format: EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="PREFERENCES")
-    export_scope: EnumProperty(name="People", items=(
-        ("ALL", "All", "Every imported person in the scene"),
-        ("SELECTED", "Selected", "People whose armature or body is selected")), default="ALL")
+    export_scope: EnumProperty(name="People", items=EXPORT_SCOPE_ITEMS, default="ALL")
     export_per_person: BoolProperty(name="One file per person", default=False,
                                     description="Write one file per person instead of one combined file")
     export_path: StringProperty(name="File", subtype="FILE_PATH", default="",
@@ -155,7 +150,7 @@ class TRACE_PT_people(_TracePanel, bpy.types.Panel):
 
     def draw(self, context: Any) -> None:
         layout = self.layout
-        people = building.imported_people(context.scene)
+        people = imported_people(context.scene)
         if not people:
             layout.label(text="No people imported yet", icon="INFO")
             return
@@ -166,7 +161,7 @@ class TRACE_PT_people(_TracePanel, bpy.types.Panel):
             toggle = row.operator("trace.toggle_person", text=armature.name, depress=selected,
                                   icon="CHECKBOX_HLT" if selected else "CHECKBOX_DEHLT")
             toggle.armature_name = armature.name
-            bodies = building.bodies_of(armature)
+            bodies = bodies_of(armature)
             row.label(text="", icon="MESH_DATA" if bodies else "ARMATURE_DATA")
 
 
@@ -183,7 +178,7 @@ class TRACE_PT_export(_TracePanel, bpy.types.Panel):
         layout.prop(state, "export_per_person")
         layout.prop(state, "export_path")
         row = layout.row()
-        row.enabled = bool(building.imported_people(context.scene))
+        row.enabled = bool(imported_people(context.scene))
         row.operator("trace.export_people", text="Export", icon="EXPORT")
 
 

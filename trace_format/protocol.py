@@ -2,14 +2,16 @@
 
 The Blender add-on runs the core in a subprocess and reads one JSON event per stdout line (fields in
 docs/architecture.md and docs/cli.md); the exit status says how the run ended. Both sides take the
-event names, the progress stages and the exit codes from here. Standard library only.
+event names, the progress stages, the exit codes and the ETA clock format from here. Standard library
+only.
 """
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 __all__ = ["ExitCode", "EVENT_START", "EVENT_PROGRESS", "EVENT_WARNING", "EVENT_DONE", "EVENT_ERROR", "EVENTS",
-           "STAGES"]
+           "STAGES", "format_duration"]
 
 
 class ExitCode(IntEnum):
@@ -38,3 +40,15 @@ EVENTS = (EVENT_START, EVENT_PROGRESS, EVENT_WARNING, EVENT_DONE, EVENT_ERROR)
 
 # The `stage` field of progress events, in run order (`world` counts person-frames).
 STAGES = ("load_weights", "inference", "smpl", "world", "write", "preview")
+
+
+def format_duration(seconds: float | None) -> str:
+    """'1:02:03' / '2:05' style clock, '--:--' when unknown (no rate yet)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "--:--"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"

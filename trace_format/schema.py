@@ -49,7 +49,7 @@ META_MEMBER = "meta_json"
 
 
 # The fixed TRACE world -> Blender world mapping (x, z, -y) as a rigid 4x4: what a shot without a
-# ground alignment uses. Equal to core.rig.frames.TRACE_TO_BLENDER and core.world.default_alignment();
+# ground alignment uses. Equal to trace_blender.frames.TRACE_TO_BLENDER and core.world.default_alignment();
 # spelled out here so that reading a result needs nothing beyond numpy.
 DEFAULT_ALIGNMENT_MATRIX = np.array([[1.0, 0.0, 0.0, 0.0],
                                      [0.0, 0.0, 1.0, 0.0],

@@ -113,7 +113,7 @@ def write_default_skeleton(path: str | os.PathLike = DEFAULT_SKELETON_PATH,
         "description": ("Default rest skeleton of TRACE for Blender: SMPL joint hierarchy with joint positions "
                         "from anthropometric ratios of stature (no SMPL model data). Canonical frame: y up, "
                         "facing +z, body's left on +x, soles at y=0, metres, T-pose."),
-        "generator": "write_default_skeleton() in core/rig/skeleton.py",
+        "generator": "write_default_skeleton() in trace_format/skeleton.py",
         "height_m": height_m,
         "joint_names": list(SMPL_JOINT_NAMES),
         "parents": list(SMPL_PARENTS),

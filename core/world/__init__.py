@@ -15,7 +15,7 @@ from .contacts import (ContactError, ContactSettings, SkateCleanup, SkateCleanup
 from .ground import (DEFAULT_FOOT_JOINT_HEIGHTS, GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints,
                      alignment_from_plane, default_alignment, estimate_ground, estimate_up_prior, foot_joint_heights)
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
-                           blender_camera_matrices, camera_poses_from_track, estimate_scene_camera,
+                           camera_poses_from_track, estimate_scene_camera,
                            register_tracks)
 from .shots import (FrameChange, ShotCutDetector, ShotCutError, ShotCutSettings, detect_shots, shot_segments,
                     split_track_arrays)
@@ -28,7 +28,7 @@ __all__ = [
     "DEFAULT_FOOT_JOINT_HEIGHTS", "GroundAlignment", "GroundFitError", "GroundFitSettings", "PersonJoints",
     "alignment_from_plane", "default_alignment", "estimate_ground", "estimate_up_prior", "foot_joint_heights",
     "CameraEvidence", "SceneCamera", "SceneCameraError", "SceneCameraSettings", "apply_world_transform",
-    "blender_camera_matrices", "camera_poses_from_track", "estimate_scene_camera", "register_tracks",
+    "camera_poses_from_track", "estimate_scene_camera", "register_tracks",
     "FrameChange", "ShotCutDetector", "ShotCutError", "ShotCutSettings", "detect_shots", "shot_segments",
     "split_track_arrays",
     "RestBody", "WorldProcessingError", "WorldProcessingSettings", "apply_world_processing", "smpl_rest_body",

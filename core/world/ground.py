@@ -29,8 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from trace_format.skeleton import anthropometric_rest_joints
+from trace_format.schema import DEFAULT_ALIGNMENT_MATRIX
 
-from ..rig.frames import TRACE_TO_BLENDER
 
 __all__ = [
     "FOOT_JOINTS",
@@ -222,8 +222,7 @@ def alignment_from_plane(normal: np.ndarray, offset: float, forward: np.ndarray 
 
 def default_alignment() -> GroundAlignment:
     """No alignment: the fixed TRACE -> Blender swap (x, z, -y), floor unknown."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = TRACE_TO_BLENDER
+    matrix = np.array(DEFAULT_ALIGNMENT_MATRIX)
     return GroundAlignment(matrix=matrix, method="none", floor_normal=np.array([0.0, -1.0, 0.0]),
                            camera_height=0.0, note="no ground alignment: fixed axis swap (x, z, -y)")
 

@@ -42,7 +42,6 @@ import numpy as np
 from trace_format.rotations import (axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_quaternion,
                                     quaternion_to_matrix)
 
-from ..rig.frames import OPENCV_TO_BLENDER_CAMERA
 
 __all__ = [
     "SceneCameraError",
@@ -53,7 +52,6 @@ __all__ = [
     "register_tracks",
     "apply_world_transform",
     "estimate_scene_camera",
-    "blender_camera_matrices",
 ]
 
 # Witness pairs x frames fused at once (each pairwise array of that many float64 is 8 MB).
@@ -491,16 +489,3 @@ def estimate_scene_camera(evidence: Sequence[CameraEvidence], settings: SceneCam
         frames=frames, rotations=final_r, positions=final_t, observed=observed, interpolated=~observed,
         witnesses=fused.witnesses, spread_deg=fused.spread_deg, spread_m=fused.spread_m,
         registrations=registrations)
-
-
-def blender_camera_matrices(camera: SceneCamera, world_transform: np.ndarray) -> np.ndarray:
-    """World matrices [F,4,4] of a Blender camera object following the scene camera.
-
-    world_transform [4,4]: TRACE world -> Blender world (GroundAlignment.matrix, or the fixed swap).
-    The local axes are Blender's camera axes (looks along -Z, +Y up).
-    """
-    rotation, position = camera.in_world(world_transform)
-    matrices = np.broadcast_to(np.eye(4), (len(position), 4, 4)).copy()
-    matrices[:, :3, :3] = rotation @ OPENCV_TO_BLENDER_CAMERA
-    matrices[:, :3, 3] = position
-    return matrices

@@ -14,8 +14,15 @@ from trace_format.npz import write_result
 from trace_format.schema import CameraInfo, TraceResult, TrackResult, VideoInfo
 from trace_format.validate import validate_result
 from trace_format import fk, rotations, skeleton
-from core.rig import frames
+from trace_blender import frames, plan
 
+
+
+def planned_camera_matrices(result: TraceResult) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """shot -> (video frames [F], Blender world matrices [F,4,4]) of the cameras an import builds."""
+    return {camera.shot: (camera.path.frames,
+                          frames.camera_object_matrices(camera.path.rotations, camera.path.positions, camera.base))
+            for camera in plan.plan_import(result).cameras}
 
 def synthetic_track(track_id: int, num_frames: int, seed: int, first_frame: int = 0) -> TrackResult:
     """One person moving for num_frames consecutive video frames starting at first_frame."""

@@ -2,7 +2,7 @@
 
 `read_bvh(path)` parses a BVH file (.bvh or .bvh.gz): hierarchy, offsets, channels, frames.
 `bvh_to_smpl(bvh, fps=30)` converts it to SMPL-ordered poses on a 24-joint rest skeleton with the
-actor's own bone lengths, so that `core.rig.fk.forward_kinematics(rest, poses)` reproduces the
+actor's own bone lengths, so that `trace_format.fk.forward_kinematics(rest, poses)` reproduces the
 captured joint positions (the mapped ones: error reported in `MocapClip.fk_error_m`):
 
 * joint positions: SMPL joint j sits at BVH joint `SMPL_FROM_CMU[j][0]`;

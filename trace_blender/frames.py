@@ -1,8 +1,12 @@
-"""Coordinate frames between TRACE, canonical SMPL and Blender, and pose-bone channels.
+"""Every convention between TRACE's numbers and Blender's scene, in one place (numpy only, no bpy).
 
-numpy only. Conventions (docs/architecture.md, docs/blender.md):
-* TRACE world (first camera: x right, y down, z forward) -> Blender world = (x, z, -y).
-* Canonical SMPL rest (y up, facing +z) -> Blender rest armature = (x, -z, y): upright, facing -Y.
+* TRACE world (first camera of a shot: x right, y down, z forward, metres) -> Blender world
+  (x right, y forward, z up): the shot's stored ground alignment, or the fixed swap (x, z, -y).
+* Canonical SMPL rest (y up, facing +z) -> Blender rest armature (z up, facing -y): (x, -z, y).
+* Cameras: stored with OpenCV axes (+z forward, +y down); a Blender camera looks along local -z, +y up.
+* Lens: TRACE's field of view spans the longer side of the (square-padded) image; a 36 mm sensor is
+  fitted to that side.
+* Time: video frame i -> scene frame frame_start + i; 29.97 fps -> fps 30, fps_base 1.001.
 * The armature object keeps an identity transform; root motion lives on the pelvis bone.
 
 A posed SMPL joint rotation G_i (TRACE world, acting on canonical vectors) becomes the Blender
@@ -20,19 +24,22 @@ import numpy as np
 
 from trace_format.fk import forward_kinematics, place_by_hip_center
 from trace_format.rotations import make_quaternions_continuous, matrix_to_quaternion
-from trace_format.schema import TraceResult
+from trace_format.schema import DEFAULT_ALIGNMENT_MATRIX
 from trace_format.skeleton import SMPL_PARENTS
 
 # TRACE world (x right, y down, z forward) -> Blender world (x right, y forward, z up): (x, z, -y).
-TRACE_TO_BLENDER = np.array([[1.0, 0.0, 0.0],
-                             [0.0, 0.0, 1.0],
-                             [0.0, -1.0, 0.0]])
+# The result format stores it as the alignment of a shot without a floor fit.
+TRACE_TO_BLENDER: np.ndarray = np.array(DEFAULT_ALIGNMENT_MATRIX[:3, :3])
 # Canonical SMPL (y up, facing +z) -> Blender rest armature (z up, facing -y): (x, -z, y).
-CANONICAL_TO_BLENDER_REST = np.array([[1.0, 0.0, 0.0],
-                                      [0.0, 0.0, -1.0],
-                                      [0.0, 1.0, 0.0]])
-# Blender cameras look along their local -Z with +Y up; OpenCV cameras along +Z with +Y down.
-OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
+CANONICAL_TO_BLENDER_REST: np.ndarray = np.array([[1.0, 0.0, 0.0],
+                                                  [0.0, 0.0, -1.0],
+                                                  [0.0, 1.0, 0.0]])
+# Stored camera axes are OpenCV's (+z forward, +y down); Blender cameras look along local -z with +y up.
+OPENCV_TO_BLENDER_CAMERA: np.ndarray = np.diag([1.0, -1.0, -1.0])
+# TRACE's field of view spans the longer side of the padded square input: a 36 mm sensor on that side.
+SENSOR_MM = 36.0
+# The lens TRACE assumes when the result names none (the official 50 degrees over the padded square).
+DEFAULT_FOV_DEG = 50.0
 
 
 class FrameError(ValueError):
@@ -146,37 +153,57 @@ def blender_frame_rate(fps: float) -> tuple[int, float]:
     return whole, whole / rate
 
 
-def lens_mm_from_fov(fov_deg: float = 50.0, sensor_width_mm: float = 36.0) -> float:
-    """Blender lens (mm) for a field of view spanning the image's longer side.
+# ------------------------------------------------------------------------------------------------ camera
+def camera_object_matrices(rotations: np.ndarray, positions: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """World matrices [F,4,4] of a Blender camera object (local -Z forward, +Y up).
 
-    TRACE's FOV (50 deg) spans the padded square, i.e. the longer side of the original image; a Blender
-    camera with sensor_fit 'AUTO' applies sensor_width to the longer side too.
+    rotations [F,3,3]: camera (OpenCV axes) -> shared TRACE world; positions [F,3]: camera centre there;
+    base [4,4]: shared TRACE world -> Blender world.
     """
-    if not 0.0 < fov_deg < 180.0:
-        raise FrameError(f"fov_deg must be in (0, 180), got {fov_deg}")
-    return 0.5 * sensor_width_mm / math.tan(math.radians(fov_deg) / 2.0)
+    rotations = np.asarray(rotations, np.float64)
+    positions = np.asarray(positions, np.float64)
+    matrices = np.broadcast_to(np.eye(4), (rotations.shape[0], 4, 4)).copy()
+    matrices[:, :3, :3] = base[:3, :3] @ rotations @ OPENCV_TO_BLENDER_CAMERA
+    matrices[:, :3, 3] = positions @ base[:3, :3].T + base[:3, 3]
+    return matrices
 
 
-def lens_mm_from_focal_px(focal_px: float, image_width: int, image_height: int, sensor_width_mm: float = 36.0) -> float:
-    """Blender lens (mm) for a focal length in pixels, sensor_fit 'AUTO' (sensor spans the longer side)."""
-    if focal_px <= 0 or image_width <= 0 or image_height <= 0:
-        raise FrameError("focal length and image size must be positive")
-    return focal_px * sensor_width_mm / max(image_width, image_height)
+def camera_keys(matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(location [F,3], rotation_quaternion [F,4] wxyz, sign-continuous) of camera object matrices [F,4,4]."""
+    rotations = np.asarray(matrices, np.float64)[:, :3, :3]
+    quaternions = make_quaternions_continuous(matrix_to_quaternion(rotations), axis=0)
+    return np.asarray(matrices, np.float64)[:, :3, 3].copy(), quaternions
 
 
-def result_camera_blender_matrices(result: TraceResult, shot_index: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames [F], world matrices [F,4,4]) of a Blender camera object following a result's scene
-    camera in one shot (local axes: looks along -Z, +Y up). Raises KeyError without a camera."""
-    shots = result.effective_shots()
-    if not 0 <= int(shot_index) < len(shots):
-        raise KeyError(f"no shot {shot_index} in this result ({len(shots)} shot(s))")
-    path = None if result.scene_camera is None else result.scene_camera.for_shot(shot_index)
-    if path is None or path.num_frames == 0:
-        raise KeyError(f"no scene camera stored for shot {shot_index}: run the world post-processing "
-                       "(core.world.postprocess.apply_world_processing) on a result with tracked people")
-    alignment = shots[int(shot_index)].alignment_matrix
-    rotations = path.rotations.astype(np.float64)   # [F,3,3]
-    matrices = np.broadcast_to(np.eye(4), (path.num_frames, 4, 4)).copy()
-    matrices[:, :3, :3] = alignment[:3, :3] @ rotations @ OPENCV_TO_BLENDER_CAMERA
-    matrices[:, :3, 3] = path.positions.astype(np.float64) @ alignment[:3, :3].T + alignment[:3, 3]
-    return path.frames, matrices
+@dataclass(frozen=True)
+class LensSettings:
+    """Blender camera data for the footage's pinhole camera."""
+
+    lens_mm: float
+    sensor_fit: str        # "HORIZONTAL" (landscape or square) | "VERTICAL" (portrait) | "AUTO" (size unknown)
+    sensor_mm: float       # applied to the side named by sensor_fit (the longer side)
+    fov_deg: float         # field of view across the longer image side
+
+
+def lens_settings(fov_deg: float | None, focal_px: float | None, width: int, height: int) -> LensSettings:
+    """Blender lens for the camera TRACE assumed.
+
+    fov_deg (and focal_px) refer to the longer side of the image (TRACE pads frames to a square of
+    that side), so the sensor is fitted to the longer side: HORIZONTAL for landscape, VERTICAL for
+    portrait; AUTO (Blender's longer side of the render size) when the video size is unknown.
+    lens / sensor = focal / longer side = 1 / (2 tan(fov / 2)); focal_px wins when the size is known.
+    """
+    longer = max(int(width or 0), int(height or 0))
+    if focal_px is not None and np.isfinite(focal_px) and focal_px > 0 and longer > 0:
+        lens = float(focal_px) * SENSOR_MM / longer
+        fov = math.degrees(2.0 * math.atan(0.5 * longer / float(focal_px)))
+    else:
+        fov = DEFAULT_FOV_DEG if fov_deg is None or not np.isfinite(fov_deg) else float(fov_deg)
+        if not 0.0 < fov < 180.0:
+            raise ValueError(f"the field of view must be between 0 and 180 degrees, got {fov}")
+        lens = 0.5 * SENSOR_MM / math.tan(math.radians(fov) / 2.0)
+    if longer <= 0:
+        fit = "AUTO"
+    else:
+        fit = "HORIZONTAL" if int(width) >= int(height) else "VERTICAL"
+    return LensSettings(lens_mm=lens, sensor_fit=fit, sensor_mm=SENSOR_MM, fov_deg=fov)
