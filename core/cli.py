@@ -19,7 +19,7 @@ from typing import Sequence, TextIO
 
 from . import __version__
 from .camera import MAX_FOV_DEG, MIN_FOV_DEG
-from .errors import ExitCode, PartialResultError, RunInterruptedError, TraceError, UsageError
+from .errors import ExitCode, OutputError, PartialResultError, RunInterruptedError, TraceError, UsageError
 from .progress import ProgressReporter
 
 PROG = "python -m core"
@@ -327,6 +327,7 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
         raise UsageError("--video and --no-video exclude each other")
     options = PreviewOptions(result_path=args.result, output_path=args.output, video_path=args.video,
                              world_view=args.world_view, blank=args.no_video)
+    _check_preview_output(Path(args.output))
     started = [False]
 
     def on_progress(done: int, total: int) -> None:
@@ -335,7 +336,12 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
             started[0] = True
         reporter.update(done)
 
-    summary = render_preview(options, on_progress)
+    try:
+        summary = render_preview(options, on_progress)
+    except OSError as error:                      # the folder failed while writing (disk full, removed)
+        from trace_format.atomic import folder_problem
+
+        raise OutputError(f"the preview could not be written: {folder_problem(error, Path(args.output).parent)}") from None
     if started[0]:
         reporter.end_stage()
     for note in summary.notes:
@@ -345,6 +351,18 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
     reporter.done(str(summary.output_path), summary.tracks, int(ExitCode.OK),
                   {"preview": str(summary.output_path), "frames": summary.frames})
     return int(ExitCode.OK)
+
+
+def _check_preview_output(output: Path) -> None:
+    """`preview -o FILE`: a folder, a read-only place or a full disk is reported before drawing."""
+    from trace_format.atomic import folder_problem, probe_folder
+
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a folder; give the preview's file name, e.g. {output / 'preview.mp4'}")
+    try:
+        probe_folder(output)
+    except OSError as error:
+        raise OutputError(f"-o {output}: {folder_problem(error, output.parent)}") from None
 
 
 def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> Path:

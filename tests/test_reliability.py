@@ -748,3 +748,35 @@ def test_file_size_limit_and_closed_stdout_in_real_processes(video, tmp_path):
                                   preexec_fn=lambda: os.close(1))
     assert closed.returncode == 0, closed.stderr[-2000:]
     assert read_result(tmp_path / "closed" / "clip.trace.npz").tracks and "Traceback" not in closed.stderr
+
+
+# === The preview video: its output checked first, and never the cause of a lost run ===============
+def test_preview_output_problems_are_named_before_drawing(video, tmp_path, monkeypatch):
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out")
+    assert code == 0, stderr[-2000:]
+    result = events[-1]["result"]
+    blocker = tmp_path / "previews"
+    blocker.write_text("a file where the folder should be")
+    for target, expected, phrase in ((tmp_path, ExitCode.USAGE, "is a folder"),
+                                     (blocker / "p.mp4", ExitCode.OUTPUT, "a file of that name is in the way")):
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["preview", result, "-o", str(target), "--progress-json"], stdout=out, stderr=err)
+        error = json.loads(out.getvalue().splitlines()[-1])
+        assert code == int(expected) and error["event"] == "error" and phrase in error["message"], err.getvalue()
+        assert "Traceback" not in err.getvalue()
+
+
+def test_a_preview_that_cannot_be_written_keeps_the_run(video, tmp_path, monkeypatch):
+    import errno
+
+    import core.preview
+
+    def disk_full(options, on_progress=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(options.output_path))
+    monkeypatch.setattr(core.preview, "render_preview", disk_full)
+    code, events, stderr, _ = run_core(monkeypatch, video, "-o", tmp_path / "out", "--preview")
+    assert code == 0, stderr[-2000:]
+    assert events[-1]["event"] == "done" and "preview" not in events[-1]
+    assert read_result(Path(events[-1]["result"])).tracks
+    warning = [e["message"] for e in events if e["event"] == "warning"][-1]
+    assert "preview video was not written" in warning and "is complete" in warning
