@@ -780,3 +780,29 @@ def test_a_preview_that_cannot_be_written_keeps_the_run(video, tmp_path, monkeyp
     assert read_result(Path(events[-1]["result"])).tracks
     warning = [e["message"] for e in events if e["event"] == "warning"][-1]
     assert "preview video was not written" in warning and "is complete" in warning
+
+
+def test_extra_regressor_npy_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    from numpy.lib import format as npy_format
+
+    import core.checkpoints  # noqa: F401  (imported by the loader: torch's import must not count below)
+    from core.smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
+
+    huge = tmp_path / "J_regressor_extra.npy"                  # 10^12 float64 declared, 200 bytes on disk
+    with open(huge, "wb") as handle:
+        npy_format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (9, 10 ** 11)})
+        handle.write(b"\0" * 200)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExtraRegressorError, match="limit"):
+            load_extra_regressor(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    short = tmp_path / "short.npy"                             # within the limits but truncated
+    with open(short, "wb") as handle:
+        npy_format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": (9, 6890)})
+        handle.write(b"\0" * 1000)
+    with pytest.raises(ExtraRegressorError, match="truncated"):
+        load_extra_regressor(short)

@@ -44,6 +44,7 @@ __all__ = [
     "RESULT_LIMITS",
     "SMPL_LIMITS",
     "NpzArchive",
+    "check_npy_file",
 ]
 
 # Arrays computed while loading (dense matrices from pickled sparse ones, chumpy products) are
@@ -532,6 +533,24 @@ def _read_npy_header(handle: BinaryIO, where: str, limits: ArchiveLimits = RESUL
     if math.prod(shape) > limits.max_elements:
         raise ArchiveLimitError(f"{where}: declares {math.prod(shape):,} elements (limit {limits.max_elements:,})")
     return dtype, shape, bool(fortran_order), handle.tell()
+
+
+def check_npy_file(path: str | os.PathLike, limits: ArchiveLimits = SMPL_LIMITS) -> tuple[np.dtype, tuple[int, ...]]:
+    """A plain `.npy` file's (dtype, shape) from its header, refused (ArchiveError / ArchiveLimitError)
+    when the header is malformed, declares more than `limits`, or more data than the file holds: so
+    that `numpy.load` on it cannot be made to allocate what a tiny file declares."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        dtype, shape, _, offset = _read_npy_header(handle, path.name, limits)
+        size = os.fstat(handle.fileno()).st_size
+    if not dtype.hasobject:
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > limits.max_member_bytes:
+            raise ArchiveLimitError(f"{path.name}: declares {nbytes:,} bytes (limit {limits.max_member_bytes:,})")
+        if size - offset < nbytes:
+            raise ArchiveError(f"{path.name}: truncated: the header declares {nbytes:,} bytes of data, the file "
+                               f"holds {max(size - offset, 0):,}")
+    return dtype, shape
 
 
 class NpzArchive:
