@@ -114,6 +114,7 @@ def test_fbx_unreal_round_trip_names_the_armature_for_unreal(reference, smpl_mod
     armatures = fresh_import(smpl_model_path, reference["result"])
     decoy = bpy.data.objects.new("Armature", None)  # an unrelated object already called "Armature"
     bpy.context.scene.collection.objects.link(decoy)
+    bpy.context.view_layer.update()   # people hidden at the current frame (outside their frames) are unselected
     selection_before = {ob.name for ob in bpy.context.selected_objects}
     written = exporting.export_people(bpy.context, armatures, tmp_path / "people.fbx", "unreal", per_person=True)
     assert [p.name for p in written] == ["people_walk_person1.fbx", "people_walk_person2.fbx"]

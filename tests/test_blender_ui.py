@@ -97,7 +97,9 @@ def test_panels_draw_in_every_state(addon, tmp_path):
     assert people.operators() == ["trace.toggle_person", "trace.toggle_person"]
     toggles = [call for call in people.calls if call[0] == "operator"]
     assert [call[2]["text"] for call in toggles] == ["clip_person1", "clip_person2"]
-    assert all(call[2]["depress"] for call in toggles)  # an import selects what it made
+    # An import selects what it made, as far as it is shown: person 2 (frames 4-13) is hidden at frame 1.
+    bpy.context.view_layer.update()
+    assert [call[2]["depress"] for call in toggles] == [True, False]
     assert "Last: clip.npz" in draw(ui.TRACE_PT_import).texts()
     assert ("set", "enabled", True) in draw(ui.TRACE_PT_export).calls
 
@@ -129,7 +131,9 @@ def test_toggle_and_export_operators(addon, tmp_path):
     bpy.ops.trace.import_result(filepath=str(result_path))
     first, second = tags.imported_people(bpy.context.scene)
     assert bpy.ops.trace.toggle_person(armature_name=first.name) == {"FINISHED"}
-    assert not first.select_get() and second.select_get()
+    assert not first.select_get() and not second.select_get()   # person 2 (frames 4-11) is hidden at frame 1
+    assert bpy.ops.trace.toggle_person(armature_name=second.name) == {"FINISHED"}
+    assert bpy.context.scene.frame_current == 4 and second.select_get() and not second.hide_viewport
     with pytest.raises(RuntimeError, match="no imported person"):
         bpy.ops.trace.toggle_person(armature_name="Cube")
 
@@ -144,7 +148,8 @@ def test_toggle_and_export_operators(addon, tmp_path):
     assert bpy.ops.trace.export_people(filepath=str(tmp_path / "out" / "all.bvh")) == {"FINISHED"}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["all_clip_person1.bvh", "all_clip_person2.bvh",
                                                                     "selected.glb"]
-    second.select_set(False)
+    for ob in [second] + tags.bodies_of(second):
+        ob.select_set(False)
     state.export_scope = "SELECTED"
     with pytest.raises(RuntimeError, match="no people to export"):
         bpy.ops.trace.export_people()

@@ -310,9 +310,10 @@ def test_world_processing_end_to_end(empty_scene, world, tmp_path):
         for row in (0, len(camera_frames) - 1):
             actual = evaluated_camera_matrix(camera, 1 + int(camera_frames[row]))
             assert np.abs(actual - matrices[row]).max() < CAMERA_TOLERANCE
-        # ... and that camera is the true one (estimated from the people, smoothed: centimetres).
+        # ... and that camera is the true one (estimated from the people, smoothed: centimetres; the
+        # height follows the floor fitted to these sliding walkers' soles: 1.9-2.2 cm off, raw or denoised).
         truth = expected_camera_matrices(world.truth, shot)
-        assert np.abs(matrices[:, :3, 3] - truth[:, :3, 3]).max() < 0.02
+        assert np.abs(matrices[:, :3, 3] - truth[:, :3, 3]).max() < 0.025
     assert not any("feet were cleaned" in w for w in summary.warnings)
     # Cleaned on the default skeleton, imported on an SMPL body: said, not hidden.
     from helpers.synthetic_smpl import write_synthetic_smpl_pkl
@@ -444,3 +445,26 @@ def test_running_blender_uses_layered_actions():
         assert keys.uses_layered_actions(action)
     finally:
         bpy.data.actions.remove(action)
+
+
+def test_people_and_cameras_show_only_during_their_own_frames(empty_scene, world):
+    summary = build.import_result_file(world.path, bpy.context, plan.ImportOptions(frame_start=1))
+    by_track = {person.track_id: person for person in summary.people}
+    cameras = {shot.index: shot.camera for shot in summary.shots}
+    scene = bpy.context.scene
+
+    def shown(ob):
+        return not ob.hide_viewport and not ob.hide_render
+
+    # (scene frame, people shown, shot camera shown): person 2 enters at video frame 12; shot 1 is 60-89.
+    for frame, people, camera in ((1, {1}, 0), (13, {1, 2}, 0), (60, {1, 2}, 0), (61, {3}, 1), (90, {3}, 1)):
+        scene.frame_set(frame)
+        for track_id, person in by_track.items():
+            expected = track_id in people
+            assert shown(person.armature) is expected and shown(person.body) is expected, (frame, track_id)
+            assert person.armature.visible_get() is expected
+        for index, ob in cameras.items():
+            assert shown(ob) is (index == camera), (frame, index)
+    # Simple expressions: they run without Python, so files opened with auto-run off behave the same.
+    drivers = [d for p in summary.people for ob in (p.armature, p.body) for d in ob.animation_data.drivers]
+    assert len(drivers) == 4 * len(summary.people) and all(d.driver.is_simple_expression for d in drivers)

@@ -271,3 +271,39 @@ def test_world_anchors_of_absent_tracks_official_vs_product():
     assert sorted(official) == [2, 3] and official[2] is c            # track 1 lost its anchor (official)
     assert sorted(product) == [1, 2, 3] and product[1] is a and product[2] is c
     assert carry_world_anchors(None, current, keep_absent=True) == current
+
+
+def _randomize_frozen_batchnorms(module: torch.nn.Module) -> None:
+    for norm in module.modules():
+        if isinstance(norm, FrozenBatchNorm2d):
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+            norm.weight.data.uniform_(0.5, 1.5)
+            norm.bias.data.uniform_(-0.5, 0.5)
+
+
+@pytest.mark.parametrize("backbone", ["raft_cnet", "hrnet"])
+def test_folding_frozen_batchnorm_keeps_the_backbone_outputs(backbone):
+    from core.nn.fuse import fold_frozen_batchnorm
+    from core.nn.raft import BasicEncoder
+    torch.manual_seed(0)
+    if backbone == "raft_cnet":   # stem + 8 residual-block norms + ... = all 15 BatchNorms of RAFT's context encoder
+        network, expected_folds = BasicEncoder(output_dim=64, norm_fn="batch"), 15
+        x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    else:
+        network, expected_folds = HRNetW32(), 292
+        x = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8)
+    network = network.double().eval()
+    _randomize_frozen_batchnorms(network)
+    with torch.no_grad():
+        expected = network(x)
+        assert fold_frozen_batchnorm(network) == expected_folds
+        assert not any(isinstance(m, FrozenBatchNorm2d) for m in network.modules())
+        torch.testing.assert_close(network(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_folding_refuses_a_frozen_batchnorm_it_cannot_fold():
+    from core.nn.fuse import fold_frozen_batchnorm
+    network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), FrozenBatchNorm2d(4))
+    with pytest.raises(RuntimeError, match="not preceded by a foldable Conv2d"):
+        fold_frozen_batchnorm(network)

@@ -15,7 +15,8 @@ from core.world.denoise import TrackMotion, denoise_tracks
 from core.world.postprocess import apply_world_processing
 from tests.helpers.mocap import CLIPS, MOCAP_DIR, bvh_to_smpl, load_clip, read_bvh
 from tests.helpers.result_archive import rewrite_result_archive
-from tests.helpers.world_quality import EXACT, TRACE_LEVEL, build_scenes, evaluate, trace_result
+from tests.helpers.world_quality import EXACT, TRACE_LEVEL, build_scenes, evaluate, trace_result, w_mpjpe
+from trace_format.fk import forward_kinematics
 from trace_format.npz import read_result, write_result
 
 FRAMES = 150
@@ -42,7 +43,7 @@ def test_exact_input_is_left_alone(scenes):
         outcome = evaluate(scene, EXACT)
         for person in outcome["people"]:
             assert person["change_mm"] < 5.0, (scene.name, person)
-            assert person["change_w_mpjpe"] < 9.0, (scene.name, person)
+            assert person["change_w_mpjpe"] <= 5.0, (scene.name, person)      # issue 9's target
             assert person["contact_precision"] > 0.85
 
 
@@ -70,6 +71,21 @@ def test_denoising_off_keeps_the_raw_motion(scenes):
     assert track.has_clean_motion and np.array_equal(track.hip_center_world, raw.tracks[0].hip_center_world)
     assert smoothed.world_processing["settings"]["denoise"] is True
     assert smoothed.world_processing["metrics"]["tracks"][0]["denoise"]["denoised"] is True
+
+
+def test_real_fast_motion_is_not_gated_as_outliers():
+    """The whole hopping clip, exact: landings move ankles and wrists > 11 deg past the prediction;
+    gating them (as a flip is) cost 4.9 mm W-MPJPE100, now 2.8 mm."""
+    clip = load_clip("cmu_131_03")
+    count = len(clip.poses)
+    motion = TrackMotion(frames=np.arange(count), global_orient=clip.poses[:, 0], body_pose=clip.poses[:, 1:],
+                         hip_centers=clip.root, weights=np.ones(count))
+    result = denoise_tracks([motion], 30.0)[0]
+    _, truth = forward_kinematics(clip.rest_joints, clip.poses, clip.root)
+    _, smoothed = forward_kinematics(clip.rest_joints, np.concatenate([result.global_orient[:, None], result.body_pose], 1),
+                                     result.hip_centers)
+    assert result.denoised and result.outlier_frames == 0
+    assert w_mpjpe(truth, smoothed)[0] < 3.5
 
 
 def test_outlier_frames_barely_move_the_estimate():

@@ -46,6 +46,12 @@ class SceneBuildError(TraceBlenderError):
     """Building the characters failed; everything created so far was removed again."""
 
 
+class RetargetError(TraceBlenderError):
+    """A retarget that cannot give a correct bake (not a humanoid, an incomplete map, a linked rig ...)."""
+
+    exit_code = 6
+
+
 class ExportError(TraceBlenderError):
     """An FBX / glTF / BVH export could not be written."""
 

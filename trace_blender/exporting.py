@@ -19,6 +19,7 @@ import numpy as np
 from . import bvh_format
 from trace_format import atomic
 
+from .build import keys
 from .build.armature import JOINT_NAMES, PARENTS
 from .build.tags import PROP_PERSON, bodies_of
 from .errors import ExportError, OutputError, UsageError
@@ -143,7 +144,12 @@ def _exclusive_selection(context: Any, objects: list[Any], active: Any) -> Itera
     previous_selection = [ob for ob in view_layer.objects if ob.select_get()]
     previous_active = view_layer.objects.active
     previous_hidden = [(ob, ob.hide_get(), ob.hide_viewport) for ob in objects]
+    # Driven visibility (people shown only during their frames) would disable objects while the exporter
+    # steps through the frames: muted for the export, so every frame of every person is written.
+    visibility = [(curve, curve.mute) for ob in objects for curve in keys.visibility_drivers(ob)]
     try:
+        for curve, _ in visibility:
+            curve.mute = True
         for ob in previous_selection:
             ob.select_set(False)
         for ob in objects:
@@ -161,6 +167,8 @@ def _exclusive_selection(context: Any, objects: list[Any], active: Any) -> Itera
         for ob in previous_selection:
             ob.select_set(True)
         view_layer.objects.active = previous_active
+        for curve, muted in visibility:   # last: the selection is restored while everything is shown
+            curve.mute = muted
 
 
 @contextmanager

@@ -433,6 +433,12 @@ class TRACE_OT_toggle_person(bpy.types.Operator):
             self.report({"ERROR"}, f"no imported person named {self.armature_name!r}")
             return {"CANCELLED"}
         select = not armature.select_get()
+        action = armature.animation_data.action if armature.animation_data else None
+        if select and armature.hide_viewport and action is not None:
+            # Hidden outside its own frames (and hidden objects cannot be selected): go to where it appears.
+            first = int(action.frame_range[0])
+            context.scene.frame_set(first)
+            self.report({"INFO"}, f"{armature.name} appears from frame {first}: moved there")
         for ob in [armature] + tags.bodies_of(armature):
             if ob.name in context.view_layer.objects:
                 ob.select_set(select)

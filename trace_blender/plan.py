@@ -27,7 +27,7 @@ class ImportOptions:
     smpl_model_path: str | None = None   # shapes + skinned mesh; None: default skeleton, no mesh
     frame_start: int = 1                 # video frame i -> scene frame frame_start + i
     set_scene_timing: bool = True        # scene fps / frame range (and render size) from the video
-    build_mesh: bool = True              # skinned body when an SMPL model is given
+    build_mesh: bool = True              # skinned body: the SMPL mesh with a model, else the mannequin
     world_alignment: np.ndarray | None = None  # explicit 4x4 for every shot (shared TRACE world -> Blender)
     apply_alignment: bool = True         # each shot's stored ground alignment; False: the fixed (x, z, -y)
     use_clean_motion: bool = True        # the world stage's denoised, skate-cleaned motion when stored

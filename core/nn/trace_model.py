@@ -30,6 +30,7 @@ from ..errors import UsageError
 from ..smoothing import OneEuroFilter
 from ..tracking import (TrajectoryMemory, ensure_detection, gather_trajectory_features, infill_low_quality_cams,
                         parse_center_maps_3d, track_clip)
+from .fuse import fold_frozen_batchnorm
 from .head import HeadMaps, TraceHead
 from .hrnet import HRNetW32
 from .raft import RAFT, flows_for_head
@@ -169,8 +170,14 @@ class TraceModel(nn.Module):
     @classmethod
     def from_weights(cls, weights_dir: str | Path, device: str | torch.device = "cpu",
                      dtype: torch.dtype = torch.float32, autocast_dtype: torch.dtype | None = None,
-                     image_batch: int | None = None, flow_batch: int | None = None) -> "TraceModel":
-        """Load and validate the three official checkpoints (see core.checkpoints) onto `device`."""
+                     image_batch: int | None = None, flow_batch: int | None = None,
+                     fold_batchnorm: bool | None = None) -> "TraceModel":
+        """Load and validate the three official checkpoints (see core.checkpoints) onto `device`.
+
+        fold_batchnorm: fold the backbones' frozen BatchNorms into their convolutions (core.nn.fuse; same
+        outputs to float32 rounding, faster). Default: on, except in float64, the verification path kept
+        bit-identical to the official run; False is for A/B measurements (benchmarks/bench_throughput.py).
+        """
         from ..checkpoints import validate_weights_dir
 
         if dtype not in (torch.float32, torch.float64):
@@ -182,7 +189,13 @@ class TraceModel(nn.Module):
         model.motion_backbone.load_state_dict(loaded["motion_backbone"].state_dict, strict=True)
         model.head.load_state_dict(loaded["head"].state_dict, strict=True)
         model.load_info = [line for c in loaded.values() for line in c.info]
-        return model.to(device=resolve_device(device), dtype=dtype)
+        model = model.to(device=resolve_device(device), dtype=dtype)
+        if fold_batchnorm is None:
+            fold_batchnorm = dtype != torch.float64
+        if fold_batchnorm:
+            fold_frozen_batchnorm(model.image_backbone)
+            fold_frozen_batchnorm(model.motion_backbone)
+        return model
 
     @property
     def device(self) -> torch.device:

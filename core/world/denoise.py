@@ -48,7 +48,7 @@ class DenoiseSettings:
 
     method: str = "rts"                # "rts" (chosen) | "one_euro" | "gaussian" (compared in the benchmark)
     position_jerk: float = 5.0         # m/s^3 / sqrt(Hz): how fast the root may change acceleration
-    rotation_jerk: float = 15.0        # quaternion units / s^3 / sqrt(Hz), joint rotations
+    rotation_jerk: float = 10.0        # quaternion units / s^3 / sqrt(Hz), joint rotations
     orientation_jerk: float = 15.0     # same for the global orientation
     one_euro_min_cutoff: float = 1.0   # Hz (method "one_euro": TRACE's filter, beta as TRACE builds it)
     one_euro_beta: float = 0.7
@@ -58,7 +58,10 @@ class DenoiseSettings:
     gate_position: float = 16.3          # chi-square 3 dof, 99.9 %
     gate_rotation: float = 18.5          # chi-square 4 dof, 99.9 %
     outlier_min_m: float = 0.15          # an outlier is also this far from the prediction (root) ...
-    outlier_min_rotation: float = 0.1    # ... or this far in quaternion units (~11 degrees)
+    outlier_min_rotation: float = 0.1    # ... or this far in quaternion units (~11 degrees), global orientation
+    # Body joints: real fast motion (a hop's ankles and wrists) moves them > 11 degrees past the
+    # constant-acceleration prediction, so their gate starts far higher (~47 degrees; a flip is ~180).
+    outlier_min_body_rotation: float = 0.4
     min_weight: float = 0.05             # weights below this count as no measurement
     block_frames: int = 1024
     lookahead_frames: int = 120
@@ -265,10 +268,11 @@ class _Smoother:
         return out, outliers
 
     # --- rotations: shared-covariance quaternion channels ---------------------------------------
-    def smooth_quaternions(self, z: np.ndarray, present: np.ndarray, variance: np.ndarray, jerk: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray]:
-        """z [T,B,4] unit quaternions, present [T,B], variance [T,B] (per-frame scalar), jerk [B]
-        -> (smoothed unit quaternions [T,B,4], outlier [T,B])."""
+    def smooth_quaternions(self, z: np.ndarray, present: np.ndarray, variance: np.ndarray, jerk: np.ndarray,
+                           outlier_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """z [T,B,4] unit quaternions, present [T,B], variance [T,B] (per-frame scalar), jerk [B],
+        outlier_min [B] (smallest innovation norm that may be gated) -> (smoothed unit quaternions
+        [T,B,4], outlier [T,B])."""
         steps, batch = present.shape
         dt = self.dt
         transition = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
@@ -313,7 +317,7 @@ class _Smoother:
                     innovation = sign[:, None] * measured - predicted                        # [U,4]
                     s_value = p[update, 0, 0] + variance[t, update]                         # [U]
                     distance = np.sum(innovation ** 2, axis=-1) / s_value
-                    bad = (distance > gate) & (np.linalg.norm(innovation, axis=-1) > self.s.outlier_min_rotation)
+                    bad = (distance > gate) & (np.linalg.norm(innovation, axis=-1) > outlier_min[update])
                     if np.any(bad):
                         s_value = p[update, 0, 0] + variance[t, update] * np.where(bad, distance / gate, 1.0)
                         outliers[t, np.flatnonzero(update)[bad]] = True
@@ -420,6 +424,8 @@ def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: Denoise
     z_rot = np.zeros((steps, batch, joints, 4))
     var_rot = np.ones((steps, batch, joints))
     rotation_jerk = np.empty((batch, joints))
+    rotation_gate_min = np.full((batch, joints), s.outlier_min_body_rotation)
+    rotation_gate_min[:, 0] = s.outlier_min_rotation
     noise_info = []
     for b, index in enumerate(usable):
         motion = motions[index]
@@ -457,7 +463,7 @@ def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: Denoise
         root, root_outliers = smoother.smooth_positions(z_root, present, cov_root, s.position_jerk)
         quats, rot_outliers = smoother.smooth_quaternions(
             z_rot.reshape(steps, batch * joints, 4), np.repeat(present, joints, axis=1),
-            var_rot.reshape(steps, batch * joints), rotation_jerk.reshape(-1))
+            var_rot.reshape(steps, batch * joints), rotation_jerk.reshape(-1), rotation_gate_min.reshape(-1))
         quats = quats.reshape(steps, batch, joints, 4)
         rot_outliers = rot_outliers.reshape(steps, batch, joints)
     elif s.method in ("one_euro", "gaussian"):

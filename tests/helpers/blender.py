@@ -5,8 +5,9 @@ turns and walks along a curve, per-person shapes, optional gaps in the frame num
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -75,29 +76,50 @@ def reference_joints_blender(track: TrackResult, rest_joints: np.ndarray) -> np.
     return frames.map_points(frames.trace_to_blender_transform(), placed)
 
 
+@contextmanager
+def visible_at_every_frame(bpy: Any) -> Iterator[None]:
+    """Mute the imports' visibility drivers (people are hidden outside their frames, and a hidden object
+    is not evaluated): the pose held before/after a person's frames is what exports write."""
+    from trace_blender.build import keys
+
+    drivers = [(d, d.mute, ob, ob.hide_viewport) for ob in bpy.data.objects for d in keys.visibility_drivers(ob)]
+    try:
+        for driver, _, ob, _ in drivers:
+            driver.mute = True
+            ob.hide_viewport = False
+        yield
+    finally:
+        for driver, muted, ob, hidden in drivers:
+            driver.mute = muted
+            ob.hide_viewport = hidden
+
+
 def evaluated_bone_heads(bpy: Any, armature: Any, scene_frame: int,
                          names: tuple[str, ...] = skeleton.SMPL_JOINT_NAMES) -> np.ndarray:
-    """World positions [J, 3] of the evaluated bone heads at a scene frame."""
-    scene = bpy.context.scene
-    scene.frame_set(int(scene_frame))
-    evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    world = np.array(evaluated.matrix_world)
-    heads = np.array([list(evaluated.pose.bones[n].head) + [1.0] for n in names])
+    """World positions [J, 3] of the evaluated bone heads at a scene frame (visibility drivers muted)."""
+    with visible_at_every_frame(bpy):
+        scene = bpy.context.scene
+        scene.frame_set(int(scene_frame))
+        evaluated = armature.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        world = np.array(evaluated.matrix_world)
+        heads = np.array([list(evaluated.pose.bones[n].head) + [1.0] for n in names])
     return (heads @ world.T)[:, :3]
 
 
 def evaluated_vertices(bpy: Any, mesh_object: Any, scene_frame: int) -> np.ndarray:
-    """World positions [V, 3] of a mesh object's evaluated (deformed) vertices at a scene frame."""
-    scene = bpy.context.scene
-    scene.frame_set(int(scene_frame))
-    evaluated = mesh_object.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    try:
-        coordinates = np.empty(len(mesh.vertices) * 3, np.float32)
-        mesh.vertices.foreach_get("co", coordinates)
-    finally:
-        evaluated.to_mesh_clear()
-    world = np.array(evaluated.matrix_world)
+    """World positions [V, 3] of a mesh object's evaluated (deformed) vertices at a scene frame (visibility
+    drivers muted)."""
+    with visible_at_every_frame(bpy):
+        scene = bpy.context.scene
+        scene.frame_set(int(scene_frame))
+        evaluated = mesh_object.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = evaluated.to_mesh()
+        try:
+            coordinates = np.empty(len(mesh.vertices) * 3, np.float32)
+            mesh.vertices.foreach_get("co", coordinates)
+        finally:
+            evaluated.to_mesh_clear()
+        world = np.array(evaluated.matrix_world)
     return coordinates.reshape(-1, 3).astype(np.float64) @ world[:3, :3].T + world[:3, 3]
 
 

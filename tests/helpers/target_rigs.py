@@ -293,7 +293,9 @@ def build_armature(bpy: Any, spec: RigSpec, collection: Any = None) -> Any:
     data = bpy.data.armatures.new(spec.name)
     armature = bpy.data.objects.new(spec.name, data)
     (collection or bpy.context.scene.collection).objects.link(armature)
-    armature.matrix_world = [list(row) for row in spec.object_matrix]
+    from mathutils import Matrix
+
+    armature.matrix_world = Matrix(spec.object_matrix.tolist())   # rows (a plain sequence would be columns)
     view_layer = bpy.context.view_layer
     view_layer.objects.active = armature
     bpy.ops.object.mode_set(mode="EDIT")

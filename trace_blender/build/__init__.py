@@ -20,7 +20,7 @@ from trace_format.smpl_file import SmplModelData, SmplModelError, load_smpl_mode
 from .. import frames
 from ..errors import ResultFileError, SceneBuildError, SmplModelLoadError, TraceBlenderError
 from ..plan import ImportOptions, ImportPlan, ShotPlan, plan_import
-from . import tags
+from . import keys, tags
 from .armature import PERSON_COLOURS, ImportedPerson, build_person
 from .body import build_body
 from .camera import build_camera, load_video_clip
@@ -138,10 +138,12 @@ def _build(context: Any, result: TraceResult, plan: ImportPlan, model: SmplModel
         armature, collection, base = build_person(context, person, shot_collections[person.shot], colour,
                                                   options.frame_start, source_name, created, source_text)
         body = None
-        if model is not None and person.rest_vertices is not None:
+        if options.build_mesh:
             body = build_body(armature, collection, person, model, colour, base, created)
         first = int(person.video_frames[0]) + options.frame_start
         last = int(person.video_frames[-1]) + options.frame_start
+        if body is not None:
+            keys.hide_outside(body, first, last)   # like its armature: only during the person's frames
         imported.append(ImportedPerson(person.track_id, base, armature, body, collection, first, last, person.shot))
 
     clip = None

@@ -82,6 +82,7 @@ def build_person(context: Any, person: PersonPlan, parent_collection: Any, colou
     scene_frames = (person.video_frames + frame_start).astype(np.float64)
     key_armature(armature, animation.quaternions, animation.root_location, scene_frames, created,
                  contacts=person.contacts, action_name=f"{armature.name}_shot{person.shot}_motion")
+    keys.hide_outside(armature, scene_frames[0], scene_frames[-1])   # only during its own frames
     return armature, collection, base
 
 

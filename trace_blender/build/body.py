@@ -1,4 +1,6 @@
-"""A person's skinned body: the shaped SMPL template mesh, 24 vertex groups and an Armature modifier."""
+"""A person's skinned body: the shaped SMPL template mesh when a model file is given, else the low-poly
+mannequin generated from the rest skeleton (trace_blender.mannequin); 24 vertex groups, an Armature
+modifier, parented to the armature."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +10,7 @@ import numpy as np
 
 from trace_format.smpl_file import SmplModelData
 
-from .. import frames
+from .. import frames, mannequin
 from ..errors import SceneBuildError
 from ..plan import PersonPlan
 from . import tags
@@ -16,12 +18,25 @@ from .armature import JOINT_NAMES, PersonColour
 from .rollback import CreatedDatablocks, unique_name
 
 
-def build_body(armature: Any, collection: Any, person: PersonPlan, model: SmplModelData, colour: PersonColour,
+PROP_BODY_KIND = "trace_body"  # "smpl" | "mannequin"
+
+
+def build_body(armature: Any, collection: Any, person: PersonPlan, model: SmplModelData | None, colour: PersonColour,
                base: str, created: CreatedDatablocks) -> Any:
-    """Shaped template mesh in the rest frame, 24 vertex groups, Armature modifier, parented."""
-    vertices = frames.canonical_to_blender_rest(person.rest_vertices)  # [V, 3]
-    faces = np.asarray(model.faces, np.int64)
-    weights = np.asarray(model.weights, np.float64)  # [V, 24]
+    """Skinned body in the rest frame: the shaped SMPL template with a model (and rest vertices), else the
+    mannequin around the person's rest skeleton."""
+    if model is not None and person.rest_vertices is not None:
+        kind, canonical = "smpl", person.rest_vertices
+        faces, weights = np.asarray(model.faces, np.int64), np.asarray(model.weights, np.float64)
+        problem = f"the SMPL model's faces do not form a valid mesh ({model.source_path})"
+    else:
+        try:
+            generated = mannequin.mannequin_from_skeleton(person.rest_joints)
+        except ValueError as exc:
+            raise SceneBuildError(f"cannot build the default body for person {person.track_id}: {exc}") from exc
+        kind, canonical, faces, weights = "mannequin", generated.vertices, generated.faces, generated.weights
+        problem = "the generated mannequin is not a valid mesh (a bug: please report it)"
+    vertices = frames.canonical_to_blender_rest(canonical)  # [V, 3]
     mesh_name = unique_name(bpy.data.meshes, f"{base}_body")
     mesh = created.add("meshes", bpy.data.meshes.new(mesh_name))
     mesh.vertices.add(vertices.shape[0])
@@ -32,7 +47,7 @@ def build_body(armature: Any, collection: Any, person: PersonPlan, model: SmplMo
     mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
     mesh.update()
     if mesh.validate(verbose=False):
-        raise SceneBuildError(f"the SMPL model's faces do not form a valid mesh ({model.source_path})")
+        raise SceneBuildError(problem)
     mesh.polygons.foreach_set("use_smooth", np.ones(faces.shape[0], bool))
 
     material = created.add("materials", bpy.data.materials.new(unique_name(bpy.data.materials, f"{base}_skin")))
@@ -46,6 +61,7 @@ def build_body(armature: Any, collection: Any, person: PersonPlan, model: SmplMo
     body[tags.PROP_TRACK_ID] = person.track_id
     body[tags.PROP_PERSON] = base
     body[tags.PROP_ROLE] = "body"
+    body[PROP_BODY_KIND] = kind
     for joint, name in enumerate(JOINT_NAMES):
         group = body.vertex_groups.new(name=name)
         column = weights[:, joint]

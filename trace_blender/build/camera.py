@@ -93,6 +93,7 @@ def build_camera(camera_plan: CameraPlan, lens: frames.LensSettings, clip: Any |
                            "1 where nobody was tracked and the camera pose was bridged from neighbouring frames")
     keys.fill_curve(new_curve(f'["{tags.PROP_CAMERA_INTERPOLATED}"]', 0, "TRACE"), scene_frames,
                     np.asarray(path.interpolated, np.float32), "CONSTANT")
+    keys.hide_outside(camera, float(scene_frames[0]), float(scene_frames[-1]))   # only during its shot
 
     if clip is not None:
         background = data.background_images.new()

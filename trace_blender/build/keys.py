@@ -18,6 +18,8 @@ from .rollback import CreatedDatablocks, unique_name
 INTERPOLATION_CODES = {"CONSTANT": 0, "LINEAR": 1, "BEZIER": 2}
 
 NewCurve = Callable[[str, int, str], Any]  # (data_path, index, group name) -> F-curve
+# Driven so that a person (or a shot's camera) shows only during its own frames, in the viewport and renders.
+VISIBILITY_PATHS = ("hide_viewport", "hide_render")
 
 
 def uses_layered_actions(action: Any) -> bool:
@@ -67,3 +69,24 @@ def add_flag_property(id_object: Any, name: str, description: str) -> None:
     """An int custom property 0/1 on the object (animated with constant interpolation)."""
     id_object[name] = 0
     id_object.id_properties_ui(name).update(min=0, max=1, soft_min=0, soft_max=1, description=description)
+
+
+def hide_outside(id_object: Any, first: float, last: float) -> None:
+    """Hidden (viewport and render) before scene frame `first` and after `last`.
+
+    Drivers with a simple expression of the frame, not keys: they need no Python (auto-run off is
+    fine) and stay out of the action, so exporters see the same frame range as before. A hidden
+    object is not evaluated; exporting mutes these drivers while it steps through the frames.
+    """
+    for path in VISIBILITY_PATHS:
+        driver = id_object.driver_add(path).driver
+        driver.type = "SCRIPTED"
+        driver.expression = f"frame < {first:g} or frame > {last:g}"
+
+
+def visibility_drivers(id_object: Any) -> list[Any]:
+    """The object's visibility drivers (to mute while an exporter steps through frames)."""
+    animation_data = id_object.animation_data
+    if animation_data is None:
+        return []
+    return [driver for driver in animation_data.drivers if driver.data_path in VISIBILITY_PATHS]

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..errors import RetargetError
+
 SMPL_JOINTS: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
@@ -43,7 +45,7 @@ PRESET_FORMAT = "trace_blender.bone_map"
 PRESET_VERSION = 1
 
 
-class BoneMapError(ValueError):
+class BoneMapError(RetargetError):
     """A bone map that cannot drive a bake; `bone_map` holds the partial map for editing."""
 
     def __init__(self, message: str, bone_map: Mapping[str, str] | None = None,

@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from trace_format import rotations as _rotations
+from ..errors import RetargetError
 from .bone_maps import SMPL_JOINTS, SMPL_PARENT_NAMES, BoneMapError, check_map, describe_check
 
 EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
@@ -49,10 +50,6 @@ FOOT_POINTS = {"left": ("left_ankle", "left_foot"), "right": ("right_ankle", "ri
 LEG_CHAIN = {side: (f"{side}_hip", f"{side}_knee", f"{side}_ankle") for side in ("left", "right")}
 # Leg-length ratios outside this range mean other units (cm rigs) or a wrong map: said in a warning.
 PLAUSIBLE_SCALE = (0.25, 4.0)
-
-
-class RetargetError(ValueError):
-    """The rigs or the map cannot give a correct bake; the message says what to change."""
 
 
 @dataclass(frozen=True)
