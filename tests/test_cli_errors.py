@@ -246,9 +246,9 @@ def test_no_person_found_writes_nothing(reference_dir, generated_weights, tmp_pa
     frame = np.load(reference_dir / "clip_seed0.npz")["frames"][0][:, :, ::-1]
     video = write_video(tmp_path / "one.avi", [np.ascontiguousarray(frame)], fourcc="MJPG")
     out = tmp_path / "out"
-    # thresholds no detection can pass (scores are at most 1 and must exceed them): no track starts
+    # thresholds no detection can pass: the tracker starts no track
     code, events, _ = run_cli(video, "-o", out, "--weights", generated_weights, "--offline",
-                              "--tracking", "first_frame_det_thresh=1.0", "--tracking", "tracker_det_thresh=1.0")
+                              "--tracking", "first_frame_det_thresh=1e9", "--tracking", "tracker_det_thresh=1e9")
     assert_error(code, events, ExitCode.NO_PERSON, "no_person", "no person was tracked", "nothing was written")
     assert [e["done"] for e in events if e.get("stage") == "inference"] == [0, 1]   # the network did run
     assert not out.exists() or list(out.iterdir()) == []

@@ -404,7 +404,7 @@ def test_out_of_range_options_are_usage_errors_naming_the_option(video, tmp_path
 
 @pytest.mark.parametrize("setting, phrase", [
     ("time2forget=10000000000", "time2forget"), ("accept_new_dets=\"yes\"", "true or false"),
-    ("subject_num=2.5", "whole number"), ("tracker_det_thresh=7", "between 0 and 1"),
+    ("subject_num=2.5", "whole number"), ("tracker_det_thresh=-0.1", "score threshold (>= 0)"),
     ("axis_times=[1,2]", "3 weights"), ("pose_smooth_coef=-1", "positive"),
 ])
 def test_tracking_fields_are_typed_and_ranged(video, tmp_path, monkeypatch, setting, phrase):

@@ -153,8 +153,8 @@ class TrackingSettings:
         for name in ("tracker_det_thresh", "first_frame_det_thresh", "new_subject_det_thresh",
                      "feature_update_thresh", "center_thresh"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise TrackingSettingsError(f"{name} is a score threshold between 0 and 1, got {value!r}")
+            if not value >= 0.0:        # raw center-map scores: not bounded by 1 (1e9 lets no detection pass)
+                raise TrackingSettingsError(f"{name} is a detection score threshold (>= 0), got {value!r}")
         for name in ("tracker_match_thresh", "suppress_duplicate_thresh", "motion_offset3D_norm_limit",
                      "pose_smooth_coef", "tracker_frame_rate"):
             value = getattr(self, name)
