@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the synthetic-data helpers live 
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
-from helpers.blender import synthetic_result  # noqa: E402
+from helpers.factories import make_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
 from bpy_extras import anim_utils  # noqa: E402
@@ -35,7 +35,7 @@ KEYS_PER_FRAME = 24 * 4 + 3  # quaternion per bone + pelvis location
 def bulk_import(people: int, frames: int) -> tuple[float, float, int]:
     """(whole import seconds, seconds spent creating and filling F-curves, keys)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    result = synthetic_result(num_people=people, num_frames=frames, seed=0)
+    result = make_result(people=people, frames=frames, seed=0)
     keying = [0.0]
     original = armature_build.key_armature
 
@@ -59,7 +59,7 @@ def bulk_import(people: int, frames: int) -> tuple[float, float, int]:
 def per_frame_keyframe_insert(frames: int) -> tuple[float, int]:
     """Key one person with keyframe_insert, from the same pose-bone values the bulk path computes."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    result = synthetic_result(num_people=1, num_frames=frames, seed=0)
+    result = make_result(people=1, frames=frames, seed=0)
     summary = build.import_result(result, bpy.context)
     armature = summary.people[0].armature
     channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
@@ -87,7 +87,7 @@ def skinned_body_seconds(frames: int) -> float:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     with tempfile.TemporaryDirectory() as folder:
         model = write_synthetic_smpl_pkl(Path(folder) / "smpl_sized.pkl", n_vertices=6890)
-        result = synthetic_result(num_people=1, num_frames=frames, seed=0)
+        result = make_result(people=1, frames=frames, seed=0)
         options = plan.ImportOptions(smpl_model_path=str(model))
         started = time.perf_counter()
         build.import_result(result, bpy.context, options)

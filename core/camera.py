@@ -10,7 +10,8 @@ z forward, metres) is
 (the official code adds 1e-6 to s before dividing; kept here). Official TRACE assumes a 50 degree
 field of view across the padded square: f_n = 1 / tan(25 deg) = 2.1445. Users who know their lens
 give the horizontal FOV of the source video or its focal length in source pixels instead; the padded
-side is max(width, height) of the upright source frame.
+side is max(width, height) of the upright source frame. This is the only place fov <-> focal length
+conversions live (the tracker's association distances use the same f_n, TrackingSettings.depth_scale).
 
 numpy only.
 """
@@ -46,8 +47,13 @@ class Lens:
 
 
 def fov_to_normalized_focal(fov_deg: float) -> float:
-    """f_n for a FOV spanning the whole padded square: 1 / tan(FOV/2)."""
+    """f_n for a FOV spanning the whole padded square: 1 / tan(FOV/2) (the official `1/tan_fov`)."""
     return 1.0 / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def normalized_focal_to_fov(normalized_focal: float) -> float:
+    """The FOV (degrees) across the whole padded square for f_n: 2 atan(1 / f_n)."""
+    return math.degrees(2.0 * math.atan(1.0 / normalized_focal))
 
 
 def _check_size(width: int, height: int) -> None:

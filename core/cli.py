@@ -15,12 +15,15 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from . import __version__
 from .camera import MAX_FOV_DEG, MIN_FOV_DEG
 from .errors import ExitCode, OutputError, PartialResultError, RunInterruptedError, TraceError, UsageError
 from .progress import ProgressReporter
+
+if TYPE_CHECKING:
+    from .world.postprocess import WorldSummary
 
 PROG = "python -m core"
 
@@ -415,7 +418,7 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
     lines = [f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
              f"({rate:.2f} frames/s) -> {summary.result_path}"]
     if summary.world is not None:
-        lines += summary.world.lines()
+        lines += world_summary_lines(summary.world)
     extra = dict(summary.world.event_fields()) if summary.world is not None else {}
     if args.preview:
         preview_path = _run_preview_keeping_result(summary.result_path, args.input, reporter)
@@ -442,3 +445,47 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         return int(partial.exit_code)
     reporter.done(str(summary.result_path), summary.tracks, int(ExitCode.OK), extra)
     return int(ExitCode.OK)
+
+
+def world_summary_lines(world: "WorldSummary", max_shots: int = 8) -> list[str]:
+    """What the world stage did, for people: one line per shot (at most max_shots) and one for the feet."""
+    out = [f"world: {world.shots} shot(s), floor aligned in {world.aligned_shots}"
+           + (f"; {world.split_tracks} track(s) split at cuts" if world.split_tracks else "")]
+    for entry in world.ground[:max_shots]:
+        frames = f"frames {entry['start']}-{entry['stop'] - 1}"
+        out.append(f"  shot {entry['shot']} ({frames}): {_describe_ground(entry)}")
+    if len(world.ground) > max_shots:
+        out.append(f"  ... and {len(world.ground) - max_shots} more shot(s) (see the result's shots)")
+    if world.denoised_tracks:
+        out.append(f"denoising: {world.denoised_tracks} of {world.tracks} track(s); input noise "
+                   f"~{100 * (world.noise_m or 0):.1f} cm per frame; root jitter {world.root_jitter_before or 0:.0f} -> "
+                   f"{world.root_jitter_after or 0:.0f} m/s^3")
+    elif world.tracks:
+        out.append("denoising: off or no track long enough")
+    before, after = world.foot_sliding_mm_before, world.foot_sliding_mm_after
+    if before is None:
+        out.append("foot sliding: no foot contacts found")
+    elif after is None:
+        out.append(f"foot sliding: {before:.2f} mm per frame (cleanup off)")
+    else:
+        share = world.foot_sliding_reduction
+        reduction = "" if share is None else f" ({100 * share:.0f}% less)"
+        out.append(f"foot sliding: {before:.2f} -> {after:.2f} mm per frame{reduction}")
+    return out
+
+
+def _describe_ground(entry: dict) -> str:
+    """One shot's floor fit (an entry of WorldSummary.ground) in words."""
+    if entry["method"] == "none":
+        return f"not aligned ({entry['note'] or 'no floor'})"
+    where = (f"camera {entry['camera_height_m']:.2f} m above it, tilted {entry['camera_tilt_deg']:.1f} deg"
+             if entry["camera_height_m"] is not None and entry["camera_tilt_deg"] is not None else "")
+    if entry["method"] == "plane_fit":
+        rms = "" if entry["rms_residual_m"] is None else f", rms {100 * entry['rms_residual_m']:.1f} cm"
+        floor = f"floor fitted to {entry['inliers']} of {entry['candidates']} foot contact points{rms}"
+        if entry.get("confidence") == "low":
+            floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
+    else:
+        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
+    used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
+    return f"{floor}; {where}{used}" if where else f"{floor}{used}"

@@ -77,10 +77,6 @@ class WeightsNotFoundError(WeightsError):
     code = "weights_missing"
 
 
-class WeightsInvalidError(WeightsError):
-    code = "weights_invalid"
-
-
 class SmplModelFileError(TraceError):
     """The --smpl-model file cannot be used."""
 

@@ -12,7 +12,6 @@ alive at a time, and each tracked (person, frame) pair costs under a kilobyte of
 """
 from __future__ import annotations
 
-import math
 import platform
 import time
 from contextlib import ExitStack
@@ -26,7 +25,8 @@ import torch
 from trace_format.schema import TraceResult
 
 from . import __version__
-from .camera import Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, official_lens
+from .camera import (Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, normalized_focal_to_fov,
+                     official_lens)
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
 from .nn.trace_model import resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
@@ -234,7 +234,7 @@ def run_inference(model: ClipModel, frames: Iterable, info: SourceInfo, tracking
     carries the previous frame, ConvGRU hidden state, tracker and memory between clips. A
     FrameReadError from the source ends the loop after the frames read so far (outcome.read_error).
 
-    With a `shot_detector` (core.world.ShotCutDetector) the stream restarts at every hard cut: the
+    With a `shot_detector` (core.shots.ShotCutDetector) the stream restarts at every hard cut: the
     frames before the cut finish as a (shorter) clip, and tracks of the new shot get ids above all
     earlier ones, so no track spans a cut (TRACE's tracker and world cams assume one camera).
     """
@@ -616,7 +616,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
             shot_detector = None
             if detect_cuts:
-                from .world.shots import ShotCutDetector
+                from .shots import ShotCutDetector
 
                 shot_detector = ShotCutDetector()
             with torch.inference_mode():
@@ -745,7 +745,7 @@ def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptio
 
     if reporter is not None:
         reporter.begin_stage("world", sum(track.num_frames for track in raw.tracks), unit="person-frames")
-    processed = apply_world_processing(raw, align=world.align, clean_feet=world.foot_cleanup, denoise=world.denoise,
+    processed = apply_world_processing(raw, align=world.align, foot_cleanup=world.foot_cleanup, denoise=world.denoise,
                                        cut_frames=cut_frames,
                                        rest_joints_for_track=world.rest_body,
                                        on_progress=on_progress if reporter is not None else None)
@@ -805,7 +805,7 @@ def build_run_result(tracks: dict[int, dict[str, np.ndarray]], info: SourceInfo,
         video=VideoInfo(path=str(info.path), fps=float(info.fps), width=int(info.width), height=int(info.height),
                         frame_count=int(info.frame_count), rotation_deg=int(info.rotation_deg),
                         variable_frame_rate=bool(info.variable_frame_rate)),
-        camera=CameraInfo(fov_deg=math.degrees(2.0 * math.atan(1.0 / lens.normalized_focal)),
+        camera=CameraInfo(fov_deg=normalized_focal_to_fov(lens.normalized_focal),
                           focal_px=float(lens.focal_px), focal_source=lens.source),
         settings=settings,
         software=software_info(),

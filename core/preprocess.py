@@ -43,13 +43,6 @@ def preprocess_frame(rgb: np.ndarray, input_size: int = INPUT_SIZE) -> np.ndarra
     return cv2.resize(padded, (input_size, input_size), interpolation=cv2.INTER_CUBIC)
 
 
-def preprocess_frames(frames_rgb: np.ndarray, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """[T,H,W,3] uint8 -> (images [T,S,S,3] uint8, offsets [T,10] float32)."""
-    images = np.stack([preprocess_frame(frame, input_size) for frame in frames_rgb])
-    offsets = np.tile(input_offsets(*frames_rgb.shape[1:3]), (len(frames_rgb), 1))
-    return images, offsets
-
-
 def map_yx_to_source_xy(map_yx: np.ndarray, offsets: np.ndarray, map_size: int = MAP_SIZE,
                         input_size: int = INPUT_SIZE) -> np.ndarray:
     """Centres on the network map (y, x) [N,2] -> source-video pixel positions (x, y) [N,2].

@@ -6,7 +6,8 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from helpers.blender import evaluated_bone_heads, evaluated_vertices, synthetic_result  # noqa: E402
+from helpers.blender import evaluated_bone_heads, evaluated_vertices  # noqa: E402
+from helpers.factories import make_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
 from trace_format import skeleton  # noqa: E402
@@ -29,7 +30,7 @@ def smpl_model_path(tmp_path_factory):
 def reference(smpl_model_path):
     """Import once; remember joint positions and skinned vertices at every frame, per person."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    result = synthetic_result(num_people=2, num_frames=NUM_FRAMES, seed=11, fps=30.0, offsets=OFFSETS)
+    result = make_result(people=2, frames=NUM_FRAMES, seed=11, fps=30.0, offsets=OFFSETS)
     summary = build.import_result(result, bpy.context, plan.ImportOptions(smpl_model_path=str(smpl_model_path)),
                                      source_path="walk.npz")
     scene = bpy.context.scene
@@ -164,7 +165,7 @@ def test_bvh_round_trip_is_y_up_and_keeps_every_frame(reference, smpl_model_path
 def test_fbx_keeps_ntsc_timing(smpl_model_path, tmp_path):
     """29.97 fps: the file stores key times frame / 29.97 s. Blender's FBX importer turns seconds into frames
     with the integer rate (30), so re-imported keys land on frame * 1.001: that proves the stored times."""
-    result = synthetic_result(num_people=1, num_frames=12, seed=2, fps=30000 / 1001)
+    result = make_result(people=1, frames=12, seed=2, fps=30000 / 1001)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     summary = build.import_result(result, bpy.context)
     written = exporting.export_people(bpy.context, [summary.people[0].armature], tmp_path / "ntsc.fbx", "unity")

@@ -9,10 +9,11 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from helpers.blender import (evaluated_bone_heads, evaluated_vertices, reference_joints_blender,  # noqa: E402
-                             scene_fingerprint, synthetic_result, write_synthetic_result)
+                             scene_fingerprint)
+from helpers.factories import make_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
-from trace_format.npz import read_result  # noqa: E402
+from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, rotations, skeleton  # noqa: E402
 from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
 from bpy_extras import anim_utils  # noqa: E402
@@ -33,8 +34,8 @@ def smpl_model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def long_result_path(tmp_path_factory):
     """2 people x 300 frames, 29.97 fps, person 2 starting 3 frames later."""
-    return write_synthetic_result(tmp_path_factory.mktemp("result") / "walk.npz", num_people=2, num_frames=300,
-                                  fps=30000 / 1001)
+    return write_result(tmp_path_factory.mktemp("result") / "walk.npz", make_result(people=2, frames=300,
+                                                                                        fps=30000 / 1001))
 
 
 def armatures_by_track(context) -> dict[int, object]:
@@ -94,7 +95,7 @@ def read_curve(curve) -> np.ndarray:
 
 
 def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
-    result = synthetic_result(num_people=1, num_frames=200, seed=3, offsets=(10,))
+    result = make_result(people=1, frames=200, seed=3, offsets=(10,))
     track = result.tracks[0]
     # Force sign flips in the input: big rotations near pi on the root.
     build.import_result(result, bpy.context, plan.ImportOptions(frame_start=101))
@@ -112,7 +113,7 @@ def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
 
 
 def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_model_path, tmp_path):
-    path = write_synthetic_result(tmp_path / "shaped.npz", num_people=2, num_frames=300, seed=5)
+    path = write_result(tmp_path / "shaped.npz", make_result(people=2, frames=300, seed=5))
     assert cli.main(["import", str(path), "--smpl-model", str(smpl_model_path)]) == 0
     result = read_result(path)
     model = load_smpl_model_file(smpl_model_path)
@@ -162,7 +163,7 @@ def test_synthetic_smpl_model_gives_shaped_skinned_bodies(empty_scene, smpl_mode
 
 
 def test_world_alignment_is_applied_as_one_rigid_transform(empty_scene):
-    result = synthetic_result(num_people=1, num_frames=20, seed=8)
+    result = make_result(people=1, frames=20, seed=8)
     alignment = np.eye(4)
     alignment[:3, :3] = rotations.axis_angle_to_matrix(np.array([0.0, 0.0, 0.7])) @ frames.TRACE_TO_BLENDER
     alignment[:3, 3] = [1.0, -2.0, 0.25]
@@ -176,7 +177,7 @@ def test_world_alignment_is_applied_as_one_rigid_transform(empty_scene):
 
 
 def test_reimport_never_overwrites_existing_people(empty_scene):
-    result = synthetic_result(num_people=2, num_frames=30, seed=1)
+    result = make_result(people=2, frames=30, seed=1)
     first = build.import_result(result, bpy.context, source_path="/x/clip.npz")
     first_names = [p.armature.name for p in first.people]
     first_actions = [p.armature.animation_data.action.name for p in first.people]
@@ -193,7 +194,7 @@ def test_reimport_never_overwrites_existing_people(empty_scene):
 
 
 def test_failed_import_leaves_the_scene_unchanged(empty_scene, smpl_model_path, monkeypatch):
-    result = synthetic_result(num_people=3, num_frames=20, seed=2)
+    result = make_result(people=3, frames=20, seed=2)
     build.import_result(result, bpy.context, source_path="kept.npz")  # existing work must survive
     bpy.context.scene.render.fps = 24
     before = scene_fingerprint(bpy)
@@ -232,7 +233,7 @@ def test_bad_inputs_give_clear_errors_and_change_nothing(empty_scene, tmp_path, 
         build.import_result_file(long_result_path, bpy.context, plan.ImportOptions(smpl_model_path=str(bad_model)))
     assert scene_fingerprint(bpy) == before
 
-    empty = synthetic_result(num_people=1, num_frames=5)
+    empty = make_result(people=1, frames=5)
     empty.tracks = []
     with pytest.raises(ResultFileError, match="no tracked person"):
         build.import_result(empty, bpy.context)

@@ -10,7 +10,8 @@ bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (ships with bpy)
 
 from helpers.blender import (RecordingLayout, fake_video, scene_fingerprint, world_result_from_truth,  # noqa: E402
-                             world_scene, write_fake_core, write_synthetic_result)
+                             world_scene, write_fake_core)
+from helpers.factories import make_result  # noqa: E402
 
 from trace_format.npz import write_result
 
@@ -88,7 +89,7 @@ def test_panels_draw_in_every_state(addon, tmp_path):
     assert export_layout.operators() == ["trace.export_people"]
     assert ("set", "enabled", False) in export_layout.calls  # nothing to export yet
 
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=10)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=2, frames=10))
     assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
     bpy.context.window_manager.trace_blender.status = "imported 2 people from clip.mp4"
     main = draw(ui.TRACE_PT_main)
@@ -111,7 +112,7 @@ def test_panels_draw_in_every_state(addon, tmp_path):
 
 
 def test_import_operator_and_its_errors(addon, tmp_path):
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=1, num_frames=12)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=1, frames=12))
     addon.frame_start = 50
     assert bpy.ops.trace.import_result(filepath=str(result_path)) == {"FINISHED"}
     assert bpy.context.scene.frame_start == 50
@@ -127,7 +128,7 @@ def test_import_operator_and_its_errors(addon, tmp_path):
 
 
 def test_toggle_and_export_operators(addon, tmp_path):
-    result_path = write_synthetic_result(tmp_path / "clip.npz", num_people=2, num_frames=8)
+    result_path = write_result(tmp_path / "clip.npz", make_result(people=2, frames=8))
     bpy.ops.trace.import_result(filepath=str(result_path))
     first, second = tags.imported_people(bpy.context.scene)
     assert bpy.ops.trace.toggle_person(armature_name=first.name) == {"FINISHED"}
@@ -225,12 +226,29 @@ def test_shots_panel_lists_views_and_reimports_shots(addon, tmp_path):
     assert views == [{"shot_index": 0}, {"shot_index": 1}, {"shot_index": -1}]
     state.shots[0].selected = False
     button = draw(ui.TRACE_PT_shots).operator_log[-1]
-    assert button.idname == "trace.import_result" and button.properties == {"filepath": str(path), "shots": "1"}
-    before = len(tags.imported_people(scene))
-    assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
-    assert len(tags.imported_people(scene)) == before + 1
-    assert [(i.index, i.imported, i.selected) for i in state.shots] == [(0, False, False), (1, True, True)]
+    assert button.idname == "trace.import_result"
+    assert button.properties == {"filepath": str(path), "shots": "1", "replace_shots": True}
+    # The panel's re-import replaces shot 1's person and camera: no copies, same names, shot 0 untouched.
+    people_before = {ob.name: ob for ob in tags.imported_people(scene)}
+    names_before = {kind: sorted(d.name for d in getattr(bpy.data, kind))
+                    for kind in ("objects", "actions", "collections", "armatures", "cameras", "meshes")}
+    old_person = next(ob for ob in people_before.values() if ob[tags.PROP_SHOT] == 1)
+    old_person["marked"] = 1
+    old_name = old_person.name
+    assert bpy.ops.trace.import_result(filepath=str(path), shots="1", replace_shots=True) == {"FINISHED"}
+    assert {kind: sorted(d.name for d in getattr(bpy.data, kind)) for kind in names_before} == names_before
+    new_person = next(ob for ob in tags.imported_people(scene) if ob[tags.PROP_SHOT] == 1)
+    assert new_person.name == old_name and "marked" not in new_person.keys()
+    assert all(tags.imported_people(scene)[i] == people_before[name] for i, name in enumerate(sorted(people_before))
+               if name != old_name)
+    assert [m.camera.name for m in sorted(scene.timeline_markers, key=lambda m: m.frame)] == \
+        ["scene_shot0_camera", "scene_shot1_camera"]
+    # Shot 0's people are still in the scene: listed as imported (not selected for the next re-import).
+    assert [(i.index, i.imported, i.selected, i.people) for i in state.shots] == [(0, True, False, 2), (1, True, True, 1)]
     assert (scene.frame_start, scene.frame_end) == (61, 90)
+    # Without replace_shots (e.g. a script, or importing the file again) an import never touches earlier work.
+    assert bpy.ops.trace.import_result(filepath=str(path), shots="1") == {"FINISHED"}
+    assert len(tags.imported_people(scene)) == len(people_before) + 1
     with pytest.raises(RuntimeError, match="comma-separated shot numbers"):
         bpy.ops.trace.import_result(filepath=str(path), shots="first")
     with pytest.raises(RuntimeError, match="shot 3 does not exist"):
@@ -244,7 +262,9 @@ def test_run_operator_reports_core_errors_and_partial_results(addon, fake_python
         bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "error")))
     assert scene_fingerprint(bpy) == before
     assert list((tmp_path / "runs").iterdir()) == []  # the failed run's folder is gone
-    assert bpy.context.window_manager.trace_blender.status.startswith("failed: TRACE weights not found")
+    # Blender's terms first (background mode runs with Allow Online Access off), the core's details after.
+    assert bpy.context.window_manager.trace_blender.status.startswith("failed: TRACE weights missing: turn on "
+                                                                       "Preferences › System › Allow Online Access")
     assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "partial"))) == {"FINISHED"}
     assert len(tags.imported_people(bpy.context.scene)) == 2
     with pytest.raises(RuntimeError, match="video not found"):
@@ -288,7 +308,7 @@ def test_check_core_operator(addon, fake_python, tmp_path):
     addon.python_path = str(fake_python)
     assert bpy.ops.trace.check_core() == {"FINISHED"}
     addon.python_path = str(tmp_path / "nothing_here")
-    with pytest.raises(RuntimeError, match="pip install -e"):
+    with pytest.raises(RuntimeError, match="Set Preferences › Add-ons › TRACE › Python interpreter: .* does not exist"):
         bpy.ops.trace.check_core()
 
 

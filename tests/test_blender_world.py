@@ -21,7 +21,8 @@ bpy = pytest.importorskip("bpy")
 
 from helpers.blender import (planned_camera_matrices, WORLD_FOV_DEG, WORLD_SHOTS, WORLD_VIDEO_SIZE, evaluated_bone_heads,  # noqa: E402
                              expected_camera_matrices, reference_joints_blender, scene_fingerprint, sole_heights,
-                             synthetic_result, world_result_from_truth, world_scene, write_world_video)
+                             world_result_from_truth, world_scene, write_world_video)
+from helpers.factories import make_result  # noqa: E402
 
 from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, skeleton  # noqa: E402
@@ -30,7 +31,7 @@ from bpy_extras import anim_utils  # noqa: E402
 
 from trace_blender import build, cli, frames, plan  # noqa: E402
 from trace_blender.build import armature as armature_build  # noqa: E402
-from trace_blender.build import keys, tags  # noqa: E402
+from trace_blender.build import keys, replace, tags  # noqa: E402
 from trace_blender.errors import SceneBuildError, UsageError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -285,6 +286,13 @@ def test_failed_world_import_removes_cameras_clip_and_markers(empty_scene, world
     assert scene_fingerprint(bpy) == before
     assert before["render_size"][0] == 333 and before["scene_camera"] == "world_shot1_camera"
     assert len(before["markers"]) == 2 and len(before["movieclips"]) == 1
+    # A failing replacing re-import: the shots it would replace keep their objects and names.
+    monkeypatch.setattr(build, "_set_render_size", lambda scene_, result_: 1 / 0)   # fails after the cameras
+    with pytest.raises(SceneBuildError, match="ZeroDivisionError.*nothing was added"):
+        build.import_result_file(world.path, bpy.context, plan.ImportOptions(shots=[1], replace_shots=True))
+    assert scene_fingerprint(bpy) == before
+    assert not [d.name for kind in ("objects", "actions", "collections") for d in getattr(bpy.data, kind)
+                if d.name.endswith(replace.ASIDE_SUFFIX)]
 
 
 def test_world_processing_end_to_end(empty_scene, world, tmp_path):
@@ -342,7 +350,7 @@ def write_version_1(path, result) -> None:
 
 
 def test_version_1_results_import_as_before(empty_scene, tmp_path):
-    result = synthetic_result(num_people=2, num_frames=40, seed=6)
+    result = make_result(people=2, frames=40, seed=6)
     path = tmp_path / "old.npz"
     write_version_1(path, result)
     assert read_result(path).format_version == 1

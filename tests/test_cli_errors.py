@@ -19,6 +19,7 @@ from core import cli
 from core.errors import ExitCode
 from core.progress import ProgressReporter, format_bar_line, format_duration, format_plain_line, rate_and_eta
 from core.weights import WEIGHT_FILENAMES
+from helpers.factories import write_video
 
 
 def run_cli(*args: str) -> tuple[int, list[dict], str]:
@@ -29,20 +30,11 @@ def run_cli(*args: str) -> tuple[int, list[dict], str]:
     return code, events, stderr.getvalue()
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc: str = "MJPG") -> Path:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 @pytest.fixture()
 def small_video(tmp_path) -> Path:
     rng = np.random.default_rng(0)
-    return write_video(tmp_path / "small.avi", [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)])
+    return write_video(tmp_path / "small.avi", [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)],
+                       fps=10.0, codec="MJPG")
 
 
 def assert_error(code: int, events: list[dict], expected: ExitCode, name: str, *phrases: str) -> str:
@@ -243,8 +235,8 @@ def test_unreadable_frame_midway_writes_partial_result(reference_dir, generated_
 
 @pytest.mark.slow
 def test_no_person_found_writes_nothing(reference_dir, generated_weights, tmp_path):
-    frame = np.load(reference_dir / "clip_seed0.npz")["frames"][0][:, :, ::-1]
-    video = write_video(tmp_path / "one.avi", [np.ascontiguousarray(frame)], fourcc="MJPG")
+    frame = np.load(reference_dir / "clip_seed0.npz")["frames"][0]
+    video = write_video(tmp_path / "one.avi", [frame], fps=10.0, codec="MJPG")
     out = tmp_path / "out"
     # thresholds no detection can pass: the tracker starts no track
     code, events, _ = run_cli(video, "-o", out, "--weights", generated_weights, "--offline",

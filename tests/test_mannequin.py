@@ -92,12 +92,13 @@ def test_follows_the_skeleton_and_refuses_what_is_not_a_human_in_metres():
 # ------------------------------------------------------------------------------------------------ Blender
 def test_imports_without_a_model_get_a_skinned_mannequin_that_deforms_and_exports(empty_scene, tmp_path):
     bpy = pytest.importorskip("bpy")
-    from helpers.blender import evaluated_vertices, synthetic_result
+    from helpers.blender import evaluated_vertices
+    from helpers.factories import make_result
 
     from trace_blender import build, exporting, plan
     from trace_blender.build.body import PROP_BODY_KIND
 
-    result = synthetic_result(num_people=2, num_frames=40, seed=4)
+    result = make_result(people=2, frames=40, seed=4)
     summary = build.import_result(result, bpy.context, plan.ImportOptions(build_camera=False))
     generated = mannequin.mannequin_from_skeleton(REST)
     for person in summary.people:
@@ -135,11 +136,12 @@ def test_imports_without_a_model_get_a_skinned_mannequin_that_deforms_and_export
 
 def test_cli_no_body_imports_armatures_only(empty_scene, tmp_path):
     bpy = pytest.importorskip("bpy")
-    from helpers.blender import write_synthetic_result
+    from helpers.factories import make_result
+    from trace_format.npz import write_result
 
     from trace_blender import build, cli
 
-    path = write_synthetic_result(tmp_path / "r.npz", num_people=1, num_frames=10)
+    path = write_result(tmp_path / "r.npz", make_result(people=1, frames=10))
     assert cli.main(["import", str(path), "--no-body"]) == 0
     (armature,) = build.imported_people(bpy.context.scene)
     assert not build.bodies_of(armature) and not bpy.data.meshes

@@ -16,13 +16,19 @@ from core.nn.blocks import ClipBatchNorm2d, ConvGRU, FrozenBatchNorm2d
 from core.nn.head import TraceHead, make_coordmap_3d
 from core.nn.hrnet import HRNetW32, normalize_images
 from core.nn.raft import RAFT, CorrelationPyramid, convex_upsample, flows_for_head, lookup_window
-from core.nn.rotations import (angle_between_6d_degrees, axis_angle_to_rotmat, rot6d_to_axis_angle, rot6d_to_rotmat,
+from core.nn.rotations import (angle_between_6d_degrees, rot6d_to_axis_angle, rot6d_to_rotmat,
                                rotation_6d_to_matrix_rows, rotmat_to_axis_angle)
 from core.nn.trace_model import TraceModel, decode_params
 from core.smoothing import OneEuroFilter
 from core.tracking import TrajectoryMemory
+from trace_format.rotations import axis_angle_to_matrix
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "core" / "manifests"
+
+
+def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
+    """[..., 3] -> [..., 3, 3]: the reference Rodrigues (trace_format, numpy) for the torch conversions under test."""
+    return torch.from_numpy(axis_angle_to_matrix(axis_angle.numpy())).to(axis_angle.dtype)
 
 
 def manifest(name: str) -> list[dict]:

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -31,6 +30,7 @@ from core.pipeline import ClipFrames, TrackAccumulator, decode_clip_rows, run_in
 from core.preprocess import input_offsets
 from trace_format.npz import read_result
 from core.video import FrameRange, SourceInfo, open_frame_source
+from helpers.factories import write_video
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,26 +38,11 @@ E2E_FRAMES = 16       # the whole reference clip: two clips of 8, so the carried
 FPS = 30.0
 
 
-def encode_video(path: Path, frames_rgb: np.ndarray, fps: float = FPS) -> Path:
-    """Write RGB frames as a video file: FFV1 (lossless) when available, else high-quality MJPG."""
-    height, width = frames_rgb.shape[1:3]
-    for fourcc in ("FFV1", "MJPG"):
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
-        if writer.isOpened():
-            if fourcc == "MJPG":
-                writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
-            for frame in frames_rgb:
-                writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
-            writer.release()
-            return path
-    raise RuntimeError("OpenCV can write neither FFV1 nor MJPG here")
-
-
 @pytest.fixture(scope="module")
 def e2e_inputs(reference_dir, generated_weights, tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e")
     frames = np.load(reference_dir / "clip_seed0.npz")["frames"][:E2E_FRAMES]   # [16,240,320,3] RGB
-    video = encode_video(folder / "reference clip.avi", frames)
+    video = write_video(folder / "reference clip.avi", frames)
     smpl = write_synthetic_smpl_pkl(folder / "SMPL_NEUTRAL.pkl")
     return SimpleNamespace(folder=folder, video=video, smpl=Path(smpl), weights=generated_weights)
 
@@ -232,7 +217,7 @@ class _StandInModel:
 
 
 def test_loop_feeds_clips_of_eight_with_start_and_stride(tmp_path):
-    video = encode_video(tmp_path / "v.avi", np.zeros((40, 48, 64, 3), np.uint8), fps=10.0)
+    video = write_video(tmp_path / "v.avi", np.zeros((40, 48, 64, 3), np.uint8), fps=10.0)
     model = _StandInModel()
     with open_frame_source(video) as source:
         frames = source.frames(FrameRange(start=3, end=39, stride=2))
@@ -262,9 +247,9 @@ def two_shot_frames() -> np.ndarray:
 
 
 def test_stream_restarts_at_hard_cuts(tmp_path):
-    from core.world.shots import ShotCutDetector
+    from core.shots import ShotCutDetector
 
-    video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
+    video = write_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
     model = _StandInModel()
     with open_frame_source(video) as source:
         outcome = run_inference(model, source.frames(), source.info, None, official_lens(64, 48), decode_params,
@@ -301,9 +286,9 @@ def test_tracking_modes_and_lens_choice():
 def test_cuts_become_shots_in_the_result(tmp_path):
     """The cuts found while streaming are the only source of shots: the world stage makes them."""
     from core.pipeline import WorldOptions, write_run_result
-    from core.world.shots import ShotCutDetector
+    from core.shots import ShotCutDetector
 
-    video = encode_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
+    video = write_video(tmp_path / "two_shots.avi", two_shot_frames(), fps=10.0)
     lens = official_lens(64, 48)
     with open_frame_source(video) as source:
         outcome = run_inference(_StandInModel(), source.frames(), source.info, None, lens, decode_params,

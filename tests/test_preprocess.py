@@ -8,14 +8,15 @@ import pytest
 
 from core.camera import (OFFICIAL_FOV_DEG, cams_to_translation, fov_to_normalized_focal, lens_from_focal_px,
                          lens_from_horizontal_fov, official_lens, project_to_source_pixels)
-from core.preprocess import input_offsets, map_yx_to_source_xy, preprocess_frame, preprocess_frames, square_padding
+from core.preprocess import input_offsets, map_yx_to_source_xy, preprocess_frame, square_padding
 
 
 def test_matches_official_preprocessing_exactly(reference_dir):
     frames = np.load(reference_dir / "clip_seed0.npz")["frames"]                  # [16,240,320,3] RGB
     official = np.load(reference_dir / "input512_seed0.npz")["input512"]          # [16,512,512,3]
     expected = np.load(reference_dir / "expected_seed0.npz")
-    images, offsets = preprocess_frames(frames)
+    images = np.stack([preprocess_frame(frame) for frame in frames])              # [16,512,512,3]
+    offsets = np.tile(input_offsets(*frames.shape[1:3]), (len(frames), 1))       # [16,10]
     assert images.dtype == np.uint8 and images.shape == (16, 512, 512, 3)
     np.testing.assert_array_equal(images, official)
     np.testing.assert_array_equal(images.reshape(16, -1).astype(np.int64).sum(1), expected["input512_sum"])

@@ -11,37 +11,18 @@ import pytest
 import trace_format.npz as result_npz
 from trace_format.npz import read_result, write_result
 from trace_format.schema import (FORMAT_NAME, FORMAT_VERSION, CameraInfo, FramesProcessed, ResultFormatError,
-                                 ResultValidationError, TraceResult, TrackResult, VideoInfo)
+                                 ResultValidationError, TraceResult, VideoInfo)
+from helpers import factories
 from helpers.result_archive import rewrite_result_archive
 
 
-def make_track(track_id: int, frames: np.ndarray, seed: int, fps: float = 25.0, with_joints: bool = False,
-               vertices: int = 0) -> TrackResult:
-    rng = np.random.default_rng(seed)
-    count = len(frames)
-    center_2d = rng.uniform(0, 640, size=(count, 2))
-    center_2d[count // 2] = np.nan  # an infilled frame without detection
-    observed = np.ones(count, dtype=bool)
-    observed[count // 2] = False
-    extra = {}
-    if with_joints:
-        extra.update(joints_cam=rng.normal(size=(count, 24, 3)), joints_world=rng.normal(size=(count, 24, 3)))
-    if vertices:
-        extra.update(vertices_cam=rng.normal(size=(count, vertices, 3)),
-                     vertices_world=rng.normal(size=(count, vertices, 3)))
-    return TrackResult(
-        track_id=track_id, frames=np.asarray(frames), times=np.asarray(frames) / fps,
-        poses=rng.normal(scale=0.3, size=(count, 24, 3)), global_orient_world=rng.normal(size=(count, 3)),
-        betas=rng.normal(size=(count, 10)), hip_center_cam=rng.normal(size=(count, 3)) + [0, 0, 4],
-        hip_center_world=rng.normal(size=(count, 3)), confidence=rng.uniform(0.2, 1.0, count),
-        observed=observed, center_2d=center_2d, **extra)
-
-
-def make_result(with_joints: bool = False, vertices: int = 0) -> TraceResult:
-    tracks = [make_track(1, np.arange(0, 40), seed=1, with_joints=with_joints, vertices=vertices),
-              make_track(4, np.array([5, 6, 7, 9, 12, 13]), seed=2, with_joints=with_joints, vertices=vertices)]
-    return TraceResult(
-        tracks=tracks,
+def walk_result(with_joints: bool = False, vertices: int = 0) -> TraceResult:
+    """Every optional field set; two moving-camera tracks (one with gaps), each with an infilled middle frame."""
+    tracks = [factories.make_track(track_id, frames, seed, fps=25.0, moving_camera=True, infilled=[len(frames) // 2],
+                                   joints=with_joints, vertices=vertices)
+              for track_id, frames, seed in ((1, np.arange(0, 40), 1), (4, np.array([5, 6, 7, 9, 12, 13]), 2))]
+    return factories.make_result(
+        tracks,
         video=VideoInfo(path="/footage/walk.mp4", fps=25.0, width=1920, height=1080, frame_count=50,
                         rotation_deg=90, variable_frame_rate=False),
         camera=CameraInfo(fov_deg=50.0, focal_px=2058.6, focal_source="official"),
@@ -57,7 +38,7 @@ def make_result(with_joints: bool = False, vertices: int = 0) -> TraceResult:
 
 @pytest.mark.parametrize("with_joints,vertices", [(False, 0), (True, 0), (True, 7)])
 def test_round_trip_is_exact(tmp_path, with_joints, vertices):
-    result = make_result(with_joints, vertices)
+    result = walk_result(with_joints, vertices)
     path = write_result(tmp_path / "run.trace.npz", result)
     assert path == tmp_path / "run.trace.npz"
     loaded = read_result(path)
@@ -78,7 +59,7 @@ def test_round_trip_is_exact(tmp_path, with_joints, vertices):
 
 
 def test_file_layout_and_metadata(tmp_path):
-    path = write_result(tmp_path / "run.npz", make_result(with_joints=True))
+    path = write_result(tmp_path / "run.npz", walk_result(with_joints=True))
     with np.load(path, allow_pickle=False) as archive:
         assert archive["track_ids"].tolist() == [1, 4]
         assert archive["track_offsets"].tolist() == [0, 40, 46]
@@ -99,12 +80,12 @@ def test_file_layout_and_metadata(tmp_path):
 def test_written_file_has_default_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
-    path = write_result(tmp_path / "r.npz", make_result())
+    path = write_result(tmp_path / "r.npz", walk_result())
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_created_time_is_set_on_write_without_mutating(tmp_path):
-    result = make_result()
+    result = walk_result()
     result.created_utc = None
     loaded = read_result(write_result(tmp_path / "r.npz", result))
     assert result.created_utc is None
@@ -112,7 +93,7 @@ def test_created_time_is_set_on_write_without_mutating(tmp_path):
 
 
 def test_track_slices_are_views():
-    result = make_result()
+    result = walk_result()
     track = result.track(1)
     part = track.slice_frames(10, 19)
     assert part.frames.tolist() == list(range(10, 20))
@@ -127,8 +108,8 @@ def test_track_slices_are_views():
 def test_long_sequences_load_vectorised(tmp_path):
     """Half an hour at 30 fps for two people: written and read in one pass, tracks are views."""
     frames = np.arange(54_000)
-    result = make_result()
-    result.tracks = [make_track(1, frames, seed=3, fps=30.0), make_track(2, frames[::2], seed=4, fps=30.0)]
+    result = walk_result()
+    result.tracks = [factories.make_track(1, frames, 3), factories.make_track(2, frames[::2], 4)]
     result.frames_processed = FramesProcessed(first=0, last=int(frames[-1]))
     path = write_result(tmp_path / "long.npz", result)
     started = time.perf_counter()
@@ -141,7 +122,7 @@ def test_long_sequences_load_vectorised(tmp_path):
 
 def test_crash_mid_write_leaves_previous_file_and_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
-    write_result(path, make_result())
+    write_result(path, walk_result())
     before = path.read_bytes()
     real_savez = np.savez
 
@@ -151,42 +132,42 @@ def test_crash_mid_write_leaves_previous_file_and_no_temp(tmp_path, monkeypatch)
 
     monkeypatch.setattr(result_npz.np, "savez", savez_then_crash)
     with pytest.raises(OSError, match="simulated"):
-        write_result(path, make_result(with_joints=True))
+        write_result(path, walk_result(with_joints=True))
     monkeypatch.setattr(result_npz.np, "savez", real_savez)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
     # and a crash on the very first write leaves nothing at all
     monkeypatch.setattr(result_npz.np, "savez", savez_then_crash)
     with pytest.raises(OSError):
-        write_result(tmp_path / "new.npz", make_result())
+        write_result(tmp_path / "new.npz", walk_result())
     assert not (tmp_path / "new.npz").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]
 
 
 def test_invalid_results_are_not_written(tmp_path):
     target = tmp_path / "bad.npz"
     cases = []
-    result = make_result()
+    result = walk_result()
     result.tracks[0].poses[3, 5, 1] = np.nan
     cases.append((result, "poses has non-finite values at frames \\[3\\]"))
-    result = make_result()
+    result = walk_result()
     result.tracks[1].frames[2] = 5
     cases.append((result, "strictly increasing"))
-    result = make_result()
+    result = walk_result()
     result.tracks[0].betas = result.tracks[0].betas[:, :8]
     cases.append((result, "betas must have shape \\[40,10\\]"))
-    result = make_result(with_joints=True)
+    result = walk_result(with_joints=True)
     result.tracks[1].joints_world = None
     cases.append((result, "present for all tracks or for none"))
-    result = make_result()
+    result = walk_result()
     result.tracks[1].track_id = 1
     cases.append((result, "duplicate track id"))
-    result = make_result()
+    result = walk_result()
     result.video.fps = 0.0
     cases.append((result, "video.fps"))
-    result = make_result()
+    result = walk_result()
     result.settings = {"threshold": float("nan")}
     cases.append((result, "JSON"))
-    result = make_result()
+    result = walk_result()
     result.frames_processed = FramesProcessed(first=0, last=20)
     cases.append((result, "outside the processed range"))
     for result, message in cases:
@@ -197,7 +178,7 @@ def test_invalid_results_are_not_written(tmp_path):
 
 
 def test_damaged_and_foreign_files_raise_clear_errors(tmp_path):
-    good = write_result(tmp_path / "good.npz", make_result())
+    good = write_result(tmp_path / "good.npz", walk_result())
     data = good.read_bytes()
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(data[: len(data) // 2])
@@ -227,7 +208,7 @@ def test_damaged_and_foreign_files_raise_clear_errors(tmp_path):
 
 
 def test_versions_newer_refused_older_upgraded(tmp_path, monkeypatch):
-    good = write_result(tmp_path / "good.npz", make_result())
+    good = write_result(tmp_path / "good.npz", walk_result())
     newer = rewrite_result_archive(good, tmp_path / "newer.npz", lambda meta, arrays: meta.update(version=4))
     with pytest.raises(ResultFormatError, match="newer TRACE for Blender.*version 4.*Update"):
         read_result(newer)
@@ -264,7 +245,7 @@ def test_object_arrays_in_a_result_are_refused_without_running_code(tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    good = write_result(tmp_path / "good.npz", make_result())
+    good = write_result(tmp_path / "good.npz", walk_result())
     evil = rewrite_result_archive(good, tmp_path / "evil.npz",
                          lambda meta, arrays: arrays.update(frames=np.array([RunsCommand()], dtype=object)))
     with pytest.raises(ResultFormatError):

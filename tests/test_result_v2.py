@@ -18,6 +18,7 @@ from helpers.blender import planned_camera_matrices
 from trace_format.rotations import axis_angle_to_matrix
 from trace_format.validate import validate_result
 from core.world.ground import default_alignment
+from helpers.factories import make_track
 from helpers.result_archive import rewrite_result_archive
 
 FPS = 25.0
@@ -28,24 +29,6 @@ def rigid(rotvec, translation) -> np.ndarray:
     matrix[:3, :3] = axis_angle_to_matrix(np.asarray(rotvec, float))
     matrix[:3, 3] = translation
     return matrix
-
-
-def make_track(track_id: int, frames, seed: int, shot: int = 0, registration=None, world: bool = False) -> TrackResult:
-    """A track with random content; `world` adds contacts and the cleaned motion (version 2 fields)."""
-    rng = np.random.default_rng(seed)
-    frames = np.asarray(frames)
-    count = len(frames)
-    extra = {}
-    if world:
-        extra.update(contacts=rng.uniform(size=(count, 2)) < 0.5, clean_body_pose=rng.normal(scale=0.3, size=(count, 23, 3)),
-                     clean_hip_center_world=rng.normal(size=(count, 3)),
-                     clean_global_orient_world=rng.normal(size=(count, 3)))
-    return TrackResult(
-        track_id=track_id, frames=frames, times=frames / FPS, poses=rng.normal(scale=0.3, size=(count, 24, 3)),
-        global_orient_world=rng.normal(size=(count, 3)), betas=rng.normal(size=(count, 10)),
-        hip_center_cam=rng.normal(size=(count, 3)) + [0, 0, 4], hip_center_world=rng.normal(size=(count, 3)),
-        confidence=rng.uniform(0.2, 1.0, count), observed=np.ones(count, bool),
-        center_2d=rng.uniform(0, 640, size=(count, 2)), shot=shot, registration=registration, **extra)
 
 
 def make_camera(shot_ranges) -> SceneCameraPath:
@@ -64,9 +47,10 @@ def make_v2_result() -> TraceResult:
     shots = [ShotInfo(index=0, start=0, stop=30, aligned=True, alignment_matrix=aligned,
                       alignment_info={"method": "plane_fit", "rms_residual_m": 0.01, "inliers": 120}),
              ShotInfo(index=1, start=30, stop=50)]
-    tracks = [make_track(1, np.arange(0, 30), seed=1, world=True),
-              make_track(2, np.array([5, 6, 9, 12, 29]), seed=2, registration=rigid([0.0, 0.4, 0.0], [1, 0, 2]), world=True),
-              make_track(7, np.arange(30, 50), seed=3, shot=1, world=True)]
+    kinds = dict(fps=FPS, moving_camera=True, world=True)
+    tracks = [make_track(1, np.arange(0, 30), 1, **kinds),
+              make_track(2, np.array([5, 6, 9, 12, 29]), 2, registration=rigid([0.0, 0.4, 0.0], [1, 0, 2]), **kinds),
+              make_track(7, np.arange(30, 50), 3, shot=1, **kinds)]
     return TraceResult(
         tracks=tracks, video=VideoInfo(path="/footage/cut.mp4", fps=FPS, width=1280, height=720, frame_count=50),
         camera=CameraInfo(fov_deg=50.0, focal_px=1372.4), settings={"dtype": "float32"},
@@ -180,7 +164,8 @@ def _write_genuine_v1(path: Path, tracks: list[TrackResult], frames_processed: d
 
 
 def test_version_1_files_read_as_version_2(tmp_path):
-    tracks = [make_track(3, np.arange(4, 40), seed=5), make_track(9, np.array([10, 11, 15]), seed=6)]
+    tracks = [make_track(3, np.arange(4, 40), 5, fps=FPS, moving_camera=True),
+              make_track(9, np.array([10, 11, 15]), 6, fps=FPS, moving_camera=True)]
     path = _write_genuine_v1(tmp_path / "old.npz", tracks, {"first": 0, "last": 59, "stopped_early": False,
                                                             "stop_reason": None})
     loaded = read_result(path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import target_rigs as rigs
-from helpers.blender import synthetic_track
+from helpers.factories import make_track
 
 from trace_format import rotations
 from trace_blender.retarget import bone_maps, solve
@@ -21,7 +21,7 @@ PERSON_JOINTS = {name: name for name in PERSON.names}
 
 
 def random_pose(frames: int = 40, seed: int = 3) -> np.ndarray:
-    track = synthetic_track(1, frames, seed)
+    track = make_track(1, np.arange(frames), seed)
     poses = np.array(track.poses)
     poses[:, 0] = track.global_orient_world
     from trace_blender import frames as frame_math

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -12,17 +13,14 @@ from core.progress import STAGES as CORE_STAGES
 from trace_format import protocol
 from trace_format.schema import TrackResult
 from trace_format.shape import rest_betas
+from helpers.factories import make_track
 
 PACKAGE = Path(protocol.__file__).parent
 
 
 def _track(betas, confidence, observed) -> TrackResult:
-    count = len(betas)
-    zeros = np.zeros((count, 3))
-    return TrackResult(track_id=1, frames=np.arange(count), times=np.arange(count) / 25.0,
-                       poses=np.zeros((count, 24, 3)), global_orient_world=zeros, betas=np.asarray(betas),
-                       hip_center_cam=zeros, hip_center_world=zeros, confidence=np.asarray(confidence),
-                       observed=np.asarray(observed), center_2d=np.zeros((count, 2)))
+    return dataclasses.replace(make_track(1, np.arange(len(betas))), betas=np.asarray(betas),
+                               confidence=np.asarray(confidence), observed=np.asarray(observed))
 
 
 def test_rest_betas_weights_detected_frames_by_confidence():

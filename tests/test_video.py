@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core.errors import FrameReadError, InputNotFoundError, NoFramesError, NotAVideoError, UsageError
+from helpers.factories import write_video
 from core.video import (FrameRange, ImageFolderSource, VideoFileSource, is_variable_frame_rate, natural_sort_key,
                         open_frame_source, parse_frame_position, rotate_upright)
 
@@ -26,13 +27,8 @@ def decoded_index(rgb: np.ndarray) -> int:
     return int(round((float(rgb[:, W // 2:].mean()) - 10) / 7))
 
 
-def write_video(path: Path, count: int, fourcc: str = "FFV1", fps: float = FPS) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
-    assert writer.isOpened()
-    for i in range(count):
-        writer.write(coded_frame(i))
-    writer.release()
-    return path
+def write_coded_video(path: Path, count: int, fourcc: str = "FFV1", fps: float = FPS) -> Path:
+    return write_video(path, [coded_frame(i)[:, :, ::-1] for i in range(count)], fps=fps, codec=fourcc, size=(W, H))
 
 
 def set_mp4_rotation(path: Path, degrees: int) -> None:
@@ -50,7 +46,7 @@ def set_mp4_rotation(path: Path, degrees: int) -> None:
 
 
 def test_streams_all_frames_with_timestamps_and_rgb_order(tmp_path):
-    video = write_video(tmp_path / "clip.avi", 12)
+    video = write_coded_video(tmp_path / "clip.avi", 12)
     with open_frame_source(video) as source:
         assert isinstance(source, VideoFileSource)
         assert (source.info.width, source.info.height, source.info.fps, source.info.frame_count) == (W, H, FPS, 12)
@@ -64,7 +60,7 @@ def test_streams_all_frames_with_timestamps_and_rgb_order(tmp_path):
 
 
 def test_start_end_stride_select_source_frames(tmp_path):
-    video = write_video(tmp_path / "clip.avi", 20)
+    video = write_coded_video(tmp_path / "clip.avi", 20)
     selection = FrameRange(start=3, end=15, stride=4)
     with open_frame_source(video) as source:
         frames = list(source.frames(selection))
@@ -93,7 +89,7 @@ def test_frame_positions_in_frames_or_seconds():
 
 @pytest.mark.parametrize("degrees", [90, 180, 270])
 def test_rotation_metadata_is_applied_exactly_once(tmp_path, degrees):
-    video = write_video(tmp_path / "rot.mp4", 3, fourcc="mp4v")
+    video = write_coded_video(tmp_path / "rot.mp4", 3, fourcc="mp4v")
     set_mp4_rotation(video, degrees)
     with open_frame_source(video) as source:
         assert source.info.rotation_deg == degrees
@@ -153,7 +149,7 @@ def test_corrupt_image_midway_stops_with_its_frame(tmp_path):
 
 
 def test_truncated_video_reports_where_it_stopped(tmp_path):
-    video = write_video(tmp_path / "clip.avi", 30, fourcc="MJPG")
+    video = write_coded_video(tmp_path / "clip.avi", 30, fourcc="MJPG")
     data = video.read_bytes()
     video.write_bytes(data[: len(data) // 2])
     with open_frame_source(video) as source:
@@ -180,7 +176,7 @@ def test_bad_inputs(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(NoFramesError, match="empty file"):
         open_frame_source(empty)
-    zero = write_video(tmp_path / "zero.avi", 0, fourcc="MJPG")
+    zero = write_coded_video(tmp_path / "zero.avi", 0, fourcc="MJPG")
     with pytest.raises(NoFramesError, match="no video frames"):
         open_frame_source(zero)
     empty_dir = tmp_path / "empty_dir"

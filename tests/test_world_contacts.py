@@ -18,7 +18,6 @@ from core.world.contacts import (
     ContactError,
     SkateCleanupSettings,
     clean_foot_skate,
-    contact_segments,
     detect_foot_contacts,
     foot_sliding,
     pose_to_joints,
@@ -135,8 +134,6 @@ def test_contact_detection_recovers_stance_phases():
     # With 5 mm of joint noise as well.
     noisy = joints + np.random.default_rng(0).normal(0, 0.005, joints.shape)
     assert _frame_accuracy(detect_foot_contacts(noisy, times), stance) > 0.9
-    segments = contact_segments(stance)
-    assert len(segments) == 2 and all(len(s) >= 4 for s in segments)
 
 
 def test_cleanup_removes_stance_sliding_and_leaves_the_rest():

@@ -331,14 +331,14 @@ def test_alignment_off_keeps_the_fixed_swap_but_still_cleans(scene):
     assert result.world_processing["metrics"]["foot_sliding"]["reduction"] >= 0.8
     assert result.world_processing["metrics"]["shots"][0]["ground"]["used_for"].startswith("contacts only")
     # Neither alignment nor cleanup: no contacts, no cleaned motion; the camera and shots remain.
-    bare = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, clean_feet=False, denoise=False, cut_frames=[CUT])
+    bare = apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, foot_cleanup=False, denoise=False, cut_frames=[CUT])
     assert all(t.contacts is None and t.clean_body_pose is None for t in bare.tracks)
     assert bare.scene_camera is not None and len(bare.shots) == 2
     assert bare.world_processing["metrics"]["foot_sliding"]["before_m"] is None
 
 
 def test_alignment_without_cleanup_stores_contacts(scene):
-    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, clean_feet=False, denoise=False,
+    result = apply_world_processing(scene.result, settings=INJECTED_SKATE, foot_cleanup=False, denoise=False,
                                     cut_frames=[CUT])
     assert all(t.contacts is not None and t.clean_body_pose is None for t in result.tracks)
     sliding = result.world_processing["metrics"]["foot_sliding"]
@@ -413,6 +413,7 @@ def test_smpl_rest_body_and_bad_rest_skeletons(scene):
 def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
     """WorldSummary (the command line's summary and JSON 'done' fields) on the known scene: the
     camera height and tilt against the floor of each shot's reference camera are the truth."""
+    from core.cli import world_summary_lines
     from core.world.postprocess import WorldSummary
 
     summary = WorldSummary.from_result(processed)
@@ -429,14 +430,14 @@ def test_summary_reports_each_shot_floor_and_the_sliding(processed, scene):
     assert summary.foot_sliding_mm_before == pytest.approx(1000 * sliding["before_m"], abs=1e-3)
     assert summary.foot_sliding_mm_after == pytest.approx(1000 * sliding["after_m"], abs=1e-3)
     assert summary.event_fields()["ground"] == summary.ground
-    lines = summary.lines()
+    lines = world_summary_lines(summary)
     assert lines[0] == "world: 2 shot(s), floor aligned in 2; 1 track(s) split at cuts"
     assert lines[1].startswith("  shot 0 (frames 0-119): floor fitted to ") and "camera 1.40 m above it" in lines[1]
     assert lines[-1].startswith(f"foot sliding: {summary.foot_sliding_mm_before:.2f} -> ")
     # Turned off: the shots say so, and the floor found for the contacts is reported as such.
     off = WorldSummary.from_result(apply_world_processing(scene.result, settings=INJECTED_SKATE, align=False, cut_frames=[CUT]))
     assert off.aligned_shots == 0 and all(not g["aligned"] and g["method"] == "plane_fit" for g in off.ground)
-    assert "alignment off: used for the foot contacts only" in off.lines()[1]
+    assert "alignment off: used for the foot contacts only" in world_summary_lines(off)[1]
 
 
 def test_progress_callback_counts_person_frames(scene):

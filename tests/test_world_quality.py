@@ -63,10 +63,10 @@ def test_trace_level_noise_is_removed(scenes):
 def test_denoising_off_keeps_the_raw_motion(scenes):
     raw = trace_result(scenes[0], TRACE_LEVEL)
     rest = scenes[0].people[0].clip.rest_joints
-    bare = apply_world_processing(raw, align=False, clean_feet=False, denoise=False,
+    bare = apply_world_processing(raw, align=False, foot_cleanup=False, denoise=False,
                                   rest_joints_for_track=lambda track: rest)
     assert all(track.clean_body_pose is None and track.clean_global_orient_world is None for track in bare.tracks)
-    smoothed = apply_world_processing(raw, align=False, clean_feet=False, rest_joints_for_track=lambda track: rest)
+    smoothed = apply_world_processing(raw, align=False, foot_cleanup=False, rest_joints_for_track=lambda track: rest)
     track = smoothed.tracks[0]
     assert track.has_clean_motion and np.array_equal(track.hip_center_world, raw.tracks[0].hip_center_world)
     assert smoothed.world_processing["settings"]["denoise"] is True

@@ -1,4 +1,4 @@
-"""Known-answer tests of core.world.shots on synthetic footage built here.
+"""Known-answer tests of core.shots on synthetic footage built here.
 
 Each synthetic shot is a crop of a textured canvas (its own palette) moving like a camera (pan plus
 a little shake), with moving discs, per-frame brightness flicker and pixel noise; none of that may
@@ -9,13 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.world.shots import (
-    ShotCutDetector,
-    ShotCutError,
-    detect_shots,
-    shot_segments,
-    split_track_arrays,
-)
+from core.shots import ShotCutDetector, ShotCutError, shot_segments
 
 HEIGHT, WIDTH = 120, 160
 GREEN_BLUE = [(40, 120, 60), (90, 160, 220), (30, 80, 40), (200, 210, 120)]
@@ -61,10 +55,10 @@ def render_shot(seed: int, n_frames: int, palette, pan=(0.7, 0.3), flicker: floa
     return frames
 
 
-def _push_all(frames: list[np.ndarray]) -> ShotCutDetector:
+def _push_all(frames: list[np.ndarray], first: int = 0, stride: int = 1) -> ShotCutDetector:
     detector = ShotCutDetector()
-    for index, frame in enumerate(frames):
-        detector.push(index, frame)
+    for position, frame in enumerate(frames):
+        detector.push(first + stride * position, frame)
     return detector
 
 
@@ -85,8 +79,7 @@ def test_cut_between_shots_of_the_same_colours_is_found_by_structure():
 
 def test_frame_indices_may_skip_and_shots_use_them():
     frames = render_shot(0, 20, GREEN_BLUE) + render_shot(1, 20, WARM)
-    indexed = [(100 + 2 * i, frame) for i, frame in enumerate(frames)]   # stride 2 from frame 100
-    assert detect_shots(indexed) == [(100, 140), (140, 179)]
+    assert _push_all(frames, first=100, stride=2).shots() == [(100, 140), (140, 179)]   # stride 2 from 100
 
 
 @pytest.mark.parametrize("speed_px", [8, 30])
@@ -136,13 +129,11 @@ def test_push_rejects_bad_frames_and_going_back():
         detector.push(6, np.zeros((8, 8, 3), np.float32))
 
 
-def test_split_track_arrays_never_spans_a_cut():
+def test_shot_segments_never_span_a_cut():
     frames = np.array([3, 4, 5, 9, 10, 11, 12, 20, 21])
-    poses = np.arange(9 * 2, dtype=float).reshape(9, 2)
-    pieces = split_track_arrays({"frames": frames, "poses": poses, "joints_world": None}, cut_frames=[10, 20])
-    assert [p["frames"].tolist() for p in pieces] == [[3, 4, 5, 9], [10, 11, 12], [20, 21]]
-    assert np.array_equal(pieces[1]["poses"], poses[4:7])
-    assert all(p["joints_world"] is None for p in pieces)
-    assert [s.tolist() for s in shot_segments(frames, [])] == [list(range(9))]
-    with pytest.raises(ShotCutError, match="rows"):
-        split_track_arrays({"frames": frames, "poses": poses[:5]}, cut_frames=[10])
+    pieces = shot_segments(frames, cut_frames=[20, 10])           # order of the cuts does not matter
+    assert [frames[rows].tolist() for rows in pieces] == [[3, 4, 5, 9], [10, 11, 12], [20, 21]]
+    assert [rows.tolist() for rows in shot_segments(frames, [])] == [list(range(9))]
+    assert [frames[rows].tolist() for rows in shot_segments(frames, [6, 7, 30])] == [[3, 4, 5], [9, 10, 11, 12, 20, 21]]
+    with pytest.raises(ShotCutError, match="strictly increasing"):
+        shot_segments(np.array([3, 3, 4]), [10])

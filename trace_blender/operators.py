@@ -17,7 +17,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import build, exporting, plan, runner
+from . import advice, build, exporting, plan, runner
 from .build import tags
 from .errors import TraceBlenderError, UsageError
 from .preferences import addon_settings, user_data_dir
@@ -96,8 +96,9 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
         state.status = "cancelled"
         return {"CANCELLED"}, reports + [("WARNING", "TRACE run cancelled; its output was removed")]
     if outcome.state is runner.RunState.FAILED or outcome.result_path is None:
-        state.status = f"failed: {outcome.message}"
-        return {"CANCELLED"}, reports + [("ERROR", outcome.message)]
+        message = advice.core_failure(outcome.message, outcome.exit_code, online_access=bpy.app.online_access)
+        state.status = f"failed: {advice.first_line(message)}"
+        return {"CANCELLED"}, reports + [("ERROR", message)]
     try:
         summary = import_with_settings(context, outcome.result_path)
     except TraceBlenderError as exc:
@@ -115,36 +116,52 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
 
 
 def import_with_settings(context: Any, path: str | os.PathLike, shots: list[int] | None = None,
-                         apply_alignment: bool | None = None, use_clean_motion: bool | None = None
-                         ) -> build.ImportSummary:
+                         apply_alignment: bool | None = None, use_clean_motion: bool | None = None,
+                         replace_shots: bool = False) -> build.ImportSummary:
     """Import with the add-on preferences and the panel's toggles (arguments given here win)."""
     settings = addon_settings(context)
     state = session_state(context)
     options = plan.ImportOptions(
         smpl_model_path=settings.smpl_model_path, frame_start=settings.frame_start, shots=shots,
         apply_alignment=state.align if apply_alignment is None else apply_alignment,
-        use_clean_motion=(state.foot_cleanup or state.denoise) if use_clean_motion is None else use_clean_motion)
+        use_clean_motion=(state.foot_cleanup or state.denoise) if use_clean_motion is None else use_clean_motion,
+        replace_shots=replace_shots)
     summary = build.import_result_file(path, context, options)
     state.result_path = str(path)
-    remember_shots(state, summary, settings.frame_start)
+    remember_shots(state, summary, settings.frame_start, context.scene, str(path))
     return summary
 
 
-def remember_shots(state: Any, summary: build.ImportSummary, frame_start: int) -> None:
-    """List the result's shots in the panel: scene ranges, people, camera; imported ones selected."""
+def remember_shots(state: Any, summary: build.ImportSummary, frame_start: int, scene: Any = None,
+                   result_path: str | None = None) -> None:
+    """List the result's shots in the panel: scene ranges, people, camera; imported ones selected.
+
+    A shot counts as imported when this import made it, or when an earlier import of the same result
+    left its people in the scene (so "not imported" is never shown next to people you can see)."""
     imported = {shot.index: shot for shot in summary.shots}
+    earlier_people: dict[int, int] = {}
+    earlier_cameras: dict[int, str] = {}
+    if scene is not None and result_path is not None:
+        for ob in scene.objects:
+            if ob.get(tags.PROP_RESULT) == result_path and tags.PROP_SHOT in ob.keys():
+                if ob.get(tags.PROP_ROLE) == "armature":
+                    earlier_people[int(ob[tags.PROP_SHOT])] = earlier_people.get(int(ob[tags.PROP_SHOT]), 0) + 1
+                elif ob.get(tags.PROP_ROLE) == "camera":
+                    earlier_cameras[int(ob[tags.PROP_SHOT])] = ob.name
     state.shots.clear()
     for listed in summary.result_shots:
         item = state.shots.add()
         item.index = listed.index
         item.first_frame, item.last_frame = listed.scene_range(frame_start)
         shot = imported.get(listed.index)
-        item.imported = item.selected = shot is not None
-        item.people = len(shot.people) if shot is not None else 0
+        item.selected = shot is not None
+        item.imported = shot is not None or listed.index in earlier_people
+        item.people = len(shot.people) if shot is not None else earlier_people.get(listed.index, 0)
         item.aligned = shot.aligned if shot is not None else listed.aligned
         item.floor_low_confidence = item.aligned and listed.floor_confidence == "low"
         item.floor_note = listed.floor_note
-        item.camera_name = shot.camera.name if shot is not None and shot.camera is not None else ""
+        camera = shot.camera if shot is not None else None
+        item.camera_name = camera.name if camera is not None else earlier_cameras.get(listed.index, "")
     state.video_first_frame, state.video_last_frame = summary.frame_start, summary.frame_end
     state.active_shot = summary.shots[0].index if len(summary.shots) == 1 else -1
 
@@ -296,6 +313,10 @@ class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
                                    description="Use the world stage's denoised, foot-skate-cleaned motion when "
                                                "stored (off: TRACE's raw motion); unset: the panel's toggles")
 
+    replace_shots: BoolProperty(name="Replace", default=False, options={"SKIP_SAVE"},
+                                description="Replace what an earlier import of this result made for these shots "
+                                            "(the Shots panel's re-import) instead of adding a copy")
+
     def invoke(self, context: Any, event: Any) -> set[str]:
         if self.filepath:  # drag and drop, the panel's re-import
             return self.execute(context)
@@ -313,7 +334,8 @@ class TRACE_OT_import_result(bpy.types.Operator, ImportHelper):
             shots = plan.parse_shot_list(self.shots)
             summary = import_with_settings(context, bpy.path.abspath(self.filepath), shots=shots,
                                            apply_alignment=self._given("apply_alignment"),
-                                           use_clean_motion=self._given("use_clean_motion"))
+                                           use_clean_motion=self._given("use_clean_motion"),
+                                           replace_shots=self.replace_shots)
         except TraceBlenderError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -34,6 +34,7 @@ class ImportOptions:
     shots: Sequence[int] | None = None   # shot indices to import; None: every shot
     build_camera: bool = True            # one animated camera per shot when the result has a scene camera
     video_path: str | None = None        # camera background footage; None: the result's video.path
+    replace_shots: bool = False          # replace what an earlier import of this result made for these shots
 
 
 class ShotSelectionError(UsageError):

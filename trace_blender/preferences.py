@@ -23,8 +23,6 @@ DEVICE_ITEMS = (
     ("cuda", "CUDA", "Run on the GPU (needs a CUDA build of torch in the core's Python)"),
 )
 EXPORT_ITEMS = tuple((key, FORMAT_LABELS[key], f"Export {FORMAT_LABELS[key]}") for key in EXPORT_FORMATS)
-SETUP_HINT = ("Install the TRACE core (with torch) into a Python 3.11: `pip install -e <trace-blender repo>` "
-              "or run the repo's setup.sh, then choose that python executable here")
 
 
 @dataclass
@@ -70,7 +68,7 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
 
     python_path: StringProperty(
         name="Python interpreter", subtype="FILE_PATH", default="",
-        description="python executable with the TRACE core and torch installed (empty: Blender's own Python)")
+        description="A Python 3.11 executable with the TRACE core and torch installed (empty: Blender's own Python)")
     weights_dir: StringProperty(
         name="Weights folder", subtype="DIR_PATH", default="",
         description="Folder with the three TRACE checkpoints (empty: the core's per-user default folder)")
@@ -100,8 +98,9 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
         else:
             row.alert = True
             row.label(text="This Python cannot run the TRACE core", icon="ERROR")
-            for line in _wrap(SETUP_HINT, 90):
-                column.label(text=line)
+            for paragraph in problem.splitlines():   # what to do, for this interpreter (trace_blender.advice)
+                for line in _wrap(paragraph, 90):
+                    column.label(text=line)
         row.operator("trace.check_core", text="Check", icon="FILE_REFRESH")
         column.prop(self, "weights_dir")
         column.prop(self, "smpl_model_path")

@@ -11,6 +11,7 @@ import enum
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -26,9 +27,12 @@ from typing import Any, Sequence
 from trace_format.protocol import (EVENT_DONE, EVENT_ERROR, EVENT_PROGRESS, EVENT_START, EVENT_WARNING, ExitCode,
                                    format_duration)
 
+from . import advice
 from .errors import CoreRunError, CoreUnavailableError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+# The interpreter check: its version first (so a wrong Python is named as such), then the core's imports.
+VERSION_AND_CORE_CHECK = "import sys; print('%d.%d' % sys.version_info[:2], flush=True); import core.cli, torch"
 # `python -m core run` options that turn the world post-processing steps off (all on by default).
 NO_ALIGN_FLAG = "--no-align"
 NO_FOOT_CLEANUP_FLAG = "--no-foot-cleanup"
@@ -163,19 +167,24 @@ def check_core_interpreter(python: str, timeout_s: float = 120.0, use_cache: boo
     """
     if use_cache and python in _INTERPRETER_CHECKS and _INTERPRETER_CHECKS[python] is None:
         return None
-    if not python or not Path(python).exists():
-        problem = f"the Python interpreter '{python}' does not exist"
+    if not python or not Path(python).is_file():
+        problem = advice.interpreter_problem(python, exists=False, version=None, import_error=None)
     else:
         try:
-            completed = subprocess.run([python, "-c", "import core.cli, torch"], capture_output=True, text=True,
+            completed = subprocess.run([python, "-c", VERSION_AND_CORE_CHECK], capture_output=True, text=True,
                                        timeout=timeout_s)
-            problem = None if completed.returncode == 0 else (completed.stderr.strip().splitlines() or ["failed"])[-1]
+            printed = re.match(r"(\d+)\.(\d+)$", (completed.stdout.strip().splitlines() or [""])[0])
+            version = (int(printed.group(1)), int(printed.group(2))) if printed else None
+            if version is not None and version != advice.CORE_PYTHON:
+                problem = advice.interpreter_problem(python, exists=True, version=version, import_error=None)
+            elif completed.returncode != 0:
+                reason = (completed.stderr.strip().splitlines() or ["failed"])[-1]
+                problem = advice.interpreter_problem(python, exists=True, version=version, import_error=reason)
+            else:
+                problem = None
         except (OSError, subprocess.TimeoutExpired) as exc:
-            problem = f"cannot start {python}: {exc}"
-    if problem is not None:
-        problem = (f"{problem}. The TRACE core (with torch) must be installed in the Python the add-on runs: "
-                   f"`{python} -m pip install -e <path to the trace-blender repo>` (or run its setup.sh with that "
-                   "Python), then pick it under Edit > Preferences > Add-ons > TRACE for Blender > Python interpreter")
+            problem = advice.interpreter_problem(python, exists=True, version=None,
+                                                 import_error=f"cannot start {python}: {exc}")
     _INTERPRETER_CHECKS[python] = problem
     return problem
 
@@ -383,9 +392,9 @@ class CoreRun:
             return core_message
         stderr_text = "\n".join(self.stderr_tail)
         if "No module named core" in stderr_text or "No module named 'core'" in stderr_text:
-            return ("the Python interpreter used for inference has no TRACE core installed "
-                    f"({self.command[0]}): install it with `{self.command[0]} -m pip install -e <repo>` or set "
-                    "another interpreter in the add-on preferences")
+            return advice.interpreter_problem(
+                self.command[0], exists=True, version=None,
+                import_error=f"the Python interpreter used for inference has no TRACE core installed ({self.command[0]})")
         if returncode == ExitCode.OK:
             return "the TRACE core finished without reporting a result file"
         if returncode == ExitCode.INTERRUPTED:

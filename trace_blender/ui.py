@@ -141,6 +141,7 @@ class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
         reimport = row.operator("trace.import_result", text="Import Selected Shots", icon="IMPORT")
         reimport.filepath = state.result_path
         reimport.shots = ",".join(chosen)
+        reimport.replace_shots = True
 
 
 class TRACE_PT_people(_TracePanel, bpy.types.Panel):

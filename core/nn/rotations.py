@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "rot6d_to_rotmat", "rotation_6d_to_matrix_rows", "rotmat_to_quaternion", "quaternion_to_axis_angle",
-    "rotmat_to_axis_angle", "rot6d_to_axis_angle", "angle_between_6d_degrees", "axis_angle_to_rotmat",
+    "rotmat_to_axis_angle", "rot6d_to_axis_angle", "angle_between_6d_degrees",
 ]
 
 
@@ -104,19 +104,3 @@ def angle_between_6d_degrees(rot_a: torch.Tensor, rot_b: torch.Tensor) -> float:
     rb = rotation_6d_to_matrix_rows(rot_b.reshape(1, 6))
     relative = ra.transpose(1, 2).bmm(rb)
     return float(rotmat_to_axis_angle(relative).norm(dim=1)[0]) * 180 / math.pi
-
-
-def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
-    """[..., 3] -> [..., 3, 3] (Rodrigues); used by tests and by consumers of decoded parameters."""
-    angle = axis_angle.norm(dim=-1, keepdim=True)
-    safe = torch.where(angle > 1e-12, angle, torch.ones_like(angle))
-    axis = axis_angle / safe
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis.shape[:-1], 3, 3)
-    s = torch.sin(angle)[..., None]
-    c = torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(skew)
-    rot = eye + s * skew + (1 - c) * (skew @ skew)
-    small = (angle <= 1e-12)[..., None]
-    return torch.where(small, eye, rot)

@@ -14,8 +14,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
-import numpy as np
-
+from ..camera import fov_to_normalized_focal
 from ..errors import UsageError
 
 #: Product mode: an unmatched detection above this score starts a new track at any frame when
@@ -240,8 +239,11 @@ class TrackingSettings:
 
     @property
     def depth_scale(self) -> float:
-        """1 / tan(fov / 2): converts the normalised cam scale to depth (official `1/tan_fov`)."""
-        return float(1 / np.tan(np.radians(self.fov / 2.0)))  # numpy math: bit-identical to the official
+        """1 / tan(fov / 2): converts the normalised cam scale to depth (official `1/tan_fov`).
+
+        math.tan and the official np.tan agree to the bit here (checked for every 0.01 deg in (0, 180)).
+        """
+        return fov_to_normalized_focal(self.fov)
 
     def to_seq_cfgs(self) -> dict[str, Any]:
         """The official `seq_cfgs` dictionary (JSON-friendly: axis_times as a list)."""

@@ -45,7 +45,6 @@ __all__ = [
     "LEGS",
     "pose_to_joints",
     "detect_foot_contacts",
-    "contact_segments",
     "foot_sliding",
     "two_bone_ik",
     "clean_foot_skate",
@@ -221,16 +220,6 @@ def detect_foot_contacts(joints: np.ndarray, times: np.ndarray, foot_heights: np
             planted |= _hysteresis(enter, stay)
         contacts[:, side] = _clean_runs(planted, min_length, max_gap)
     return contacts
-
-
-def contact_segments(contacts: np.ndarray) -> list[list[tuple[int, int]]]:
-    """Per foot, the contact runs as half-open (start, stop) frame ranges. contacts [T,2]."""
-    contacts = np.asarray(contacts, bool)
-    segments = []
-    for side in range(contacts.shape[1]):
-        starts, stops = _runs(contacts[:, side])
-        segments.append([(int(a), int(b)) for a, b in zip(starts, stops)])
-    return segments
 
 
 def foot_sliding(joints: np.ndarray, contacts: np.ndarray) -> float:

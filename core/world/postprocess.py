@@ -49,7 +49,7 @@ from .contacts import (ContactSettings, SkateCleanupSettings, clean_foot_skate, 
 from .ground import GroundAlignment, GroundFitError, GroundFitSettings, PersonJoints, estimate_ground, foot_joint_heights
 from .scene_camera import (CameraEvidence, SceneCamera, SceneCameraError, SceneCameraSettings, apply_world_transform,
                            estimate_scene_camera)
-from .shots import shot_segments
+from ..shots import shot_segments
 
 __all__ = [
     "WorldProcessingError",
@@ -125,7 +125,7 @@ class _TrackOutcome:
     metrics: dict = field(default_factory=dict)
 
 
-def apply_world_processing(result: TraceResult, *, align: bool = True, clean_feet: bool = True,
+def apply_world_processing(result: TraceResult, *, align: bool = True, foot_cleanup: bool = True,
                            denoise: bool = True, cut_frames: Sequence[int] = (),
                            rest_joints_for_track: Callable[[TrackResult], np.ndarray | RestBody] | None = None,
                            settings: WorldProcessingSettings | None = None,
@@ -134,9 +134,9 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
 
     result: as TRACE produced it (any version; an already processed result is processed again from
     its raw arrays, keeping its shot boundaries). align: fit the floor and put it at z = 0 with +Z up
-    (else the fixed (x, z, -y) mapping). clean_feet: detect contacts and remove foot skate (stored as
-    clean_* arrays; the raw motion stays). Contacts are stored whenever align or clean_feet is on.
-    cut_frames: first frames of new shots (core.world.shots.ShotCutDetector.cut_frames).
+    (else the fixed (x, z, -y) mapping). foot_cleanup: detect contacts and remove foot skate (stored as
+    clean_* arrays; the raw motion stays). Contacts are stored whenever align or foot_cleanup is on.
+    cut_frames: first frames of new shots (core.shots.ShotCutDetector.cut_frames).
     rest_joints_for_track(track) -> rest joints [24,3] standing on y = 0, or (joints [24,3], rest
     vertices [V,3]) for an SMPL body (`smpl_rest_body(model)`); default: the default skeleton.
     on_progress(done, total): called as person-frames are finished (for a progress bar).
@@ -169,7 +169,7 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
         members = [piece for piece in pieces if piece.shot == index]
         bodies = [_rest_body(piece, rest_joints_for_track, default_rest) for piece in members]
         shot, camera, shot_outcomes, metrics = _process_shot(index, shot_start, shot_stop, members, bodies, align,
-                                                             clean_feet, denoise, s, fps, notes, advance)
+                                                             foot_cleanup, denoise, s, fps, notes, advance)
         shots.append(shot)
         shot_metrics.append(metrics)
         if camera is not None:
@@ -186,11 +186,12 @@ def apply_world_processing(result: TraceResult, *, align: bool = True, clean_fee
     track_metrics = [outcomes[track.track_id].metrics for track in tracks]
 
     world_processing = json_safe({
-        "settings": {"align": bool(align), "clean_feet": bool(clean_feet), "denoise": bool(denoise), "cut_frames": cuts,
+        # "clean_feet" is the result format's key for foot cleanup (kept: files written earlier use it)
+        "settings": {"align": bool(align), "clean_feet": bool(foot_cleanup), "denoise": bool(denoise), "cut_frames": cuts,
                      "rest_skeleton": "default skeleton" if rest_joints_for_track is None else "given per track",
                      **s.to_dict()},
         "split_tracks": split_records,
-        "metrics": {"foot_sliding": _overall_sliding(track_metrics, clean_feet or denoise), "tracks": track_metrics,
+        "metrics": {"foot_sliding": _overall_sliding(track_metrics, foot_cleanup or denoise), "tracks": track_metrics,
                     "shots": shot_metrics},
     })
     processed = TraceResult(
@@ -284,7 +285,7 @@ def _strict_times(track: TrackResult, fps: float) -> np.ndarray:
 
 
 def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], bodies: list[_Body], align: bool,
-                  clean_feet: bool, denoise: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
+                  foot_cleanup: bool, denoise: bool, s: WorldProcessingSettings, fps: float, notes: list[str],
                   advance: Callable[[int], None]) -> tuple[ShotInfo, SceneCameraPath | None, list[_TrackOutcome], dict]:
     """Camera, registrations, floor, contacts and cleanup of one shot (frames start <= f < stop).
 
@@ -346,7 +347,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
     # 2. The floor from everybody's feet (also needed for the cleanup when the output is not aligned).
     ground: GroundAlignment | None = None
     ground_error = ""
-    if align or clean_feet:
+    if align or foot_cleanup:
         people = []
         for track, body, weight, time, (orient, hips), poses in zip(tracks, bodies, weights, times, registered,
                                                                     body_poses):
@@ -378,7 +379,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
         shot = _unaligned_shot(index, start, stop, "ground alignment turned off: fixed axis swap (x, z, -y)")
 
     # 3. Contacts and skate cleanup per track, in the floor-aligned world.
-    if not (align or clean_feet):
+    if not (align or foot_cleanup):
         if denoise:   # denoised motion only
             for track, outcome, (orient, hips), poses in zip(tracks, outcomes, registered, body_poses):
                 _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
@@ -386,12 +387,12 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
     else:
         for track, body, time, outcome, (orient, hips), poses, raw in zip(tracks, bodies, times, outcomes, registered,
                                                                           body_poses, raw_registered):
-            _feet(track, body, time, orient, poses, hips, ground, clean_feet, denoise, s, outcome,
+            _feet(track, body, time, orient, poses, hips, ground, foot_cleanup, denoise, s, outcome,
                   outcome.metrics["motion_noise_m"], raw)
             advance(track.num_frames)
         if ground is None:
             notes.append(f"{where}: without a floor no foot contacts were detected"
-                         + (" and the feet were not cleaned" if clean_feet else ""))
+                         + (" and the feet were not cleaned" if foot_cleanup else ""))
     return shot, camera_path, outcomes, metrics
 
 
@@ -449,7 +450,7 @@ def _store_motion(outcome: _TrackOutcome, orient: np.ndarray, body_pose: np.ndar
 
 
 def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray, poses: np.ndarray, hips: np.ndarray,
-          ground: GroundAlignment | None, clean_feet: bool, denoise: bool, s: WorldProcessingSettings,
+          ground: GroundAlignment | None, foot_cleanup: bool, denoise: bool, s: WorldProcessingSettings,
           outcome: _TrackOutcome, noise_m: float, raw: tuple[np.ndarray, np.ndarray]) -> None:
     """Contacts and the final motion (denoised and/or skate-cleaned), stored in the track's TRACE world.
 
@@ -460,14 +461,14 @@ def _feet(track: TrackResult, body: _Body, times: np.ndarray, orient: np.ndarray
     count = track.num_frames
     if ground is None:
         outcome.contacts = np.zeros((count, 2), bool)
-        if clean_feet or denoise:   # nothing to clean against: the motion stays as it is (denoised or raw)
+        if foot_cleanup or denoise:   # nothing to clean against: the motion stays as it is (denoised or raw)
             _store_motion(outcome, orient, poses[:, 1:], hips, np.eye(4))
         outcome.metrics.update(contact_frames=[0, 0], sliding_before_m=None, sliding_after_m=None, sliding_pairs=0,
                                cleaned=False)
         return
     floor_orient, floor_hips, _ = apply_world_transform(ground.matrix, orient, hips)      # [T,3], [T,3]
     floor_poses = _with_root(floor_orient, poses)                                         # [T,24,3]
-    if clean_feet:
+    if foot_cleanup:
         cleaned = clean_foot_skate(body.rest_joints, floor_poses, floor_hips, times, foot_heights=body.foot_heights,
                                    contact_settings=s.contacts, settings=s.cleanup, noise_m=noise_m)
         contacts = cleaned.contacts
@@ -595,31 +596,6 @@ class WorldSummary:
                 "denoised_tracks": self.denoised_tracks, "root_jitter_before": self.root_jitter_before,
                 "root_jitter_after": self.root_jitter_after, "noise_m": self.noise_m}
 
-    def lines(self, max_shots: int = 8) -> list[str]:
-        """Human summary: one line per shot (at most max_shots) and one for the feet."""
-        out = [f"world: {self.shots} shot(s), floor aligned in {self.aligned_shots}"
-               + (f"; {self.split_tracks} track(s) split at cuts" if self.split_tracks else "")]
-        for entry in self.ground[:max_shots]:
-            frames = f"frames {entry['start']}-{entry['stop'] - 1}"
-            out.append(f"  shot {entry['shot']} ({frames}): {_describe_ground(entry)}")
-        if len(self.ground) > max_shots:
-            out.append(f"  ... and {len(self.ground) - max_shots} more shot(s) (see the result's shots)")
-        if self.denoised_tracks:
-            out.append(f"denoising: {self.denoised_tracks} of {self.tracks} track(s); input noise ~{100 * (self.noise_m or 0):.1f}"
-                       f" cm per frame; root jitter {self.root_jitter_before or 0:.0f} -> {self.root_jitter_after or 0:.0f} m/s^3")
-        elif self.tracks:
-            out.append("denoising: off or no track long enough")
-        before, after = self.foot_sliding_mm_before, self.foot_sliding_mm_after
-        if before is None:
-            out.append("foot sliding: no foot contacts found")
-        elif after is None:
-            out.append(f"foot sliding: {before:.2f} mm per frame (cleanup off)")
-        else:
-            share = self.foot_sliding_reduction
-            reduction = "" if share is None else f" ({100 * share:.0f}% less)"
-            out.append(f"foot sliding: {before:.2f} -> {after:.2f} mm per frame{reduction}")
-        return out
-
 
 def _denoise_summary(track_metrics: list[dict]) -> dict[str, Any]:
     """Denoising fields of WorldSummary from the per-track metrics."""
@@ -664,19 +640,3 @@ def _shot_ground(shot: ShotInfo, fit: dict | None) -> dict[str, Any]:
             "confidence": source.get("confidence", "high") if fit else None,
             "confidence_note": source.get("confidence_note", "") if fit else None,
             "note": (shot.alignment_info or {}).get("note") if not shot.aligned else source.get("note")}
-
-
-def _describe_ground(entry: dict) -> str:
-    if entry["method"] == "none":
-        return f"not aligned ({entry['note'] or 'no floor'})"
-    where = (f"camera {entry['camera_height_m']:.2f} m above it, tilted {entry['camera_tilt_deg']:.1f} deg"
-             if entry["camera_height_m"] is not None and entry["camera_tilt_deg"] is not None else "")
-    if entry["method"] == "plane_fit":
-        rms = "" if entry["rms_residual_m"] is None else f", rms {100 * entry['rms_residual_m']:.1f} cm"
-        floor = f"floor fitted to {entry['inliers']} of {entry['candidates']} foot contact points{rms}"
-        if entry.get("confidence") == "low":
-            floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
-    else:
-        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
-    used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
-    return f"{floor}; {where}{used}" if where else f"{floor}{used}"

@@ -1,7 +1,6 @@
-"""Helpers for the Blender tests: synthetic TRACE results, reference FK and scene inspection.
+"""Helpers for the Blender tests: reference FK, world scenes and scene inspection.
 
-Synthetic motion: varied joint rotations (sums of sines with per-joint frequencies), a root that
-turns and walks along a curve, per-person shapes, optional gaps in the frame numbers.
+Synthetic tracks and results come from helpers.factories (make_track, make_result).
 """
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from trace_format.npz import write_result
 from trace_format.schema import CameraInfo, TraceResult, TrackResult, VideoInfo
 from trace_format.validate import validate_result
 from trace_format import fk, rotations, skeleton
@@ -24,48 +22,6 @@ def planned_camera_matrices(result: TraceResult) -> dict[int, tuple[np.ndarray, 
     return {camera.shot: (camera.path.frames,
                           frames.camera_object_matrices(camera.path.rotations, camera.path.positions, camera.base))
             for camera in plan.plan_import(result).cameras}
-
-def synthetic_track(track_id: int, num_frames: int, seed: int, first_frame: int = 0) -> TrackResult:
-    """One person moving for num_frames consecutive video frames starting at first_frame."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(num_frames, dtype=np.float64)[:, None]  # [T, 1]
-    amplitude = rng.uniform(0.1, 0.7, size=(1, 24 * 3))
-    frequency = rng.uniform(0.01, 0.15, size=(1, 24 * 3))
-    phase = rng.uniform(0, 2 * np.pi, size=(1, 24 * 3))
-    poses = (amplitude * np.sin(frequency * t + phase)).reshape(num_frames, 24, 3)
-    # Root in the camera frame: upright (pi about x) plus a slow turn about the vertical and some sway.
-    heading = 0.02 * t[:, 0] * (1 + track_id % 3) + rng.uniform(0, 2 * np.pi)
-    upright = rotations.axis_angle_to_matrix(np.array([np.pi, 0.0, 0.0]))
-    turn = rotations.axis_angle_to_matrix(np.stack([np.zeros(num_frames), heading, np.zeros(num_frames)], 1))
-    sway = rotations.axis_angle_to_matrix(0.15 * np.sin(0.05 * t + phase[:, :3]))
-    orient_world = rotations.matrix_to_axis_angle(turn @ upright @ sway)  # [T, 3]
-    poses[:, 0] = orient_world  # camera = world for this synthetic clip (static camera)
-    radius = 1.5 + track_id
-    hips = np.stack([radius * np.cos(0.01 * t[:, 0]) - radius, -0.9 + 0.05 * np.sin(0.3 * t[:, 0]),
-                     5.0 + radius * np.sin(0.01 * t[:, 0])], axis=1)
-    betas = np.tile(rng.normal(scale=0.8, size=(1, 10)), (num_frames, 1)) + rng.normal(scale=0.05, size=(num_frames, 10))
-    video_frames = np.arange(first_frame, first_frame + num_frames, dtype=np.int64)
-    return TrackResult(
-        track_id=track_id, frames=video_frames, times=video_frames / 30.0, poses=poses,
-        global_orient_world=orient_world, betas=betas, hip_center_cam=hips, hip_center_world=hips,
-        confidence=np.full(num_frames, 0.9), observed=np.ones(num_frames, bool),
-        center_2d=np.full((num_frames, 2), 100.0))
-
-
-def synthetic_result(num_people: int = 2, num_frames: int = 300, seed: int = 0, fps: float = 30.0,
-                     offsets: tuple[int, ...] | None = None) -> TraceResult:
-    """A TraceResult with several moving people (person k starts at video frame offsets[k])."""
-    offsets = offsets or tuple(3 * k for k in range(num_people))
-    tracks = [synthetic_track(k + 1, num_frames, seed + 17 * k, offsets[k]) for k in range(num_people)]
-    frame_count = max(offsets) + num_frames + 2
-    return TraceResult(tracks=tracks, video=VideoInfo(path="synthetic.mp4", fps=fps, width=640, height=480,
-                                                      frame_count=frame_count),
-                       camera=CameraInfo(fov_deg=50.0), notes=[])
-
-
-def write_synthetic_result(path: str | Path, **kwargs: Any) -> Path:
-    return write_result(path, synthetic_result(**kwargs))
-
 
 def reference_joints_blender(track: TrackResult, rest_joints: np.ndarray) -> np.ndarray:
     """numpy SMPL FK of a track in the documented Blender frame: [T, 24, 3]."""
@@ -193,18 +149,19 @@ def main(args):
         time.sleep(120)
         return 0
     sys.path.insert(0, os.path.join(REPO, "tests"))
-    from helpers.blender import write_synthetic_result
+    from helpers.factories import make_result
+    from trace_format.npz import write_result
     if mode == "elsewhere":
         os.remove(os.path.join(out, "argv.json"))          # the folder is unusable: nothing of this run in it
         fallback = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(out))), "unsaved results")
         os.makedirs(fallback, exist_ok=True)
-        result = write_synthetic_result(os.path.join(fallback, "clip.20260102-030405.trace.npz"), num_people=2,
-                                        num_frames=30, fps=25.0)
+        result = write_result(os.path.join(fallback, "clip.20260102-030405.trace.npz"),
+                              make_result(people=2, frames=30, fps=25.0))
         emit(event="warning", message=f"cannot write into the folder {out}: No space left on device. The finished "
                                       f"result was saved to {result} instead: move it where you want it")
         emit(event="done", result=str(result), tracks=2, exit_code=11)
         return 11
-    result = write_synthetic_result(os.path.join(out, "result.npz"), num_people=2, num_frames=30, fps=25.0)
+    result = write_result(os.path.join(out, "result.npz"), make_result(people=2, frames=30, fps=25.0))
     if mode == "partial":
         emit(event="warning", message="frame 31 could not be decoded; the result covers frames 0-30")
         emit(event="done", result=str(result), tracks=2, exit_code=10)
@@ -396,16 +353,15 @@ def write_world_video(path: str | Path, num_frames: int, size: tuple[int, int] =
     """A tiny MPEG-4 video (cv2) whose frame i is a flat colour with the number i on it."""
     import cv2
 
+    from helpers.factories import write_video
+
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), WORLD_FPS, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"cv2 cannot write {path}")
+    images = []
     for index in range(num_frames):
-        image = np.full((height, width, 3), (40, 2 * index % 256, 120), np.uint8)
+        image = np.full((height, width, 3), (120, 2 * index % 256, 40), np.uint8)      # RGB
         cv2.putText(image, str(index), (10, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
-        writer.write(image)
-    writer.release()
-    return Path(path)
+        images.append(image)
+    return write_video(path, images, fps=WORLD_FPS, codec="mp4v", size=size)
 
 
 def world_scene(video_path: str | Path = "world.mp4", raw_sliding_m_per_s: float = 0.04) -> tuple[TraceResult, dict]:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from trace_format.schema import CameraInfo, FramesProcessed, TraceResult, TrackResult, VideoInfo
+
+from .factories import write_video
 
 
 def walking_result(width: int = 1280, height: int = 720, frames: int = 60, people: int = 3, fps: float = 30.0,
@@ -42,10 +43,6 @@ def walking_result(width: int = 1280, height: int = 720, frames: int = 60, peopl
 
 def write_plain_video(path: Path, width: int, height: int, frames: int, fps: float = 30.0) -> Path:
     """A moving gradient (mp4v), enough to decode like real footage."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     base = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
-    for index in range(frames):
-        image = np.broadcast_to((base + 3 * index) % 256, (height, width, 3)).astype(np.uint8)
-        writer.write(np.ascontiguousarray(image))
-    writer.release()
-    return path
+    images = [np.broadcast_to((base + 3 * index) % 256, (height, width, 3)).astype(np.uint8) for index in range(frames)]
+    return write_video(path, images, fps=fps, codec="mp4v", size=(width, height))

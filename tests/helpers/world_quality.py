@@ -338,7 +338,7 @@ def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate(scene: Scene, level: NoiseLevel, seed: int = 0, **processing) -> dict:
     """Run `apply_world_processing` on the scene at `level`; before/after metrics per person.
 
-    processing: keyword arguments of apply_world_processing (align, clean_feet, denoise, settings).
+    processing: keyword arguments of apply_world_processing (align, foot_cleanup, denoise, settings).
     Returns {"people": [per-person dict], "floor_deg": (before, after), "floor": method/confidence,
     "camera": {...}, "result": processed TraceResult}.
     """

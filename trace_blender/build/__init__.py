@@ -7,6 +7,7 @@ file as it was (`rollback`). Used by the add-on's operators and by `python -m tr
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from trace_format.npz import read_result
 from trace_format.schema import ResultFormatError, TraceResult
 from trace_format.smpl_file import SmplModelData, SmplModelError, load_smpl_model_file
 
-from .. import frames
+from .. import advice, frames
 from ..errors import ResultFileError, SceneBuildError, SmplModelLoadError, TraceBlenderError
 from ..plan import ImportOptions, ImportPlan, ShotPlan, plan_import
-from . import keys, tags
+from . import keys, replace, tags
 from .armature import PERSON_COLOURS, ImportedPerson, build_person
 from .body import build_body
 from .camera import build_camera, load_video_clip
@@ -67,7 +68,7 @@ def read_result_file(path: str | os.PathLike, official_fps: float | None = None)
     try:
         return read_result(file_path, official_fps=official_fps)
     except (ResultFormatError, OSError, ValueError) as exc:
-        raise ResultFileError(f"cannot read the TRACE result {file_path}: {exc}") from exc
+        raise ResultFileError(advice.unreadable_result(str(file_path), str(exc))) from exc
 
 
 def load_smpl_model(path: str | os.PathLike) -> SmplModelData:
@@ -98,15 +99,42 @@ def import_result(result: TraceResult, context: Any = None, options: ImportOptio
     plan = plan_import(result, model, options)
     saved_settings = SavedSceneSettings(context.scene)
     created = CreatedDatablocks(context.scene)
+    earlier: list = []
+    if options.replace_shots and source_path is not None:
+        earlier = replace.earlier_import(context.scene, str(source_path), [shot.index for shot in plan.shots])
+    home = replace.result_collection(context.scene, earlier)
+    renamed = replace.set_aside(earlier)
     try:
-        return _build(context, result, plan, model if options.build_mesh else None, options, source_path, created)
+        summary = _build(context, result, plan, model if options.build_mesh else None, options, source_path, created)
     except BaseException as exc:
         created.remove_all()
+        replace.restore_names(renamed)
         saved_settings.restore()
         if isinstance(exc, TraceBlenderError) or not isinstance(exc, Exception):
             raise
         raise SceneBuildError(f"building the characters failed ({type(exc).__name__}: {exc}); "
                               "nothing was added to the scene") from exc
+    if earlier:
+        marked_shots = replace.remove_earlier(context.scene, earlier)
+        for shot in summary.shots:   # the camera switch at the cut, bound to the new camera
+            if shot.index in marked_shots and shot.camera is not None and not any(
+                    m.camera == shot.camera for m in context.scene.timeline_markers):
+                context.scene.timeline_markers.new(f"shot {shot.index}", frame=shot.first_frame).camera = shot.camera
+        if home is not None and replace.still_exists(home) and home != summary.collection:
+            # The result's collection still holds its other shots: the new shots go in there too.
+            for child in list(summary.collection.children):
+                home.children.link(child)
+                summary.collection.children.unlink(child)
+            for ob in list(summary.collection.objects):
+                home.objects.link(ob)
+                summary.collection.objects.unlink(ob)
+            bpy.data.collections.remove(summary.collection)
+            summary.collection = home
+        for datablock in [summary.collection] + list(summary.collection.children):
+            numbered = re.fullmatch(r"(.+)_\d+", datablock.name)   # "TRACE clip_2" -> "TRACE clip" once free
+            if numbered and bpy.data.collections.get(numbered.group(1)) is None:
+                datablock.name = numbered.group(1)
+    return summary
 
 
 def _build(context: Any, result: TraceResult, plan: ImportPlan, model: SmplModelData | None,

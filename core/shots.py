@@ -1,4 +1,4 @@
-"""Hard shot-cut detection on streamed frames, and splitting tracks at the cuts.
+"""Hard shot-cut detection on streamed frames, and where a track crosses the cuts.
 
 TRACE's tracker, memory unit and world trajectories assume one continuous camera. Across a hard cut
 the "world" jumps and a person tracked on both sides would be dragged through the scene, so the
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -37,9 +37,7 @@ __all__ = [
     "ShotCutSettings",
     "FrameChange",
     "ShotCutDetector",
-    "detect_shots",
     "shot_segments",
-    "split_track_arrays",
 ]
 
 
@@ -241,15 +239,6 @@ class ShotCutDetector:
         return list(zip(starts, stops))
 
 
-def detect_shots(frames: Sequence[tuple[int, np.ndarray]], settings: ShotCutSettings | None = None
-                 ) -> list[tuple[int, int]]:
-    """Convenience for short in-memory clips: push (index, rgb) pairs, return the shots."""
-    detector = ShotCutDetector(settings)
-    for index, rgb in frames:
-        detector.push(index, rgb)
-    return detector.shots()
-
-
 def shot_segments(frames: np.ndarray, cut_frames: Sequence[int]) -> list[np.ndarray]:
     """Split one track at the cuts.
 
@@ -264,21 +253,3 @@ def shot_segments(frames: np.ndarray, cut_frames: Sequence[int]) -> list[np.ndar
     shot_id = np.searchsorted(np.sort(np.asarray(cut_frames, dtype=np.int64)), frames, side="right")  # [T]
     boundaries = np.flatnonzero(np.diff(shot_id)) + 1
     return [piece for piece in np.split(np.arange(frames.size), boundaries) if piece.size]
-
-
-def split_track_arrays(arrays: Mapping[str, np.ndarray | None], cut_frames: Sequence[int],
-                       frames_key: str = "frames") -> list[dict[str, np.ndarray | None]]:
-    """Split every per-frame array of a track ([T,...] along axis 0) so no piece spans a cut.
-
-    `arrays[frames_key]` gives the frame indices; None values (optional arrays) stay None.
-    """
-    if frames_key not in arrays or arrays[frames_key] is None:
-        raise ShotCutError(f"arrays need the per-frame indices under '{frames_key}'")
-    frames = np.asarray(arrays[frames_key])
-    for name, value in arrays.items():
-        if value is not None and (np.ndim(value) == 0 or len(value) != frames.size):
-            raise ShotCutError(f"array '{name}' has {np.shape(value)} rows, expected {frames.size} (one per frame)")
-    pieces = []
-    for indices in shot_segments(frames, cut_frames):
-        pieces.append({name: (None if value is None else np.asarray(value)[indices]) for name, value in arrays.items()})
-    return pieces
