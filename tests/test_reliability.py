@@ -34,7 +34,7 @@ from trace_format.safe_pickle import (ArchiveError, ArchiveLimitError, ArchiveLi
                               UnsupportedPickleContentError, read_npz_member, restricted_loads)
 from trace_format.smpl_file import SmplModelError, load_smpl_model_file
 from core.video import MonotonicClock, VideoFileSource
-from helpers.blender import synthetic_result
+from helpers.factories import make_result
 from helpers.stand_in_network import StandInNetwork, loader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def zip_bomb(path: Path, member: str = "poses", megabytes: int = 64, dtype="<f4"
 
 # === 5. Archive safety ============================================================================
 def test_zip_bomb_result_is_refused_before_decompressing(tmp_path):
-    result = write_result(tmp_path / "good.trace.npz", synthetic_result(num_people=1, num_frames=20))
+    result = write_result(tmp_path / "good.trace.npz", make_result(people=1, frames=20))
     with zipfile.ZipFile(result) as archive:
         meta = np.lib.format.read_array(io.BytesIO(archive.read("meta_json.npy")))
     bomb = zip_bomb(tmp_path / "bomb.trace.npz", "vertices_world", 64, extra={"meta_json": meta})
@@ -144,7 +144,7 @@ def test_declared_sizes_are_checked_from_headers_alone(tmp_path):
 def test_result_rows_are_checked_against_the_schema_before_reading(tmp_path):
     from helpers.result_archive import rewrite_result_archive
 
-    good = write_result(tmp_path / "good.trace.npz", synthetic_result(num_people=1, num_frames=20))
+    good = write_result(tmp_path / "good.trace.npz", make_result(people=1, frames=20))
     bad = rewrite_result_archive(good, tmp_path / "bad.trace.npz",
                                  lambda meta, arrays: arrays.update(poses=np.zeros((21, 24, 3), np.float32)))
     with pytest.raises(ResultFormatError, match="'poses' has shape"):
@@ -152,7 +152,7 @@ def test_result_rows_are_checked_against_the_schema_before_reading(tmp_path):
 
 
 def test_reading_a_result_takes_about_its_own_size_in_memory(tmp_path):
-    path = write_result(tmp_path / "big.trace.npz", synthetic_result(num_people=2, num_frames=3000))
+    path = write_result(tmp_path / "big.trace.npz", make_result(people=2, frames=3000))
     size = path.stat().st_size
     tracemalloc.start()
     try:
@@ -466,20 +466,20 @@ def import_cli(capsys, *args) -> tuple[int, str]:
     (("--shot", "-1"), "--shot"), (("--frame-start", "ten"), "invalid int value"),
 ])
 def test_importer_usage_errors_exit_2(tmp_path, capsys, args, phrase):
-    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    result = write_result(tmp_path / "r.trace.npz", make_result(people=1, frames=5))
     code, stderr = import_cli(capsys, result, *args)
     assert code == 2 and phrase in stderr and "Traceback" not in stderr, stderr
 
 
 def test_importer_refuses_a_folder_as_output_file(tmp_path, capsys):
-    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    result = write_result(tmp_path / "r.trace.npz", make_result(people=1, frames=5))
     (tmp_path / "exports").mkdir()
     code, stderr = import_cli(capsys, result, "--fbx", tmp_path / "exports")
     assert code == 2 and "is a folder" in stderr and not (tmp_path / "exports.fbx").exists()
 
 
 def test_importer_checks_output_folders_before_building(tmp_path, capsys, read_only_folder):
-    result = write_result(tmp_path / "r.trace.npz", synthetic_result(num_people=1, num_frames=5))
+    result = write_result(tmp_path / "r.trace.npz", make_result(people=1, frames=5))
     code, stderr = import_cli(capsys, result, "--glb", read_only_folder / "out.glb")
     assert code == 7, stderr
     lines = stderr.strip().splitlines()
@@ -490,7 +490,7 @@ def test_importer_frame_range_must_fit_blender():
     from trace_blender.cli import SCENE_FRAME_LIMIT, check_frame_range
     from trace_blender.errors import UsageError
 
-    result = synthetic_result(num_people=1, num_frames=100)
+    result = make_result(people=1, frames=100)
     check_frame_range(SCENE_FRAME_LIMIT - 200, result)
     with pytest.raises(UsageError, match="beyond Blender's limit"):
         check_frame_range(SCENE_FRAME_LIMIT - 50, result)

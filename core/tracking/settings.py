@@ -14,6 +14,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
+import numpy as np
+
 from ..camera import fov_to_normalized_focal
 from ..errors import UsageError
 
