@@ -29,7 +29,9 @@ FORMAT_PACKAGE = REPO_ROOT / "trace_format"
 FORMAT_PACKAGE_DATA = ("default_skeleton.json",)
 FORBIDDEN_MODULES = frozenset({"torch", "torchvision", "cv2", "smplx", "scipy", "chumpy"})
 FORMAT_THIRD_PARTY = frozenset({"numpy"})
-ADDON_THIRD_PARTY = frozenset({"numpy", "trace_format", "bpy", "bpy_extras", "mathutils", "addon_utils"})
+# io_scene_fbx: Blender's bundled FBX add-on (its pure-Python reader / writer post-process our FBX files).
+ADDON_THIRD_PARTY = frozenset({"numpy", "trace_format", "bpy", "bpy_extras", "mathutils", "addon_utils",
+                               "io_scene_fbx"})
 
 
 class BuildError(Exception):

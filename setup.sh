@@ -20,4 +20,19 @@ else
   "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 fi
 "$PY" -m pip install -q --disable-pip-version-check -e ".[blender,test]"
+
+# Real readers the export tests run our files through (tests/test_export_clients.py): Assimp from
+# Debian, three.js and Khronos glTF-Validator from npm (pinned in tests/clients/package-lock.json).
+if ! command -v assimp >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends assimp-utils >/dev/null
+  else
+    echo "note: install assimp-utils (Debian/Ubuntu) for the export client tests; they skip without it" >&2
+  fi
+fi
+if command -v npm >/dev/null; then
+  (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+else
+  echo "note: install node >= 18 and rerun for the export client tests (three.js, glTF-Validator); they skip without it" >&2
+fi
 "$PY" -c 'import torch, numpy, cv2, smplx, bpy; print("setup ok: torch", torch.__version__, "numpy", numpy.__version__, "opencv", cv2.__version__, "blender", bpy.app.version_string)'

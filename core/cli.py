@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--autocast", choices=("none", "bf16", "fp16"), default="none",
                      help="mixed precision for the backbones and head maps (CUDA: ~1.5x faster; tracking and "
                           "regressors stay float32; fp16 needs CUDA)")
+    speed = run.add_argument_group("RAFT schedule (changes the results: off the official program; settings.raft)")
+    speed.add_argument("--raft-iterations", type=_positive_int, default=None, metavar="N",
+                       help="RAFT refinement iterations per frame pair (default: the official 20; fewer is faster "
+                            "and less accurate, RAFT's time is about proportional to N)")
+    speed.add_argument("--raft-warm-start", action="store_true",
+                       help="start each frame pair's RAFT from the previous pair's flow (RAFT's own video "
+                            "practice; pairs then run one at a time); meant for use with fewer --raft-iterations")
     run.add_argument("--subjects", metavar="N|all", default=None,
                      help="people to track: 'all' (default: everyone who appears) or a fixed number N")
     run.add_argument("--official-tracking", action="store_true",
@@ -412,7 +419,8 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         smpl_model=args.smpl_model, smpl_extra_regressor=args.smpl_extra_regressor,
         save_vertices=args.save_vertices, offline=args.offline, threads=args.threads,
         tracking_overrides=parse_tracking_overrides(args.tracking), shot_detection=args.shot_detection,
-        align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise)
+        align=args.align, foot_cleanup=args.foot_cleanup, denoise=args.denoise,
+        raft_iterations=args.raft_iterations, raft_warm_start=args.raft_warm_start)
     summary = run_video(options, reporter)
     rate = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
     lines = [f"{summary.tracks} track(s) over {summary.frames} frames in {summary.seconds:.1f} s "
@@ -486,6 +494,7 @@ def _describe_ground(entry: dict) -> str:
         if entry.get("confidence") == "low":
             floor += f" (LOW CONFIDENCE: {entry['confidence_note']})"
     else:
-        floor = f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane)"
+        floor = (f"floor from the people's upright direction ({entry['candidates']} contact points, too few for a plane; "
+                 f"LOW CONFIDENCE: {entry.get('confidence_note') or 'not fitted'})")
     used = "" if entry["aligned"] else "; alignment off: used for the foot contacts only"
     return f"{floor}; {where}{used}" if where else f"{floor}{used}"

@@ -28,7 +28,7 @@ from . import __version__
 from .camera import (Lens, cams_to_translation, lens_from_focal_px, lens_from_horizontal_fov, normalized_focal_to_fov,
                      official_lens)
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
-from .nn.trace_model import resolve_device
+from .nn.trace_model import RAFT_ITERATIONS, RaftSchedule, resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
 from .output import OutputFolder, WriteOutcome, estimated_result_bytes
 from .progress import ProgressReporter
@@ -375,6 +375,8 @@ class RunOptions:
     align: bool = True                  # fit the floor: z = 0, +Z up (else the fixed (x, z, -y) mapping)
     foot_cleanup: bool = True           # remove foot skate (contacts are detected whenever align is on)
     denoise: bool = True                # temporal denoising of every track (core.world.denoise)
+    raft_iterations: int | None = None  # None: the official 20 (core.nn.RaftSchedule)
+    raft_warm_start: bool = False       # RAFT started from the previous pair's flow (off the official program)
 
 
 @dataclass
@@ -522,8 +524,17 @@ def resolve_autocast(name: str, device: str, dtype: torch.dtype) -> torch.dtype 
     return AUTOCAST_DTYPES[name]
 
 
+def resolve_raft_schedule(iterations: int | None, warm_start: bool) -> RaftSchedule:
+    """--raft-iterations / --raft-warm-start -> core.nn.RaftSchedule (default: the official schedule)."""
+    if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+        raise UsageError(f"--raft-iterations must be a whole number >= 1 (got {iterations!r})")
+    return RaftSchedule(iterations=RAFT_ITERATIONS if iterations is None else iterations,
+                        warm_start=bool(warm_start))
+
+
 def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: torch.dtype,
-                 reporter: ProgressReporter, autocast_dtype: torch.dtype | None = None) -> LoadedNetwork:
+                 reporter: ProgressReporter, autocast_dtype: torch.dtype | None = None,
+                 raft: RaftSchedule | None = None) -> LoadedNetwork:
     """Find (download if allowed), check and load the three checkpoints.
 
     The one place run_video gets its network from: tests replace this function to run the whole
@@ -540,7 +551,7 @@ def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: to
     reporter.begin_stage("load_weights", 1, unit="steps")
     from .nn import TraceModel, decode_params
 
-    model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype)
+    model = TraceModel.from_weights(weights_dir, device=device, dtype=dtype, autocast_dtype=autocast_dtype, raft=raft)
     for line in model.load_info:           # ignored extra keys, rebuilt buffers, converted dtypes
         reporter.info(line)
     weights_sha256 = {name: sha256_file(path) for name, path in paths.items()}
@@ -581,6 +592,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             device = resolve_device(options.device)
             dtype = resolve_dtype(options.dtype)
             autocast_dtype = resolve_autocast(options.autocast, device, dtype)
+            raft = resolve_raft_schedule(options.raft_iterations, options.raft_warm_start)
             if device == "cuda":
                 disable_tf32()
             if options.threads:
@@ -611,7 +623,11 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
                     raise SmplModelFileError(f"cannot use --smpl-extra-regressor: {error}") from None
 
             network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
-                                   autocast_dtype=autocast_dtype)
+                                   autocast_dtype=autocast_dtype, raft=raft)
+            if not raft.official:
+                notes.append(f"RAFT schedule off the official program: {raft.iterations} iterations"
+                             f"{', warm-started from the previous frame pair' if raft.warm_start else ''}")
+                reporter.info(notes[-1])
 
             detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
             shot_detector = None
@@ -696,6 +712,7 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
             "device": device,
             "dtype": options.dtype,
             "autocast": options.autocast,
+            "raft": raft.as_dict(),
             "cuda_tf32": False if device == "cuda" else None,
             "frame_range": frame_range.as_dict(),
             "clip_length": CLIP_LENGTH,

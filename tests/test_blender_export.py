@@ -10,10 +10,11 @@ from helpers.blender import evaluated_bone_heads, evaluated_vertices  # noqa: E4
 from helpers.factories import make_result  # noqa: E402
 from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 
+from trace_format import rotations as skeleton_rotations  # noqa: E402
 from trace_format import skeleton  # noqa: E402
-from bpy_extras import anim_utils  # noqa: E402
 
-from trace_blender import build, bvh_format, exporting, plan  # noqa: E402
+from trace_blender import build, bvh_format, export_rig, exporting, fbx_export, gltf_format, plan  # noqa: E402
+from trace_blender.build import keys  # noqa: E402
 from trace_blender.errors import ExportError, UsageError  # noqa: E402
 
 NAMES = skeleton.SMPL_JOINT_NAMES
@@ -73,25 +74,51 @@ def fbx_global_settings(path) -> dict:
     return {p.props[0].decode(): p.props[-1] for p in properties.elems}
 
 
-def key_count(armature) -> int:
-    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
-    curve = channelbag.fcurves.find('pose.bones["pelvis"].location', index=0)
+def key_frames(armature, bone) -> np.ndarray:
+    """Frames of the keys on a bone's first channel (location, else rotation)."""
+    channelbag = keys.assigned_curves(armature)
+    curve = next(c for c in channelbag.fcurves if c.data_path.startswith(f'pose.bones["{bone}"]'))
     frames = np.empty(2 * len(curve.keyframe_points), np.float32)
     curve.keyframe_points.foreach_get("co", frames)
     return frames[0::2]
 
 
-def compare_joints(armature, expected: dict, frames, tolerance):
+def exported_names(person: str, export_format: str, several: bool) -> list[str]:
+    """The 24 exported bones of a person in SMPL joint order (no Unreal root bone)."""
+    prefix = export_rig.ascii_identifier(person) + "_" if several else ""
+    preset = exporting.PRESET_OF_FORMAT[export_format]
+    return export_rig.bone_names(export_rig.DEFAULT_NAME_SCHEME[preset], prefix)
+
+
+def compare_joints(armature, expected: dict, frames, tolerance, names=NAMES, shift=0):
+    """Re-imported joints at frame f + shift against the source's at scene frame f."""
     worst = 0.0
     for frame in frames:
-        worst = max(worst, float(np.abs(evaluated_bone_heads(bpy, armature, frame) - expected[frame]).max()))
+        got = evaluated_bone_heads(bpy, armature, frame + shift, names)
+        worst = max(worst, float(np.abs(got - expected[frame]).max()))
     assert worst < tolerance, worst
     return worst
 
 
-def compare_vertices(body, expected: dict, tolerance=1e-4):
+def compare_vertices(body, expected: dict, tolerance=1e-4, shift=0):
     for frame, reference_vertices in expected.items():
-        assert np.abs(evaluated_vertices(bpy, body, frame) - reference_vertices).max() < tolerance
+        assert np.abs(evaluated_vertices(bpy, body, frame + shift) - reference_vertices).max() < tolerance
+
+
+def check_round_trip(path, kind, export_format, reference, people, shift):
+    """Blender's own importer sees every person at every frame where the source scene shows them."""
+    objects = reimport(path, kind, reference["fps"])
+    several = len(people) > 1
+    count = len(reference["frames"])
+    for name in people:
+        armature = objects["Armature" if export_format == "unreal" and not several else name]
+        names = exported_names(name, export_format, several)
+        expected_bones = 25 if export_format == "unreal" else 24   # Unreal: + the ground-level root bone
+        assert armature.type == "ARMATURE" and len(armature.data.bones) == expected_bones  # no leaf bones
+        np.testing.assert_allclose(key_frames(armature, names[0]), np.arange(count) + reference["frames"][0] + shift,
+                                   atol=1e-3)                           # every frame, from t = 0
+        compare_joints(armature, reference["joints"][name], reference["frames"], 1e-4, names, shift)
+        compare_vertices(objects[f"{name}_body"], reference["vertices"][name], shift=shift)
 
 
 def test_fbx_unity_round_trip(reference, smpl_model_path, tmp_path):
@@ -102,13 +129,8 @@ def test_fbx_unity_round_trip(reference, smpl_model_path, tmp_path):
     assert (settings["UpAxis"], settings["UpAxisSign"]) == (1, 1)  # Unity: Y up
     assert settings["UnitScaleFactor"] == 100.0  # 1 Blender metre = 100 cm = 1 Unity unit
     assert settings["CustomFrameRate"] == 30.0
-    objects = reimport(written[0], "fbx", reference["fps"])
-    for name, expected in reference["joints"].items():
-        armature = objects[name]
-        np.testing.assert_array_equal(key_count(armature), reference["frames"])  # every frame, forced start/end
-        compare_joints(armature, expected, reference["frames"], 1e-4)
-        compare_vertices(objects[f"{name}_body"], reference["vertices"][name])
-        assert len(armature.data.bones) == 24  # no leaf bones added
+    # FBX t = 0 (the scene's first frame) comes back on frame 0 with anim_offset=0
+    check_round_trip(written[0], "fbx", "unity", reference, list(reference["joints"]), shift=-1)
 
 
 def test_fbx_unreal_round_trip_names_the_armature_for_unreal(reference, smpl_model_path, tmp_path):
@@ -122,27 +144,23 @@ def test_fbx_unreal_round_trip_names_the_armature_for_unreal(reference, smpl_mod
     assert [a.name for a in armatures] == ["walk_person1", "walk_person2"] and decoy.name == "Armature"
     assert {ob.name for ob in bpy.context.selected_objects} == selection_before
     for path, name in zip(written, ["walk_person1", "walk_person2"]):
-        assert fbx_global_settings(path)["UpAxis"] == 2  # Unreal: Z up
-        objects = reimport(path, "fbx", reference["fps"])
-        armature = objects["Armature"]  # Unreal drops a root node called "Armature" instead of adding a bone
-        assert armature.type == "ARMATURE" and len(armature.data.bones) == 24
-        np.testing.assert_array_equal(key_count(armature), reference["frames"])
-        compare_joints(armature, reference["joints"][name], reference["frames"], 1e-4)
-        compare_vertices(objects[f"{name}_body"], reference["vertices"][name])
+        settings = fbx_global_settings(path)
+        assert settings["UpAxis"] == 2 and settings["UnitScaleFactor"] == pytest.approx(1.0)  # Unreal: Z up, centimetres
+        # Unreal drops a root node called "Armature" instead of adding a bone
+        check_round_trip(path, "fbx", "unreal", reference, [name], shift=-1)
+
+
+def test_fbx_unreal_several_people_in_one_file(reference, smpl_model_path, tmp_path):
+    armatures = fresh_import(smpl_model_path, reference["result"])
+    written = exporting.export_people(bpy.context, armatures, tmp_path / "people.fbx", "unreal")
+    check_round_trip(written[0], "fbx", "unreal", reference, list(reference["joints"]), shift=-1)
 
 
 def test_glb_round_trip(reference, smpl_model_path, tmp_path):
     armatures = fresh_import(smpl_model_path, reference["result"])
     written = exporting.export_people(bpy.context, armatures, tmp_path / "people", "gltf")
     assert written == [tmp_path / "people.glb"]
-    objects = reimport(written[0], "glb", reference["fps"])
-    for (name, expected), offset in zip(reference["joints"].items(), OFFSETS):
-        armature = objects[name]
-        own_frames = [1 + offset + i for i in range(NUM_FRAMES)]
-        np.testing.assert_allclose(key_count(armature), own_frames, atol=1e-3)  # sampled on every frame
-        compare_joints(armature, expected, own_frames, 1e-4)
-        compare_vertices(objects[f"{name}_body"], {f: v for f, v in reference["vertices"][name].items()
-                                                   if f in own_frames})
+    check_round_trip(written[0], "glb", "gltf", reference, list(reference["joints"]), shift=-1)
 
 
 def test_bvh_round_trip_is_y_up_and_keeps_every_frame(reference, smpl_model_path, tmp_path):
@@ -158,7 +176,7 @@ def test_bvh_round_trip_is_y_up_and_keeps_every_frame(reference, smpl_model_path
         armature = next(ob for ob in objects.values() if ob.type == "ARMATURE")
         head = armature.data.bones["head"].head_local
         assert head.z > armature.data.bones["pelvis"].head_local.z + 0.3  # upright after a default import
-        np.testing.assert_allclose(key_count(armature), reference["frames"])  # one key per frame
+        np.testing.assert_allclose(key_frames(armature, "pelvis"), reference["frames"])  # one key per frame
         compare_joints(armature, reference["joints"][name], reference["frames"], 1e-3)
 
 
@@ -171,14 +189,12 @@ def test_fbx_keeps_ntsc_timing(smpl_model_path, tmp_path):
     written = exporting.export_people(bpy.context, [summary.people[0].armature], tmp_path / "ntsc.fbx", "unity")
     assert fbx_global_settings(written[0])["CustomFrameRate"] == pytest.approx(30000 / 1001)
     objects = reimport(written[0], "fbx", (30, 1.001))
-    keys = key_count(next(ob for ob in objects.values() if ob.type == "ARMATURE"))
-    np.testing.assert_allclose(keys, np.arange(1, 15) * 1.001, atol=1e-4)
+    keys = key_frames(next(ob for ob in objects.values() if ob.type == "ARMATURE"), "Hips")
+    np.testing.assert_allclose(keys, np.arange(0, 14) * 1.001, atol=1e-4)
 
 
-def test_export_errors_are_clear_and_leave_no_files(reference, smpl_model_path, tmp_path):
+def test_export_errors_are_clear_and_leave_no_files(reference, smpl_model_path, tmp_path, monkeypatch):
     armatures = fresh_import(smpl_model_path, reference["result"])
-    with pytest.raises(UsageError, match="one skeleton per FBX"):
-        exporting.export_people(bpy.context, armatures, tmp_path / "x.fbx", "unreal")
     with pytest.raises(UsageError, match="unknown export format"):
         exporting.export_people(bpy.context, armatures, tmp_path / "x.fbx", "maya")
     with pytest.raises(UsageError, match="no people"):
@@ -186,16 +202,19 @@ def test_export_errors_are_clear_and_leave_no_files(reference, smpl_model_path, 
     with pytest.raises(ExportError, match="does not exist"):
         exporting.export_people(bpy.context, armatures, tmp_path / "missing" / "x.fbx", "unity")
 
-    def failing_exporter(**settings):
-        raise RuntimeError("Error: simulated exporter failure")
+    def failing_step(*args, **kwargs):
+        raise ExportError("simulated failure while writing")
 
-    original = exporting._run_operator
-    exporting._run_operator = lambda operator, **settings: original(failing_exporter, **settings)
-    try:
-        with pytest.raises(ExportError, match="simulated exporter failure"):
+    scenes_before = len(bpy.data.scenes)
+    with monkeypatch.context() as patch:      # FBX: fails after Blender wrote the temporary file
+        patch.setattr(fbx_export, "finish_fbx", failing_step)
+        with pytest.raises(ExportError, match="simulated failure"):
+            exporting.export_people(bpy.context, armatures, tmp_path / "x.fbx", "unity")
+    with monkeypatch.context() as patch:      # GLB: fails while encoding
+        patch.setattr(gltf_format, "encode_glb", failing_step)
+        with pytest.raises(ExportError, match="simulated failure"):
             exporting.export_people(bpy.context, armatures, tmp_path / "x.glb", "gltf")
-    finally:
-        exporting._run_operator = original
+    assert len(bpy.data.scenes) == scenes_before and not [ob for ob in bpy.data.objects if "_export" in ob.name]
     assert list(tmp_path.iterdir()) == []
     assert [a.name for a in armatures] == ["walk_person1", "walk_person2"]
 
@@ -206,3 +225,119 @@ def test_bvh_euler_conversion_round_trips():
     matrices = bvh_format.euler_zxy_to_matrix(angles)
     np.testing.assert_allclose(bvh_format.matrix_to_euler_zxy(matrices), angles, atol=1e-9)
     assert bvh_format.depth_first_order(skeleton.SMPL_PARENTS)[:5] == [0, 1, 4, 7, 10]
+
+
+def test_sampling_reads_curves_like_blender_evaluates(reference, smpl_model_path):
+    """The fast path (F-curves + numpy forward kinematics) equals Blender's own evaluation, which the
+    exporter uses when anything besides the action moves the bones (here: a zero-influence constraint)."""
+    armature = fresh_import(smpl_model_path, reference["result"])[1]
+    frames = exporting.export_frames(bpy.context.scene)
+    fast = exporting.sample_motion(bpy.context, armature, frames)
+    constraint = armature.pose.bones["left_elbow"].constraints.new("COPY_ROTATION")
+    constraint.influence = 0.0
+    evaluated = exporting.sample_motion(bpy.context, armature, frames)
+    np.testing.assert_allclose(fast.heads, evaluated.heads, atol=1e-5)
+    np.testing.assert_allclose(fast.world_rotations, evaluated.world_rotations, atol=1e-5)
+    np.testing.assert_allclose(fast.heads, np.array([reference["joints"][armature.name][f] for f in frames]),
+                               atol=1e-5)
+    assert fast.body is not None and fast.body.weights.shape == (len(fast.body.vertices), 24)
+    np.testing.assert_allclose(fast.body.weights.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_headless_import_writes_every_format(tmp_path):
+    """`python -m trace_blender import RESULT --fbx --preset unreal --glb --bvh`: the same exporters."""
+    from helpers import clients
+    from trace_format.npz import write_result
+    from trace_blender import cli
+
+    result = write_result(tmp_path / "walk.npz", make_result(people=2, frames=8, seed=3, offsets=(0, 2)))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli.main(["import", str(result), "--fbx", str(out / "walk.fbx"), "--preset", "unreal",
+                     "--glb", str(out / "walk.glb"), "--bvh", str(out / "walk.bvh")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["walk.fbx", "walk.glb", "walk_walk_person1.bvh",
+                                                     "walk_walk_person2.bvh"]
+    fbx_bones = [e for e in _fbx_model_names(out / "walk.fbx") if e.endswith("_root") or e.endswith("_pelvis")]
+    assert sorted(fbx_bones) == ["walk_person1_pelvis", "walk_person1_root", "walk_person2_pelvis",
+                                 "walk_person2_root"]
+    issues = clients.validate_gltf(out / "walk.glb")["issues"]
+    assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]
+
+
+def _fbx_model_names(path) -> list[str]:
+    from io_scene_fbx import parse_fbx
+
+    root, _ = parse_fbx.parse(str(path))
+    objects = next(e for e in root.elems if e.id == b"Objects")
+    return [e.props[1].split(b"\x00\x01")[0].decode() for e in objects.elems if e.id == b"Model"]
+
+
+def _fbx_curves(path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(curve node property, key times [s], values) of every AnimationCurve in an FBX file."""
+    from io_scene_fbx import parse_fbx
+
+    root, _ = parse_fbx.parse(str(path))
+    objects = next(e for e in root.elems if e.id == b"Objects")
+    by_id = {e.props[0]: e for e in objects.elems if e.props}
+    links = {c.props[1]: c.props[2] for e in root.elems if e.id == b"Connections" for c in e.elems}
+    out = []
+    for e in objects.elems:
+        if e.id == b"AnimationCurve":
+            node = by_id[links[e.props[0]]]
+            values = {c.id: np.asarray(c.props[0]) for c in e.elems if c.id in (b"KeyTime", b"KeyValueFloat")}
+            out.append((node.props[1].split(b"\x00")[0].decode(), values[b"KeyTime"] / 46186158000,
+                        values[b"KeyValueFloat"].astype(np.float64)))
+    return out
+
+
+def test_curves_are_continuous_and_carry_something(reference, smpl_model_path, tmp_path):
+    """FBX: Euler curves without jumps (a person turning several full times), no constant curves, keys
+    at i / fps from 0; GLB: quaternion signs continuous."""
+    from helpers.factories import make_result
+    from trace_blender import export_rig as rig
+
+    result = make_result(people=1, frames=90, seed=4)
+    track = result.tracks[0]
+    spin = np.linspace(0.0, 14.0, track.num_frames)  # two and a bit turns about the vertical
+    turn = skeleton_rotations.axis_angle_to_matrix(np.stack([np.zeros_like(spin), spin, np.zeros_like(spin)], 1))
+    orient = skeleton_rotations.matrix_to_axis_angle(turn @ skeleton_rotations.axis_angle_to_matrix(track.poses[:, 0]))
+    track.poses[:, 0] = orient
+    track.global_orient_world[:] = orient
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    summary = build.import_result(result, bpy.context)
+    armature = summary.people[0].armature
+    count = len(exporting.export_frames(bpy.context.scene))
+    for export_format in ("unity", "unreal"):
+        (path,) = exporting.export_people(bpy.context, [armature], tmp_path / f"{export_format}.fbx", export_format)
+        curves = _fbx_curves(path)
+        assert curves
+        for prop, times, values in curves:
+            np.testing.assert_allclose(times, np.arange(count) / 30.0, atol=1e-6)
+            assert np.ptp(values) > 1e-4, f"{prop}: a constant curve"
+            if prop == "R":
+                assert np.abs(np.diff(values)).max() < 30.0, f"{export_format}: an Euler curve jumps"
+    (path,) = exporting.export_people(bpy.context, [armature], tmp_path / "spin.glb", "gltf")
+    document, binary = _glb_chunks(path)
+    for channel, sampler in zip(document["animations"][0]["channels"], document["animations"][0]["samplers"]):
+        if channel["target"]["path"] == "rotation":
+            values = _accessor(document, binary, sampler["output"]).reshape(-1, 4)
+            assert np.all(np.sum(values[1:] * values[:-1], axis=1) > 0), "a quaternion sign flip"
+    first, second = rig.euler_xyz(np.eye(3)[None])
+    np.testing.assert_allclose(rig.euler_xyz_to_matrix(second), np.eye(3)[None], atol=1e-12)
+
+
+def _glb_chunks(path):
+    import json
+    import struct
+
+    data = path.read_bytes()
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    document = json.loads(data[20:20 + json_length])
+    return document, data[20 + json_length + 8:]
+
+
+def _accessor(document, binary, index) -> np.ndarray:
+    accessor = document["accessors"][index]
+    view = document["bufferViews"][accessor["bufferView"]]
+    size = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor["type"]]
+    return np.frombuffer(binary, np.float32, accessor["count"] * size, view["byteOffset"] + accessor.get("byteOffset", 0))

@@ -50,7 +50,9 @@ report["prefs_device"] = bpy.context.preferences.addons[module].preferences.devi
 report["import"] = sorted(bpy.ops.trace.import_result(filepath=result_path))
 report["people"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "ARMATURE")
 report["cameras"] = sorted(ob.name for ob in bpy.data.objects if ob.type == "CAMERA")
-report["layered_actions"] = all(len(action.slots) == 1 for action in bpy.data.actions)
+# 4.4+: one slot per action (layered actions); 4.2/4.3 actions have no slots (the legacy path).
+report["layered_actions"] = all(len(action.slots) == 1 if hasattr(action, "slots") else bpy.app.version < (4, 4, 0)
+                                for action in bpy.data.actions)
 report["torch_loaded"] = "torch" in sys.modules
 addon_utils.disable(module, default_set=True)
 report["enabled_after_disable"] = module in bpy.context.preferences.addons

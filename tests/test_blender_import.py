@@ -16,10 +16,10 @@ from helpers.synthetic_smpl import write_synthetic_smpl_pkl  # noqa: E402
 from trace_format.npz import read_result, write_result  # noqa: E402
 from trace_format import fk, rotations, skeleton  # noqa: E402
 from trace_format.smpl_file import load_smpl_model_file  # noqa: E402
-from bpy_extras import anim_utils  # noqa: E402
 
 from trace_blender import build, cli, frames, plan  # noqa: E402
 from trace_blender.build import tags  # noqa: E402
+from trace_blender.build import keys  # noqa: E402
 from trace_blender.errors import ResultFileError, SceneBuildError, SmplModelLoadError  # noqa: E402
 
 FK_TOLERANCE_M = 1e-4
@@ -75,8 +75,9 @@ def test_headless_import_reproduces_smpl_fk_with_default_skeleton(empty_scene, l
         parents = [bones[name].parent.name if bones[name].parent else None for name in skeleton.SMPL_JOINT_NAMES]
         assert parents == [None] + [skeleton.SMPL_JOINT_NAMES[p] for p in skeleton.SMPL_PARENTS[1:]]
         np.testing.assert_array_equal(np.array(armature.matrix_world), np.eye(4))
-        assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+        if keys.uses_layered_actions(armature.animation_data.action):   # 4.4+
+            assert armature.animation_data.action.slots[0].target_id_type == "OBJECT"
+        channelbag = keys.assigned_curves(armature)
         paths = {curve.data_path for curve in channelbag.fcurves}
         assert all(path.startswith("pose.bones[") for path in paths)  # the object itself is not animated
         assert len(channelbag.fcurves) == 24 * 4 + 3  # root motion on the pelvis only
@@ -100,12 +101,12 @@ def test_keys_are_bulk_linear_and_quaternion_continuous(empty_scene):
     # Force sign flips in the input: big rotations near pi on the root.
     build.import_result(result, bpy.context, plan.ImportOptions(frame_start=101))
     armature = armatures_by_track(bpy.context)[1]
-    channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(armature.animation_data)
+    channelbag = keys.assigned_curves(armature)
     for name in ("pelvis", "left_knee", "right_wrist"):
         curves = [channelbag.fcurves.find(f'pose.bones["{name}"].rotation_quaternion', index=i) for i in range(4)]
-        keys = np.stack([read_curve(c) for c in curves])  # [4, T, 2]
-        np.testing.assert_array_equal(keys[0, :, 0], 101 + track.frames)  # video frame i -> 101 + i
-        quats = keys[:, :, 1].T  # [T, 4]
+        keyed = np.stack([read_curve(c) for c in curves])  # [4, T, 2]
+        np.testing.assert_array_equal(keyed[0, :, 0], 101 + track.frames)  # video frame i -> 101 + i
+        quats = keyed[:, :, 1].T  # [T, 4]
         assert np.all(np.sum(quats[1:] * quats[:-1], axis=1) >= 0)
         assert all(k.interpolation == "LINEAR" for k in curves[0].keyframe_points)
     location = channelbag.fcurves.find('pose.bones["pelvis"].location', index=0)
@@ -267,7 +268,26 @@ def test_official_trace2_result_is_placed_like_the_official_code(empty_scene, tm
             assert np.abs(heads - joints[row]).max() < FK_TOLERANCE_M
             assert np.abs(fk.hip_centers(heads) - hips_blender[row]).max() < 1e-4
         # Orientation: the pelvis bone turns with world_global_rots.
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(
-            armatures[track.track_id].animation_data)
+        channelbag = keys.assigned_curves(armatures[track.track_id])
         keyed = read_curve(channelbag.fcurves.find('pose.bones["pelvis"].rotation_quaternion', index=0))[:, 0]
         np.testing.assert_array_equal(keyed, 10 + truth["frames"])  # gaps stay gaps (frame 7 of track 5)
+
+
+def test_one_edit_mode_session_per_import_whatever_the_number_of_people(empty_scene, monkeypatch):
+    """Each mode switch is a line in Blender's Info editor: bones of all people are made in one session."""
+    from trace_blender.build import armature as armature_build
+
+    calls = []
+
+    class CountingBpy:   # the real bpy, with bpy.ops.object.mode_set counted
+        def __getattr__(self, name):
+            if name == "ops":
+                return SimpleNamespace(object=SimpleNamespace(
+                    mode_set=lambda **kwargs: (calls.append(kwargs["mode"]), bpy.ops.object.mode_set(**kwargs))[1]))
+            return getattr(bpy, name)
+
+    monkeypatch.setattr(armature_build, "bpy", CountingBpy())
+    summary = build.import_result(make_result(people=4, frames=12, seed=3), bpy.context,
+                                  plan.ImportOptions(build_camera=False))
+    assert len(summary.people) == 4 and calls == ["EDIT", "OBJECT"]
+    assert all(len(p.armature.data.bones) == 24 for p in summary.people)

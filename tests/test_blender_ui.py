@@ -209,7 +209,7 @@ def test_shots_panel_lists_views_and_reimports_shots(addon, tmp_path):
     assert [i.camera_name for i in state.shots] == ["scene_shot0_camera", "scene_shot1_camera"]
     layout = draw(ui.TRACE_PT_shots)
     assert layout.operators() == ["trace.view_shot", "trace.view_shot", "trace.view_shot", "trace.import_result"]
-    assert {"Shot 0: 1-60", "Shot 1: 61-90", "Whole Video", "Import Selected Shots"} <= set(layout.texts())
+    assert {"Shot 0", "Shot 1", "1-60", "61-90", "Whole Video", "Import Selected Shots"} <= set(layout.texts())
 
     scene = bpy.context.scene
     assert bpy.ops.trace.view_shot(shot_index=1) == {"FINISHED"}
@@ -348,3 +348,80 @@ def test_open_preview_button_when_the_run_wrote_one(addon, tmp_path):
     assert "trace.open_preview" in panel.operators() and "Open Preview Video" in panel.texts()
     with pytest.raises(RuntimeError, match="no preview video"):
         bpy.ops.trace.open_preview(filepath=str(tmp_path / "absent.mp4"))
+
+
+# ------------------------------------------------------------------------------------------------ layout
+SIDEBAR_CONTENT_PX = 200   # the default sidebar (220 px at UI scale 1) less the panel margins
+CHAR_PX, ICON_PX, PADDING_PX, FIELD_PX = 7, 22, 10, 80
+
+
+def _element_px(call) -> int:
+    """Rough width a layout element needs to show without clipping (Blender's default font, scale 1)."""
+    name, args, kwargs = call
+    if name not in ("label", "operator", "prop", "prop_search"):
+        return 0
+    icon = ICON_PX if kwargs.get("icon") not in (None, "NONE") else 0
+    if name in ("label", "operator"):
+        text = kwargs.get("text", "")
+        return len(str(text)) * CHAR_PX + icon + PADDING_PX
+    if name in ("prop", "prop_search"):
+        text = kwargs.get("text")
+        if text is None:                                  # the property's own name is shown
+            prop = args[0].bl_rna.properties[args[1]]
+            if prop.type == "BOOLEAN":
+                return len(prop.name) * CHAR_PX + ICON_PX + PADDING_PX
+            text = prop.name
+        return len(str(text)) * CHAR_PX + icon + PADDING_PX + (FIELD_PX if name == "prop_search" or
+                                                                kwargs.get("text") != "" else 20)
+    return 0
+
+
+def row_widths(layout: RecordingLayout) -> list[tuple[int, list[str]]]:
+    """(estimated px, texts) per drawn row: the elements of one row() share it; others get a row each."""
+    rows: dict[int, list] = {}
+    order = []
+    for call, owner in zip(layout.calls, layout.owners):
+        width = _element_px(call)
+        if not width:
+            continue
+        text = str(call[2].get("text", call[1][1] if call[0].startswith("prop") else ""))
+        key = id(owner) if owner.kind == "row" else len(order) + 10 ** 9   # a lone element: its own row
+        if key not in rows:
+            rows[key] = [0, []]
+            order.append(key)
+        rows[key][0] += width
+        rows[key][1].append(text)
+    return [tuple(rows[key]) for key in order]
+
+
+def test_no_row_is_wider_than_the_default_sidebar(addon, tmp_path):
+    raw, truth = world_scene(tmp_path / "no_video.mp4")
+    path = write_result(tmp_path / "scene.npz", world_result_from_truth(raw, truth))
+    assert bpy.ops.trace.import_result(filepath=str(path)) == {"FINISHED"}
+    state = bpy.context.window_manager.trace_blender
+    state.shots[0].first_frame, state.shots[0].last_frame = 1001, 1190     # four-digit frames
+    state.shots[1].floor_low_confidence = True
+    from helpers import target_rigs as rigs
+    from trace_blender.retarget import panel as retarget_panel
+
+    settings = bpy.context.scene.trace_retarget
+    settings.source = tags.imported_people(bpy.context.scene)[0]
+    settings.target = rigs.build_armature(bpy, rigs.ue_like())
+    assert bpy.ops.trace.retarget_find_bones() == {"FINISHED"}
+    settings.show_map = True
+    too_wide = []
+    for panel in (ui.TRACE_PT_main, ui.TRACE_PT_import, ui.TRACE_PT_shots, ui.TRACE_PT_people, ui.TRACE_PT_export,
+                  retarget_panel.TRACE_PT_retarget):
+        for width, texts in row_widths(draw(panel)):
+            if width > SIDEBAR_CONTENT_PX:
+                too_wide.append((panel.__name__, width, texts))
+    assert not too_wide, too_wide
+    # The estimate is not lenient: the old shot row ("Shot 1: 1001-1190" and three icons) did not fit.
+    old_row = [("prop", (state.shots[0], "selected"), {"text": ""}),
+               ("operator", ("trace.view_shot",), {"text": "Shot 1: 1001-1190"}),
+               ("label", (), {"text": "2", "icon": "ARMATURE_DATA"}), ("label", (), {"text": "", "icon": "BLANK1"}),
+               ("label", (), {"text": "", "icon": "BLANK1"})]
+    assert sum(_element_px(call) for call in old_row) > SIDEBAR_CONTENT_PX
+    # Every field has a label (the video path above all).
+    main = draw(ui.TRACE_PT_main)
+    assert all(call[2].get("text") != "" for call in main.calls if call[0] == "prop" and call[1][1] == "video_path")

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -313,3 +314,83 @@ def test_folding_refuses_a_frozen_batchnorm_it_cannot_fold():
     network = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), FrozenBatchNorm2d(4))
     with pytest.raises(RuntimeError, match="not preceded by a foldable Conv2d"):
         fold_frozen_batchnorm(network)
+
+
+def _nearest_forward_interpolation(flow: np.ndarray) -> np.ndarray:
+    """Brute-force reference of RAFT's warm start for one [2,h,w] flow (loops, float64)."""
+    _, height, width = flow.shape
+    moved = [(x + flow[0, y, x], y + flow[1, y, x], flow[:, y, x]) for y in range(height) for x in range(width)]
+    moved = [m for m in moved if 0 < m[0] < width and 0 < m[1] < height]
+    out = np.zeros_like(flow)
+    for y in range(height):
+        for x in range(width):
+            distances = [(mx - x) ** 2 + (my - y) ** 2 for mx, my, _ in moved]
+            out[:, y, x] = moved[int(np.argmin(distances))][2]
+    return out
+
+
+def test_forward_interpolate_carries_each_flow_to_where_it_points():
+    from core.nn.raft import forward_interpolate
+    torch.manual_seed(0)
+    flow = torch.randn(2, 2, 6, 7, dtype=torch.float64) * 2.5
+    warm = forward_interpolate(flow)
+    for b in range(2):
+        np.testing.assert_array_equal(warm[b].numpy(), _nearest_forward_interpolation(flow[b].numpy()))
+    uniform = torch.tensor([1.5, -0.5]).reshape(1, 2, 1, 1).expand(1, 2, 5, 5).clone()
+    torch.testing.assert_close(forward_interpolate(uniform), uniform)       # a pan stays the same pan
+    gone = torch.full((1, 2, 4, 4), 50.0)                                    # everything leaves the image
+    assert torch.equal(forward_interpolate(gone), torch.zeros_like(gone))
+
+
+class _RecordingRaft:
+    """Stand-in motion backbone: records flow_init; call k returns the uniform low-res flow (k/4, 1/4)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, a, b, iters, autocast_dtype=None, flow_init=None):
+        self.calls.append((len(a), iters, None if flow_init is None else flow_init.clone()))
+        low = torch.full((len(a), 2, 2, 2), 0.25)
+        low[:, 0] = 0.25 * len(self.calls)
+        return low, torch.zeros(len(a), 2, 16, 16)
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_raft_schedule_reaches_every_frame_pair(warm_start):
+    from core.nn import RaftSchedule
+    raft = _RecordingRaft()
+    fake = SimpleNamespace(raft=RaftSchedule(iterations=7, warm_start=warm_start), motion_backbone=raft,
+                           autocast_dtype=None, _batch_sizes=lambda: (4, 2))
+    images = torch.zeros(3, 16, 16, 3, dtype=torch.uint8)
+    previous = torch.full((2, 2, 2), 0.5)                  # the previous clip's last pair
+    _, lowres = TraceModel.optical_flows(fake, images, images, previous)
+    assert lowres.shape == (3, 2, 2, 2)
+    if not warm_start:                                      # official: batched pairs, all from zero flow
+        assert [(n, it, init) for n, it, init in raft.calls] == [(2, 7, None), (1, 7, None)]
+        return
+    assert [(n, it) for n, it, _ in raft.calls] == [(1, 7)] * 3   # one pair at a time
+    inits = [init for _, _, init in raft.calls]
+    assert torch.equal(inits[0], previous[None]) and torch.equal(inits[1], lowres[:1]) \
+        and torch.equal(inits[2], lowres[1:2])            # uniform flows forward-interpolate to themselves
+
+
+def test_raft_schedule_rejects_no_iterations():
+    from core.nn import RaftSchedule
+    assert RaftSchedule().official and not RaftSchedule(iterations=10).official
+    assert RaftSchedule(warm_start=True).as_dict() == {"iterations": 20, "warm_start": True}
+    with pytest.raises(ValueError, match="RAFT iterations"):
+        RaftSchedule(iterations=0)
+
+
+def test_raft_starts_from_the_given_flow():
+    torch.manual_seed(0)
+    raft = RAFT().eval()
+    a, b = (torch.rand(1, 3, 128, 128) * 255 for _ in range(2))   # 16x16 at 1/8: 4 correlation levels
+    with torch.no_grad():
+        cold = raft(a, b, iters=2)
+        from_zero = raft(a, b, iters=2, flow_init=torch.zeros(1, 2, 16, 16))
+        warm = raft(a, b, iters=2, flow_init=torch.full((1, 2, 16, 16), 0.5))
+    assert all(torch.isfinite(x).all() for x in cold + warm)
+    assert all(torch.equal(x, y) for x, y in zip(cold, from_zero))
+    assert warm[0].shape == (1, 2, 16, 16) and warm[1].shape == (1, 2, 128, 128)
+    assert not torch.allclose(warm[0], cold[0])

@@ -252,9 +252,9 @@ def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_pat
     seen = {}
     stand_in = loader(StandInNetwork(PEOPLE))
 
-    def recording_loader(*args, autocast_dtype=None):
+    def recording_loader(*args, autocast_dtype=None, **kwargs):
         seen["autocast_dtype"] = autocast_dtype
-        return stand_in(*args, autocast_dtype=autocast_dtype)
+        return stand_in(*args, autocast_dtype=autocast_dtype, **kwargs)
 
     monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
     stdout, stderr = io.StringIO(), io.StringIO()
@@ -263,6 +263,38 @@ def test_autocast_option_reaches_the_network_and_the_settings(cut_video, tmp_pat
     assert code == 0, stderr.getvalue()[-2000:]
     assert seen["autocast_dtype"] is torch.bfloat16
     assert read_result(tmp_path / "three shots.trace.npz").settings["autocast"] == "bf16"
+
+
+def test_raft_schedule_options_reach_the_network_and_the_result(cut_video, tmp_path, monkeypatch):
+    import core.pipeline
+    from core.nn import RaftSchedule
+
+    seen = {}
+    stand_in = loader(StandInNetwork(PEOPLE))
+
+    def recording_loader(*args, raft=None, **kwargs):
+        seen["raft"] = raft
+        return stand_in(*args, raft=raft, **kwargs)
+
+    monkeypatch.setattr(core.pipeline, "load_network", recording_loader)
+    for flags, expected in ((), RaftSchedule()), (("--raft-iterations", "8", "--raft-warm-start"),
+                                                   RaftSchedule(iterations=8, warm_start=True)):
+        out = tmp_path / str(len(flags))
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = cli.main(["run", str(cut_video), "-o", str(out), "--progress-json", "--threads", "1",
+                         "--device", "cpu", *flags], stdout=stdout, stderr=stderr)
+        assert code == 0, stderr.getvalue()[-2000:]
+        assert seen["raft"] == expected
+        result = read_result(out / "three shots.trace.npz")
+        assert result.settings["raft"] == expected.as_dict()
+        assert any("RAFT schedule off the official program: 8 iterations, warm-started" in note
+                   for note in result.notes) == bool(flags)
+
+
+def test_raft_iterations_must_be_positive(cut_video, tmp_path, monkeypatch):
+    code, events, stderr, _ = run_core(monkeypatch, cut_video, tmp_path, "--raft-iterations", "0")
+    assert code == 2 and "--raft-iterations" in stderr + json.dumps(events)
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("flags", [("--device", "cpu", "--autocast", "fp16"), ("--dtype", "float64", "--autocast", "bf16")])

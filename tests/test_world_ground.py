@@ -210,6 +210,7 @@ def test_too_few_contacts_fall_back_to_prior_and_lowest_foot():
     assert alignment.camera_height == pytest.approx(1.4, abs=0.02)
     assert _normal_error_deg(alignment, rotation) < 0.01
     assert "upright" in alignment.note
+    assert alignment.confidence == "low" and "leans" in alignment.confidence_note   # never a trusted floor
     # From joints alone the prior is pelvis -> neck, which leans ~2 deg in the default skeleton: the
     # floor tilts by that much and the height is off by ~distance x angle (documented limit).
     joints_only = estimate_ground(make_people([person], rotation, centre, rng, noise=0.0))

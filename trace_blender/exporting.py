@@ -16,17 +16,18 @@ from typing import Any, Iterator, Sequence
 import bpy
 import numpy as np
 
-from . import bvh_format
 from trace_format import atomic
 
+from . import bvh_format, export_rig, fbx_export, gltf_format
 from .build import keys
 from .build.armature import JOINT_NAMES, PARENTS
-from .build.tags import PROP_PERSON, bodies_of
+from .build.tags import PROP_PERSON, PROP_TRACK_ID, bodies_of
 from .errors import ExportError, OutputError, UsageError
 
 EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh")
 FORMAT_LABELS = {"unity": "FBX for Unity", "unreal": "FBX for Unreal", "gltf": "glTF binary (.glb)", "bvh": "BVH"}
 EXTENSIONS = {"unity": ".fbx", "unreal": ".fbx", "gltf": ".glb", "bvh": ".bvh"}
+PRESET_OF_FORMAT = {"unity": "unity", "unreal": "unreal", "gltf": "godot", "bvh": "bvh"}  # export_rig presets
 
 # Settings shared by both FBX presets (see docs/blender.md for why each one is set).
 FBX_COMMON: dict[str, Any] = dict(
@@ -70,8 +71,6 @@ def output_paths(path: str | os.PathLike, armatures: Sequence[Any], export_forma
     if not per_person:
         if len(armatures) > 1 and export_format == "bvh":
             raise UsageError("a BVH file holds one skeleton: export one file per person")
-        if len(armatures) > 1 and export_format == "unreal":
-            raise UsageError("Unreal imports one skeleton per FBX file: export one file per person")
         return [(target, list(armatures))]
     plans = []
     used: set[str] = set()
@@ -88,18 +87,152 @@ def output_paths(path: str | os.PathLike, armatures: Sequence[Any], export_forma
 
 def export_people(context: Any, armatures: Sequence[Any], path: str | os.PathLike, export_format: str,
                   per_person: bool = False) -> list[Path]:
-    """Write the people's armatures (and their bodies) to one file or one file per person."""
+    """Write the people's armatures (and their bodies) to one file or one file per person.
+
+    TRACE people go through the engine presets (export_rig; own GLB writer, FBX through export rigs,
+    Y-up BVH) over the scene's frame range, scene frame_start at t = 0. Any other armature (a
+    retargeted character) goes through Blender's FBX / glTF exporters as it is.
+    """
     plans = output_paths(path, armatures, export_format, per_person)
     written = []
     for target, group in plans:
         if not target.parent.is_dir():
             raise ExportError(f"the folder {target.parent} does not exist")
-        _export_one(context, group, target, export_format)
+        people = [is_trace_person(armature) for armature in group]
+        if all(people):
+            _export_trace_people(context, group, target, export_format)
+        elif any(people):
+            raise UsageError("export TRACE people and other characters to separate files")
+        elif export_format == "bvh":
+            raise UsageError(f"{group[0].name} is not a TRACE person: BVH export knows only the TRACE skeleton")
+        else:
+            _export_one(context, group, target, export_format)
         written.append(target)
     return written
 
 
+def is_trace_person(armature: Any) -> bool:
+    """An armature imported by TRACE (tagged, with every SMPL joint as a bone)."""
+    return (getattr(armature, "type", None) == "ARMATURE" and PROP_TRACK_ID in armature.keys()
+            and all(name in armature.data.bones for name in JOINT_NAMES))
+
+
+def export_frames(scene: Any) -> np.ndarray:
+    """The scene frames every export samples: frame_start .. frame_end (frame_start at t = 0)."""
+    if scene.frame_end < scene.frame_start:
+        raise ExportError(f"the scene's frame range {scene.frame_start}-{scene.frame_end} is empty")
+    return np.arange(scene.frame_start, scene.frame_end + 1)
+
+
+def scene_fps(scene: Any) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def _export_trace_people(context: Any, armatures: list[Any], target: Path, export_format: str) -> None:
+    scene = context.scene
+    frames = export_frames(scene)
+    fps = scene_fps(scene)
+    if export_format == "bvh":
+        write_bvh(context, armatures[0], target)
+        return
+    preset = PRESET_OF_FORMAT[export_format]
+    motions = [sample_motion(context, armature, frames) for armature in armatures]
+    prefixes = [export_rig.ascii_identifier(m.name) + "_" if len(motions) > 1 else "" for m in motions]
+    skeletons = [export_rig.engine_skeleton(m, preset, prefix=p) for m, p in zip(motions, prefixes)]
+    take = export_rig.ascii_identifier(target.stem)
+    if export_format == "gltf":
+        gltf_format.write_glb(target, skeletons, fps, take)
+    else:
+        fbx_export.write_fbx(context, skeletons, fps, target, preset, take)
+
+
+# ------------------------------------------------------------------------------------- sampling
+def _action_curves(armature: Any) -> dict[tuple[str, int], Any]:
+    """(data_path, index) -> F-curve of the armature's assigned action (layered or legacy)."""
+    return {(curve.data_path, curve.array_index): curve for curve in keys.action_fcurves(armature)}
+
+
+def _needs_scene_evaluation(armature: Any) -> bool:
+    """True when more than the action's F-curves move the bones (constraints, drivers, NLA, parents)."""
+    animation_data = armature.animation_data
+    if armature.parent is not None or any(bone.constraints for bone in armature.pose.bones):
+        return True
+    bone_drivers = [d for d in animation_data.drivers if d.data_path.startswith("pose.")] if animation_data else []
+    if animation_data is not None and (bone_drivers or any(not track.mute for track in animation_data.nla_tracks)):
+        return True
+    return any(armature.pose.bones[name].rotation_mode != "QUATERNION" for name in JOINT_NAMES)
+
+
+def _curve_values(curve: Any, frames: np.ndarray) -> np.ndarray:
+    """A curve's values at the frames: np.interp for linear keys (what the importer writes), else evaluate."""
+    count = len(curve.keyframe_points)
+    modes = np.empty(count, np.int32)
+    curve.keyframe_points.foreach_get("interpolation", modes)
+    if count and not len(curve.modifiers) and np.all(modes == keys.INTERPOLATION_CODES["LINEAR"]):
+        points = np.empty(2 * count, np.float32)
+        curve.keyframe_points.foreach_get("co", points)
+        return np.interp(frames, points[0::2], points[1::2])
+    return np.array([curve.evaluate(float(frame)) for frame in frames])
+
+
+def sample_motion(context: Any, armature: Any, frames: np.ndarray) -> export_rig.PersonMotion:
+    """One TRACE person's motion in Blender world on `frames` (what the viewport shows), with its body."""
+    bones = armature.data.bones
+    rest = np.array([np.array(bones[name].matrix_local) for name in JOINT_NAMES])        # [24, 4, 4]
+    name = str(armature.get(PROP_PERSON, armature.name))
+    if _needs_scene_evaluation(armature):
+        rotations, heads = sample_world_rotations(context, armature, list(frames))
+        world = np.array(armature.matrix_world)
+        rest_heads = rest[:, :3, 3] @ world[:3, :3].T + world[:3, 3]
+    else:
+        curves = _action_curves(armature)
+        count = len(frames)
+        locations = np.empty((count, len(JOINT_NAMES), 3))
+        quaternions = np.empty((count, len(JOINT_NAMES), 4))
+        for joint, bone in enumerate(JOINT_NAMES):
+            pose_bone = armature.pose.bones[bone]
+            for channel, out, current in (("location", locations, pose_bone.location),
+                                          ("rotation_quaternion", quaternions, pose_bone.rotation_quaternion)):
+                for axis in range(out.shape[-1]):
+                    curve = curves.get((f'pose.bones["{bone}"].{channel}', axis))
+                    out[:, joint, axis] = current[axis] if curve is None else _curve_values(curve, frames)
+        rest_heads, rotations, heads = export_rig.pose_from_basis(rest, PARENTS, locations, quaternions,
+                                                                  np.array(armature.matrix_world))
+    return export_rig.PersonMotion(name, rest_heads, rotations, heads, _body_mesh(armature))
+
+
+def _body_mesh(armature: Any) -> export_rig.BodyMesh | None:
+    """The person's body meshes (merged) at rest in Blender world, weights per SMPL joint."""
+    parts = []
+    for body in bodies_of(armature):
+        mesh = body.data
+        count = len(mesh.vertices)
+        coordinates = np.empty(3 * count, np.float32)
+        mesh.vertices.foreach_get("co", coordinates)
+        world = np.array(body.matrix_world)
+        vertices = coordinates.reshape(-1, 3).astype(np.float64) @ world[:3, :3].T + world[:3, 3]
+        mesh.calc_loop_triangles()
+        triangles = np.empty(3 * len(mesh.loop_triangles), np.int32)
+        mesh.loop_triangles.foreach_get("vertices", triangles)
+        column_of = {group.index: JOINT_NAMES.index(group.name) for group in body.vertex_groups
+                     if group.name in JOINT_NAMES}
+        weights = np.zeros((count, len(JOINT_NAMES)))
+        for vertex in mesh.vertices:
+            for element in vertex.groups:
+                column = column_of.get(element.group)
+                if column is not None:
+                    weights[vertex.index, column] = element.weight
+        parts.append((vertices, triangles.reshape(-1, 3), weights, body.name))
+    if not parts:
+        return None
+    offsets = np.cumsum([0] + [len(p[0]) for p in parts[:-1]])
+    return export_rig.BodyMesh(np.concatenate([p[0] for p in parts]),
+                               np.concatenate([p[1] + o for p, o in zip(parts, offsets)]),
+                               np.concatenate([p[2] for p in parts]), parts[0][3])
+
+
 def _export_one(context: Any, armatures: list[Any], target: Path, export_format: str) -> None:
+    """Any other armature (a retargeted character) through Blender's own FBX / glTF exporter."""
     objects = list(armatures) + [body for armature in armatures for body in bodies_of(armature)]
     with atomic.atomic_path(target, suffix=f".tmp{target.suffix}") as temporary:
         with _exclusive_selection(context, objects, armatures[0]):
@@ -107,10 +240,8 @@ def _export_one(context: Any, armatures: list[Any], target: Path, export_format:
                 settings = dict(FBX_COMMON, **FBX_PRESETS[export_format])
                 with _unreal_armature_name(armatures[0] if export_format == "unreal" else None):
                     _run_operator(bpy.ops.export_scene.fbx, filepath=str(temporary), **settings)
-            elif export_format == "gltf":
-                _run_operator(bpy.ops.export_scene.gltf, filepath=str(temporary), **GLTF_SETTINGS)
             else:
-                write_bvh(context, armatures[0], temporary)
+                _run_operator(bpy.ops.export_scene.gltf, filepath=str(temporary), **GLTF_SETTINGS)
         if not temporary.is_file():
             raise ExportError(f"the {FORMAT_LABELS[export_format]} exporter wrote no file for {target.name}")
 
@@ -200,7 +331,13 @@ def sample_world_rotations(context: Any, armature: Any, frames: Sequence[int]) -
     rest_rotations = np.array([np.array(bones[n].matrix_local)[:3, :3] for n in JOINT_NAMES])  # [24, 3, 3]
     rotations = np.empty((len(frames), len(JOINT_NAMES), 3, 3))
     heads = np.empty((len(frames), len(JOINT_NAMES), 3))
+    # A person hidden outside its own frames (driven visibility) is not evaluated there: shown for this.
+    visibility = [(curve, curve.mute) for curve in keys.visibility_drivers(armature)]
+    hidden = armature.hide_viewport
     try:
+        for curve, _ in visibility:
+            curve.mute = True
+        armature.hide_viewport = False
         for index, frame in enumerate(frames):
             scene.frame_set(int(frame))
             evaluated = armature.evaluated_get(context.evaluated_depsgraph_get())
@@ -213,6 +350,9 @@ def sample_world_rotations(context: Any, armature: Any, frames: Sequence[int]) -
             rotations[index] = object_rotation @ pose[:, :3, :3] @ np.swapaxes(rest_rotations, -1, -2) @ object_rotation.T
             heads[index] = posed_world[:, :3, 3]
     finally:
+        armature.hide_viewport = hidden
+        for curve, muted in visibility:
+            curve.mute = muted
         scene.frame_set(current)
     return rotations, heads
 
@@ -220,14 +360,14 @@ def sample_world_rotations(context: Any, armature: Any, frames: Sequence[int]) -
 def write_bvh(context: Any, armature: Any, path: str | os.PathLike) -> Path:
     """One person's animation over the scene frame range as a Y-up BVH (see bvh_format)."""
     scene = context.scene
-    frames = list(range(scene.frame_start, scene.frame_end + 1))
-    rotations, heads = sample_world_rotations(context, armature, frames)
+    motion = sample_motion(context, armature, export_frames(scene))
+    rotations, heads = motion.world_rotations, motion.heads
     world = np.array(armature.matrix_world)
     bones = armature.data.bones
     rest_heads = np.array([(world @ np.append(np.array(bones[n].head_local), 1.0))[:3] for n in JOINT_NAMES])
     rest_tails = np.array([(world @ np.append(np.array(bones[n].tail_local), 1.0))[:3] for n in JOINT_NAMES])
     offsets, end_offsets, root_positions, local = bvh_format.skeleton_motion_to_bvh_frame(
         rest_heads, rest_tails, PARENTS, rotations, heads[:, 0])
-    frame_time = scene.render.fps_base / scene.render.fps
+    frame_time = 1.0 / scene_fps(scene)
     text = bvh_format.format_bvh(JOINT_NAMES, PARENTS, offsets, end_offsets, root_positions, local, frame_time)
     return bvh_format.write_text_atomic(path, text)

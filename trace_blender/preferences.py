@@ -89,15 +89,17 @@ class TRACE_AddonPreferences(bpy.types.AddonPreferences):
         python = _abspath(self.python_path) or runner.default_python()
         column = layout.column()
         column.prop(self, "python_path")
+        if not self.python_path:
+            column.label(text=f"Empty: Blender's own Python ({python})")
         row = column.row()
         problem = runner.last_interpreter_check(python)
         if problem is None:
-            row.label(text=f"OK: {python} can run the TRACE core", icon="CHECKMARK")
+            row.label(text="OK: runs the TRACE core", icon="CHECKMARK")
         elif problem == runner.NOT_CHECKED:
-            row.label(text=f"Not checked yet: {python}", icon="QUESTION")
+            row.label(text="Not checked yet", icon="QUESTION")
         else:
             row.alert = True
-            row.label(text="This Python cannot run the TRACE core", icon="ERROR")
+            row.label(text="Cannot run the TRACE core", icon="ERROR")
             for paragraph in problem.splitlines():   # what to do, for this interpreter (trace_blender.advice)
                 for line in _wrap(paragraph, 90):
                     column.label(text=line)

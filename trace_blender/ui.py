@@ -72,7 +72,7 @@ class TRACE_PT_main(_TracePanel, bpy.types.Panel):
     def draw(self, context: Any) -> None:
         layout = self.layout
         state = session_state(context)
-        layout.prop(state, "video_path", text="")
+        layout.prop(state, "video_path", text="Video")
         column = layout.column(heading="World", align=True)
         column.prop(state, "align")
         column.prop(state, "denoise")
@@ -119,10 +119,10 @@ class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
             return
         column = layout.column(align=True)
         for item in state.shots:
+            # Two short rows per shot, so nothing is cut off at the default sidebar width.
             row = column.row(align=True)
             row.prop(item, "selected", text="")
-            view = row.operator("trace.view_shot", depress=state.active_shot == item.index,
-                                text=f"Shot {item.index}: {item.first_frame}-{item.last_frame}")
+            view = row.operator("trace.view_shot", depress=state.active_shot == item.index, text=f"Shot {item.index}")
             view.shot_index = item.index
             if not item.imported:
                 row.label(text="not imported", icon="HIDE_ON")
@@ -130,8 +130,10 @@ class TRACE_PT_shots(_TracePanel, bpy.types.Panel):
                 row.label(text=f"{item.people}", icon="ARMATURE_DATA")
                 row.label(text="", icon="VIEW_CAMERA" if item.camera_name else "BLANK1")
                 row.label(text="", icon="MESH_PLANE" if item.aligned else "BLANK1")
-                if item.floor_low_confidence:
-                    row.label(text="floor?", icon="ERROR")
+            detail = column.row(align=True)
+            detail.label(text=f"{item.first_frame}-{item.last_frame}", icon="TIME")
+            if item.imported and item.floor_low_confidence:
+                detail.label(text="floor?", icon="ERROR")
         row = layout.row(align=True)
         whole = row.operator("trace.view_shot", text="Whole Video", depress=state.active_shot < 0)
         whole.shot_index = -1

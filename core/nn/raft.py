@@ -26,7 +26,7 @@ from torch import nn
 
 from .blocks import FrozenBatchNorm2d
 
-__all__ = ["RAFT", "lookup_window", "flows_for_head"]
+__all__ = ["RAFT", "lookup_window", "flows_for_head", "forward_interpolate"]
 
 CORR_LEVELS = 4
 CORR_RADIUS = 4
@@ -228,7 +228,10 @@ class RAFT(nn.Module):
         self.update_block = BasicUpdateBlock(hidden_dim=HIDDEN_DIM)
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, iters: int = 20,
-                autocast_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                autocast_dtype: torch.dtype | None = None, flow_init: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """flow_init [B,2,H/8,W/8] (optional): start the iterations from this low-resolution flow
+        (RAFT's warm start, see :func:`forward_interpolate`) instead of zero."""
         dtype = self.fnet.conv1.weight.dtype
         image1 = (2 * (image1.to(dtype) / 255.0) - 1.0).contiguous()
         image2 = (2 * (image2.to(dtype) / 255.0) - 1.0).contiguous()
@@ -252,7 +255,7 @@ class RAFT(nn.Module):
 
         _, _, h8, w8 = fmap1.shape
         coords0 = _pixel_grid(batch, h8, w8, image1.device, dtype)
-        coords1 = coords0.clone()
+        coords1 = coords0.clone() if flow_init is None else coords0 + flow_init.to(dtype)
         for _ in range(iters):
             corr = corr_fn(coords1)
             flow = coords1 - coords0
@@ -264,6 +267,28 @@ class RAFT(nn.Module):
         flow_lowres = coords1 - coords0
         flow_up = convex_upsample(flow_lowres, up_mask.to(dtype))
         return flow_lowres, flow_up
+
+
+def forward_interpolate(flow: torch.Tensor) -> torch.Tensor:
+    """RAFT's warm start for the next frame pair: [B,2,h,w] low-resolution flow -> [B,2,h,w].
+
+    Every pixel is moved along its flow; pixels that land outside the image (or on its first row /
+    column, as in RAFT's own rule) are dropped, and each grid pixel takes the flow of the nearest moved
+    pixel (nearest-neighbour scattered interpolation, like RAFT's ``scipy.interpolate.griddata(...,
+    'nearest')``; ties may resolve differently). No moved pixel left: zero flow.
+    """
+    batch, _, height, width = flow.shape
+    grid = _pixel_grid(1, height, width, flow.device, flow.dtype)[0].reshape(2, -1).T   # [hw,2] (x, y)
+    result = torch.zeros_like(flow)
+    for b in range(batch):
+        vectors = flow[b].reshape(2, -1).T                                              # [hw,2]
+        moved = grid + vectors
+        valid = (moved[:, 0] > 0) & (moved[:, 0] < width) & (moved[:, 1] > 0) & (moved[:, 1] < height)
+        if not bool(valid.any()):
+            continue
+        nearest = torch.cdist(grid, moved[valid], compute_mode="donot_use_mm_for_euclid_dist").argmin(dim=1)
+        result[b] = vectors[valid][nearest].T.reshape(2, height, width)
+    return result
 
 
 def flows_for_head(flow_up: torch.Tensor, size: int = 128) -> torch.Tensor:

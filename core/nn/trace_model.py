@@ -33,7 +33,7 @@ from ..tracking import (TrajectoryMemory, ensure_detection, gather_trajectory_fe
 from .fuse import fold_frozen_batchnorm
 from .head import HeadMaps, TraceHead
 from .hrnet import HRNetW32
-from .raft import RAFT, flows_for_head
+from .raft import RAFT, flows_for_head, forward_interpolate
 from .rotations import angle_between_6d_degrees, rot6d_to_axis_angle
 
 __all__ = ["TraceModel", "StreamState", "ClipOutput", "ClipMaps", "decode_params", "resolve_device",
@@ -64,6 +64,30 @@ def resolve_device(device: str | torch.device) -> str:
 
 
 @dataclass
+class RaftSchedule:
+    """How RAFT runs per frame pair. Default: the official 20 iterations from zero flow.
+
+    ``warm_start`` starts each pair from the previous pair's flow moved forward (RAFT's own video
+    practice, :func:`core.nn.raft.forward_interpolate`); with fewer ``iterations`` it is faster but its
+    outputs differ from the official program: an opt-in (``--fast``), recorded in the result settings.
+    """
+
+    iterations: int = RAFT_ITERATIONS
+    warm_start: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iterations, int) or self.iterations < 1:
+            raise ValueError(f"RAFT iterations must be an integer >= 1, got {self.iterations!r}")
+
+    @property
+    def official(self) -> bool:
+        return self.iterations == RAFT_ITERATIONS and not self.warm_start
+
+    def as_dict(self) -> dict:
+        return {"iterations": self.iterations, "warm_start": self.warm_start}
+
+
+@dataclass
 class StreamState:
     """Everything carried from one clip to the next of the same video."""
 
@@ -73,6 +97,7 @@ class StreamState:
     tracker: Any = None                               # core.tracking tracker (None until the first clip)
     memory: Any = None                                # core.tracking.TrajectoryMemory
     init_world_cams: dict[int, torch.Tensor] | None = None   # track id -> [1,3] last world cam
+    last_flow_lowres: torch.Tensor | None = None      # [2,64,64] RAFT flow of the previous pair (warm start only)
     frames_seen: int = 0
     clips_seen: int = 0
 
@@ -154,8 +179,9 @@ class TraceModel(nn.Module):
     """Image backbone + motion backbone + head, with the official per-clip inference program."""
 
     def __init__(self, autocast_dtype: torch.dtype | None = None, image_batch: int | None = None,
-                 flow_batch: int | None = None):
+                 flow_batch: int | None = None, raft: RaftSchedule | None = None):
         super().__init__()
+        self.raft = raft or RaftSchedule()
         self.image_backbone = HRNetW32()
         self.motion_backbone = RAFT()
         self.head = TraceHead()
@@ -171,12 +197,13 @@ class TraceModel(nn.Module):
     def from_weights(cls, weights_dir: str | Path, device: str | torch.device = "cpu",
                      dtype: torch.dtype = torch.float32, autocast_dtype: torch.dtype | None = None,
                      image_batch: int | None = None, flow_batch: int | None = None,
-                     fold_batchnorm: bool | None = None) -> "TraceModel":
+                     fold_batchnorm: bool | None = None, raft: RaftSchedule | None = None) -> "TraceModel":
         """Load and validate the three official checkpoints (see core.checkpoints) onto `device`.
 
         fold_batchnorm: fold the backbones' frozen BatchNorms into their convolutions (core.nn.fuse; same
         outputs to float32 rounding, faster). Default: on, except in float64, the verification path kept
         bit-identical to the official run; False is for A/B measurements (benchmarks/bench_throughput.py).
+        raft: RAFT iterations / warm start (:class:`RaftSchedule`; default the official 20 from zero).
         """
         from ..checkpoints import validate_weights_dir
 
@@ -184,7 +211,7 @@ class TraceModel(nn.Module):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}; "
                              f"use autocast_dtype=torch.bfloat16 / torch.float16 for reduced precision")
         loaded = validate_weights_dir(weights_dir)
-        model = cls(autocast_dtype=autocast_dtype, image_batch=image_batch, flow_batch=flow_batch)
+        model = cls(autocast_dtype=autocast_dtype, image_batch=image_batch, flow_batch=flow_batch, raft=raft)
         model.image_backbone.load_state_dict(loaded["image_backbone"].state_dict, strict=True)
         model.motion_backbone.load_state_dict(loaded["motion_backbone"].state_dict, strict=True)
         model.head.load_state_dict(loaded["head"].state_dict, strict=True)
@@ -233,14 +260,24 @@ class TraceModel(nn.Module):
                 chunks.append(self.image_backbone(images[start:start + image_batch]).to(self.dtype))
         return torch.cat(chunks)
 
-    def optical_flows(self, sources: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 [n,512,512,3] pairs -> (flows for the head [n,2,128,128], RAFT low-res flow [n,2,64,64])."""
+    def optical_flows(self, sources: torch.Tensor, targets: torch.Tensor, previous_lowres: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 [n,512,512,3] pairs -> (flows for the head [n,2,128,128], RAFT low-res flow [n,2,64,64]).
+
+        With a warm-started schedule the pairs run one at a time, each started from the forward-
+        interpolated flow of the pair before (previous_lowres [2,64,64] for the first pair, if any).
+        """
         _, flow_batch = self._batch_sizes()
+        if self.raft.warm_start:
+            flow_batch = 1
         head_flows, lowres = [], []
         for start in range(0, len(sources), flow_batch):
             a = sources[start:start + flow_batch].permute(0, 3, 1, 2)
             b = targets[start:start + flow_batch].permute(0, 3, 1, 2)
-            flow_low, flow_up = self.motion_backbone(a, b, iters=RAFT_ITERATIONS, autocast_dtype=self.autocast_dtype)
+            previous = lowres[-1] if lowres else (None if previous_lowres is None else previous_lowres[None])
+            flow_init = forward_interpolate(previous) if self.raft.warm_start and previous is not None else None
+            flow_low, flow_up = self.motion_backbone(a, b, iters=self.raft.iterations,
+                                                     autocast_dtype=self.autocast_dtype, flow_init=flow_init)
             head_flows.append(flows_for_head(flow_up))
             lowres.append(flow_low)
         return torch.cat(head_flows), torch.cat(lowres)
@@ -267,7 +304,7 @@ class TraceModel(nn.Module):
         input_maps = torch.cat([previous_features, features])                         # [n+1,32,128,128]
 
         tic = time.perf_counter()
-        flows, flow_lowres = self.optical_flows(padded_images[:-1], padded_images[1:])
+        flows, flow_lowres = self.optical_flows(padded_images[:-1], padded_images[1:], stream.last_flow_lowres)
         self._sync()
         seconds["motion_backbone"] = time.perf_counter() - tic
 
@@ -285,6 +322,7 @@ class TraceModel(nn.Module):
         stream.hidden = [h.to(self.dtype) for h in temporal.hidden]
         stream.last_image = images[-1].clone()
         stream.last_features = features[-1].clone()
+        stream.last_flow_lowres = flow_lowres[-1].clone() if self.raft.warm_start else None
         stream.frames_seen += len(images)
         stream.clips_seen += 1
         if capture is not None:

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from trace_format.rotations import axis_angle_to_quaternion, make_quaternions_continuous, quaternion_to_axis_angle
 
 __all__ = ["DenoiseSettings", "TrackMotion", "DenoisedTrack", "estimate_position_noise", "estimate_rotation_noise",
-           "motion_noise", "denoise_tracks", "MIN_DENOISE_FRAMES"]
+           "sampled_rotation_noise", "motion_noise", "denoise_tracks", "MIN_DENOISE_FRAMES"]
 
 MIN_DENOISE_FRAMES = 8   # shorter tracks are passed through unchanged (noise cannot be estimated)
 
@@ -173,6 +173,33 @@ def estimate_rotation_noise(quaternions: np.ndarray, frames: np.ndarray) -> np.n
     return np.sqrt(_noise_variance(flat1, flat2, axis=1))
 
 
+NOISE_WINDOWS = 2048   # third-difference windows per spacing that the rotation noise is estimated from
+
+
+def sampled_rotation_noise(rotations_at: Callable[[np.ndarray], np.ndarray], frames: np.ndarray,
+                           max_windows: int = NOISE_WINDOWS) -> np.ndarray:
+    """Per-joint white-noise scale [J] (quaternion units) like `estimate_rotation_noise`, from at most
+    `max_windows` evenly spread third-difference windows per spacing, so that its memory does not
+    grow with the track. rotations_at(indices [K]) -> axis-angle [K,J,3] of those frames; frames [T]
+    the frame numbers (strictly increasing). Signs are taken relative to each window's first frame.
+    """
+    parts = []
+    for lag in (1, 2):
+        span = 3 * lag
+        starts = np.flatnonzero(frames[span:] - frames[:-span] == span) if len(frames) > span else np.zeros(0, np.int64)
+        if len(starts) == 0:
+            return np.zeros(rotations_at(np.zeros(1, np.int64)).shape[1])
+        if len(starts) > max_windows:
+            starts = starts[np.linspace(0, len(starts) - 1, max_windows).astype(np.int64)]
+        window = starts[:, None] + lag * np.arange(4)[None]                               # [M,4]
+        rotations = rotations_at(window.ravel())
+        q = axis_angle_to_quaternion(rotations).reshape(len(starts), 4, rotations.shape[1], 4)   # [M,4,J,4]
+        q = q * np.where(np.sum(q * q[:, :1], axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        d3 = q[:, 3] - 3 * q[:, 2] + 3 * q[:, 1] - q[:, 0]                                  # [M,J,4]
+        parts.append(np.moveaxis(d3, 1, 0).reshape(d3.shape[1], -1))
+    return np.sqrt(_noise_variance(parts[0], parts[1], axis=1))
+
+
 def _constant_acceleration(dt: float, jerk: float) -> tuple[np.ndarray, np.ndarray]:
     """Transition F [3,3] and process covariance Q [3,3] of a white-jerk model (one channel)."""
     transition = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
@@ -268,18 +295,20 @@ class _Smoother:
         return out, outliers
 
     # --- rotations: shared-covariance quaternion channels ---------------------------------------
-    def smooth_quaternions(self, z: np.ndarray, present: np.ndarray, variance: np.ndarray, jerk: np.ndarray,
-                           outlier_min: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """z [T,B,4] unit quaternions, present [T,B], variance [T,B] (per-frame scalar), jerk [B],
-        outlier_min [B] (smallest innovation norm that may be gated) -> (smoothed unit quaternions
-        [T,B,4], outlier [T,B])."""
-        steps, batch = present.shape
+    def smooth_quaternions(self, steps: int, fetch: Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]],
+                           store: Callable[[int, np.ndarray, np.ndarray], None], jerk: np.ndarray,
+                           outlier_min: np.ndarray) -> None:
+        """Smooth B quaternion channels over `steps` frames, one block at a time (bounded memory).
+
+        fetch(begin, end) -> (z [n,B,4] unit quaternions, present [n,B], variance [n,B] per-frame
+        scalar) for frames begin..end-1; store(begin, smoothed unit quaternions [m,B,4], outlier
+        [m,B]) receives the result block by block, in order. jerk [B], outlier_min [B] (smallest
+        innovation norm that may be gated)."""
+        batch = len(jerk)
         dt = self.dt
         transition = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
         _, unit_process = _constant_acceleration(dt, 1.0)
         process = unit_process[None] * (jerk ** 2)[:, None, None]                         # [B,3,3]
-        out = np.empty((steps, batch, 4))
-        outliers = np.zeros((steps, batch), bool)
         x = np.zeros((batch, 3, 4))                     # (p, v, a) x 4 channels
         p = np.tile(np.eye(3) * 1e6, (batch, 1, 1))
         started = np.zeros(batch, bool)
@@ -289,6 +318,8 @@ class _Smoother:
             stop = min(steps, begin + block)
             end = min(steps, stop + ahead)
             n = end - begin
+            z, present, variance = fetch(begin, end)
+            outliers = np.zeros((n, batch), bool)
             xf = np.empty((n, batch, 3, 4))
             pf = np.empty((n, batch, 3, 3))
             xp = np.empty((n, batch, 3, 4))
@@ -300,27 +331,27 @@ class _Smoother:
                     x = transition @ x
                     p = transition @ p @ transition.T + process
                 xp[k], pp[k] = x, p
-                here = present[t]
+                here = present[k]
                 fresh = here & ~started
                 if np.any(fresh):
                     x[fresh] = 0.0
-                    x[fresh, 0] = z[t, fresh]
+                    x[fresh, 0] = z[k, fresh]
                     p[fresh] = np.diag([1.0, 100.0, 1e4])
-                    p[fresh, 0, 0] = variance[t, fresh]
+                    p[fresh, 0, 0] = variance[k, fresh]
                     started |= fresh
                     xp[k, fresh], pp[k, fresh] = x[fresh], p[fresh]
                 update = here & ~fresh
                 if np.any(update):
-                    measured = z[t, update]                                                 # [U,4]
+                    measured = z[k, update]                                                 # [U,4]
                     predicted = x[update, 0]
                     sign = np.where(np.sum(measured * predicted, axis=-1) < 0, -1.0, 1.0)
                     innovation = sign[:, None] * measured - predicted                        # [U,4]
-                    s_value = p[update, 0, 0] + variance[t, update]                         # [U]
+                    s_value = p[update, 0, 0] + variance[k, update]                         # [U]
                     distance = np.sum(innovation ** 2, axis=-1) / s_value
                     bad = (distance > gate) & (np.linalg.norm(innovation, axis=-1) > outlier_min[update])
                     if np.any(bad):
-                        s_value = p[update, 0, 0] + variance[t, update] * np.where(bad, distance / gate, 1.0)
-                        outliers[t, np.flatnonzero(update)[bad]] = True
+                        s_value = p[update, 0, 0] + variance[k, update] * np.where(bad, distance / gate, 1.0)
+                        outliers[k, np.flatnonzero(update)[bad]] = True
                     gain = p[update][:, :, 0] / s_value[:, None]                              # [U,3]
                     x[update] = x[update] + gain[:, :, None] * innovation[:, None, :]
                     p[update] = p[update] - gain[:, :, None] * p[update][:, None, 0, :]
@@ -334,10 +365,10 @@ class _Smoother:
                 gain = pf[k] @ transition.T @ np.linalg.inv(pp[k + 1])                       # [B,3,3]
                 xs = xf[k] + gain @ (xs - xp[k + 1])
                 result[k] = xs[:, 0]
-            out[begin:stop] = result[:stop - begin]
+            kept = result[:stop - begin]
+            norm = np.linalg.norm(kept, axis=-1, keepdims=True)
+            store(begin, kept / np.where(norm > 1e-9, norm, 1.0), outliers[:stop - begin])
             x, p, started = carry
-        norm = np.linalg.norm(out, axis=-1, keepdims=True)
-        return out / np.where(norm > 1e-9, norm, 1.0), outliers
 
 
 def _baseline_smoothing(s: DenoiseSettings, fps: float, z_root: np.ndarray, z_rot: np.ndarray, present: np.ndarray,
@@ -393,6 +424,13 @@ def _unusable(motion: TrackMotion, weights: np.ndarray, settings: DenoiseSetting
     return ""
 
 
+def _rotations(motion: TrackMotion, rows: slice) -> np.ndarray:
+    """[n,24,3] axis-angle (global orientation + 23 joints) of the track's frames `rows` (a slice or
+    indices), float64."""
+    return np.concatenate([np.asarray(motion.global_orient[rows], np.float64)[:, None],
+                           np.asarray(motion.body_pose[rows], np.float64)], axis=1)
+
+
 def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: DenoiseSettings | None = None
                    ) -> list[DenoisedTrack]:
     """Denoise the tracks of one shot (one world); returns one DenoisedTrack per input, same frames.
@@ -418,14 +456,15 @@ def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: Denoise
     steps = last - first + 1
     batch = len(usable)
     joints = 24
+    # The root is small ([T,B,3]) and held whole; the rotations ([T,B,24,4]) are fed to the smoother
+    # and taken back one block at a time (`fetch` / `store`), so their memory does not grow with T.
     z_root = np.zeros((steps, batch, 3))
     cov_root = np.tile(np.eye(3), (steps, batch, 1, 1))
     present = np.zeros((steps, batch), bool)
-    z_rot = np.zeros((steps, batch, joints, 4))
-    var_rot = np.ones((steps, batch, joints))
     rotation_jerk = np.empty((batch, joints))
     rotation_gate_min = np.full((batch, joints), s.outlier_min_body_rotation)
     rotation_gate_min[:, 0] = s.outlier_min_rotation
+    tracks = []   # per usable track: (rows [T], seen [T], variance scale [T], sigma_rot [24])
     noise_info = []
     for b, index in enumerate(usable):
         motion = motions[index]
@@ -437,12 +476,12 @@ def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: Denoise
         rays = None if motion.rays is None else np.asarray(motion.rays, np.float64)
         sigma_ray, sigma_across = estimate_position_noise(hips[seen], frames[seen], None if rays is None else rays[seen])
         sigma_ray, sigma_across = max(sigma_ray, s.min_position_noise_m), max(sigma_across, s.min_position_noise_m)
-        rotations = np.concatenate([np.asarray(motion.global_orient, np.float64)[:, None],
-                                    np.asarray(motion.body_pose, np.float64)], axis=1)       # [T,24,3]
-        quats = make_quaternions_continuous(axis_angle_to_quaternion(rotations), axis=0)     # [T,24,4]
-        sigma_rot = np.maximum(estimate_rotation_noise(quats[seen], frames[seen]), s.min_rotation_noise)  # [24]
+        seen_rows = np.flatnonzero(seen)
+        sigma_rot = np.maximum(sampled_rotation_noise(lambda picked, m=motion: _rotations(m, seen_rows[picked]),
+                                                      frames[seen]), s.min_rotation_noise)                  # [24]
         noise_info.append((sigma_ray, sigma_across, sigma_rot))
-        scale = 1.0 / np.maximum(weights[seen], s.min_weight)                               # variance factor
+        scale = 1.0 / np.maximum(weights, s.min_weight)                                     # variance factor
+        tracks.append((rows, seen, scale, sigma_rot))
         seen_rows = rows[seen]
         present[seen_rows, b] = True
         z_root[seen_rows, b] = hips[seen]
@@ -452,34 +491,61 @@ def denoise_tracks(motions: Sequence[TrackMotion], fps: float, settings: Denoise
             ray = rays[seen]
             cov = (sigma_across ** 2 * np.eye(3)[None]
                    + (sigma_ray ** 2 - sigma_across ** 2) * ray[:, :, None] * ray[:, None, :])
-        cov_root[seen_rows, b] = cov * scale[:, None, None]
-        z_rot[seen_rows, b] = quats[seen]
-        var_rot[seen_rows, b] = sigma_rot[None] ** 2 * scale[:, None]
+        cov_root[seen_rows, b] = cov * scale[seen][:, None, None]
         rotation_jerk[b, 0] = s.orientation_jerk
         rotation_jerk[b, 1:] = s.rotation_jerk
+
+    def span(b: int, begin: int, end: int) -> slice:
+        """The track's own frame indices whose rows lie in [begin, end)."""
+        rows = tracks[b][0]
+        return slice(int(np.searchsorted(rows, begin)), int(np.searchsorted(rows, end)))
+
+    def fetch(begin: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = end - begin
+        z = np.zeros((n, batch, joints, 4))
+        here = np.zeros((n, batch, joints), bool)
+        variance = np.ones((n, batch, joints))
+        for b, index in enumerate(usable):
+            rows, seen, scale, sigma_rot = tracks[b]
+            part = span(b, begin, end)
+            keep = seen[part]
+            local = rows[part][keep] - begin
+            z[local, b] = axis_angle_to_quaternion(_rotations(motions[index], part)[keep])
+            here[local, b] = True
+            variance[local, b] = sigma_rot[None] ** 2 * scale[part][keep][:, None]
+        return z.reshape(n, -1, 4), here.reshape(n, -1), variance.reshape(n, -1)
+
+    rotations_out = [np.empty((len(tracks[b][0]), joints, 3)) for b in range(batch)]
+    orient_outliers = [np.zeros(len(tracks[b][0]), bool) for b in range(batch)]
+
+    def store(begin: int, smoothed: np.ndarray, outliers: np.ndarray) -> None:
+        count = len(smoothed)
+        smoothed = smoothed.reshape(count, batch, joints, 4)
+        outliers = outliers.reshape(count, batch, joints)
+        for b in range(batch):
+            part = span(b, begin, begin + count)
+            local = tracks[b][0][part] - begin
+            rotations_out[b][part] = quaternion_to_axis_angle(smoothed[local, b])
+            orient_outliers[b][part] |= outliers[local, b, 0]
 
     if s.method == "rts":
         smoother = _Smoother(1.0 / float(fps), s)
         root, root_outliers = smoother.smooth_positions(z_root, present, cov_root, s.position_jerk)
-        quats, rot_outliers = smoother.smooth_quaternions(
-            z_rot.reshape(steps, batch * joints, 4), np.repeat(present, joints, axis=1),
-            var_rot.reshape(steps, batch * joints), rotation_jerk.reshape(-1), rotation_gate_min.reshape(-1))
-        quats = quats.reshape(steps, batch, joints, 4)
-        rot_outliers = rot_outliers.reshape(steps, batch, joints)
-    elif s.method in ("one_euro", "gaussian"):
+        smoother.smooth_quaternions(steps, fetch, store, rotation_jerk.reshape(-1), rotation_gate_min.reshape(-1))
+    elif s.method in ("one_euro", "gaussian"):   # comparison only (benchmark): whole arrays
+        z_rot = make_quaternions_continuous(fetch(0, steps)[0].reshape(steps, batch, joints, 4), axis=0)   # linear averaging
         root, quats = _baseline_smoothing(s, float(fps), z_root, z_rot, present, cov_root)
         root_outliers = np.zeros((steps, batch), bool)
-        rot_outliers = np.zeros((steps, batch, joints), bool)
+        store(0, quats.reshape(steps, batch * joints, 4), np.zeros((steps, batch * joints), bool))
     else:
         raise ValueError(f"unknown denoising method {s.method!r}: use 'rts', 'one_euro' or 'gaussian'")
     for b, index in enumerate(usable):
-        motion = motions[index]
-        rows = np.asarray(motion.frames, np.int64) - first
-        axis_angle = quaternion_to_axis_angle(quats[rows, b])                                  # [T,24,3]
+        rows = tracks[b][0]
+        axis_angle = rotations_out[b]                                                          # [T,24,3]
         sigma_ray, sigma_across, sigma_rot = noise_info[b]
-        outlier = root_outliers[rows, b] | rot_outliers[rows, b, 0]
+        outlier = root_outliers[rows, b] | orient_outliers[b]
         results[index] = DenoisedTrack(
-            global_orient=axis_angle[:, 0], body_pose=axis_angle[:, 1:], hip_centers=root[rows, b], denoised=True,
+            global_orient=axis_angle[:, 0].copy(), body_pose=axis_angle[:, 1:], hip_centers=root[rows, b], denoised=True,
             position_noise_m=(float(sigma_ray), float(sigma_across)),
             rotation_noise_deg=float(np.degrees(2.0 * np.median(sigma_rot))),   # quaternion component ~ half-angle
             outlier_frames=int(np.count_nonzero(outlier)))

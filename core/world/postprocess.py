@@ -337,6 +337,7 @@ def _process_shot(index: int, start: int, stop: int, tracks: list[TrackResult], 
         body_poses = [np.concatenate([track.poses[:, :1], result.body_pose], axis=1)
                       for track, result in zip(tracks, smoothed)]
         noise = [result.motion_noise_m() for result in smoothed]
+        del smoothed, motions   # the denoised body poses now live in body_poses only (memory: one copy per track)
     else:
         noise = [_raw_motion_noise(track, hips) for track, (_, hips) in zip(tracks, registered)]
     for outcome, value, track, (_, hips), (_, raw_hips) in zip(outcomes, noise, tracks, registered, raw_registered):

@@ -214,14 +214,19 @@ class RecordingLayout:
 
     _SUB_LAYOUTS = ("row", "column", "box", "split", "column_flow", "grid_flow", "panel")
 
-    def __init__(self, calls: list | None = None, operator_log: list | None = None) -> None:
+    def __init__(self, calls: list | None = None, operator_log: list | None = None, owners: list | None = None,
+                 kind: str = "layout", children: list | None = None) -> None:
         self.__dict__["calls"] = [] if calls is None else calls
         self.__dict__["operator_log"] = [] if operator_log is None else operator_log  # RecordedOperator objects
+        self.__dict__["owners"] = [] if owners is None else owners      # per call: the (sub-)layout it was made on
+        self.__dict__["children"] = [] if children is None else children  # every sub-layout (kept alive)
+        self.__dict__["kind"] = kind                                       # "layout", "row", "column", ...
         self.__dict__["attributes"] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:  # enabled, alert, active, scale_y, ...
         self.attributes[name] = value
         self.calls.append(("set", name, value))
+        self.owners.append(self)
 
     def __getattr__(self, name: str) -> Any:
         if name in self.attributes:
@@ -229,8 +234,11 @@ class RecordingLayout:
 
         def record(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, args, kwargs))
+            self.owners.append(self)
             if name in self._SUB_LAYOUTS:
-                return RecordingLayout(self.calls, self.operator_log)
+                child = RecordingLayout(self.calls, self.operator_log, self.owners, name, self.children)
+                self.children.append(child)
+                return child
             if name == "prop":
                 data, prop_name = args[0], args[1]
                 if prop_name not in data.bl_rna.properties:

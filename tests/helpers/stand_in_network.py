@@ -60,7 +60,7 @@ class StandInNetwork:
 def loader(network: StandInNetwork) -> Callable[..., Any]:
     """A `core.pipeline.load_network` replacement that hands out `network` (no weight files read)."""
     def load_network(weights_dir: Path | None, offline: bool, device: str, dtype: Any, reporter: Any,
-                     autocast_dtype: Any = None):
+                     autocast_dtype: Any = None, raft: Any = None):
         from core.nn import decode_params
         from core.pipeline import LoadedNetwork
 

@@ -163,6 +163,16 @@ def build_scenes(frames_limit: int | None = None) -> list[Scene]:
     return scenes
 
 
+def side_by_side_scene(frames_limit: int | None = None, heading_deg: float = 0.0, spacing_m: float = 1.4) -> Scene:
+    """Issue 9's two-person case: a static camera (1.6 m, pitched 15 deg, rolled 3 deg) and two
+    people walking side by side `spacing_m` apart (their feet span ~1.4 m across)."""
+    span = slice(0, frames_limit) if frames_limit else None
+    a = place(load_clip("cmu_131_02", span), heading_deg, (-spacing_m / 2, 5.0))
+    b = place(load_clip("cmu_131_01", span), heading_deg, (spacing_m / 2, 5.0))
+    r, c = _camera(max(len(a.poses), len(b.poses)), 1.6, 15.0, 3.0, (0.0, 0.0))
+    return Scene("side_by_side", [a, b], r, c)
+
+
 def _smooth_noise(rng: np.random.Generator, count: int, scale: float) -> np.ndarray:
     """Slow drift [count]: sum of three sinusoids of 0.02-0.15 Hz (periods 7-50 s), RMS ~scale."""
     t = np.arange(count) / FPS

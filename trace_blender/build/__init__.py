@@ -22,7 +22,7 @@ from .. import advice, frames
 from ..errors import ResultFileError, SceneBuildError, SmplModelLoadError, TraceBlenderError
 from ..plan import ImportOptions, ImportPlan, ShotPlan, plan_import
 from . import keys, replace, tags
-from .armature import PERSON_COLOURS, ImportedPerson, build_person
+from .armature import PERSON_COLOURS, ImportedPerson, build_people
 from .body import build_body
 from .camera import build_camera, load_video_clip
 from .rollback import CreatedDatablocks, SavedSceneSettings, unique_name
@@ -161,10 +161,11 @@ def _build(context: Any, result: TraceResult, plan: ImportPlan, model: SmplModel
             shot_collections[shot.index] = top
 
     imported = []
-    for index, person in enumerate(plan.people):
-        colour = PERSON_COLOURS[index % len(PERSON_COLOURS)]
-        armature, collection, base = build_person(context, person, shot_collections[person.shot], colour,
-                                                  options.frame_start, source_name, created, source_text)
+    colours = [PERSON_COLOURS[index % len(PERSON_COLOURS)] for index in range(len(plan.people))]
+    built = build_people(context, [(person, shot_collections[person.shot], colour)
+                                   for person, colour in zip(plan.people, colours)],
+                         options.frame_start, source_name, created, source_text)
+    for person, colour, (armature, collection, base) in zip(plan.people, colours, built):
         body = None
         if options.build_mesh:
             body = build_body(armature, collection, person, model, colour, base, created)

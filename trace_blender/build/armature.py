@@ -57,64 +57,95 @@ def build_person(context: Any, person: PersonPlan, parent_collection: Any, colou
                  frame_start: int, source_name: str, created: CreatedDatablocks,
                  source_path: str | None) -> tuple[Any, Any, str]:
     """(armature object, collection, base name) of one person, keyed; the body is added by the caller."""
-    base = f"{source_name}_person{person.track_id}"
-    collection = created.add("collections", bpy.data.collections.new(unique_name(bpy.data.collections, base)))
-    collection.color_tag = colour.collection_tag
-    parent_collection.children.link(collection)
+    (built,) = build_people(context, [(person, parent_collection, colour)], frame_start, source_name, created,
+                            source_path)
+    return built
 
-    armature_name = unique_name(bpy.data.objects, base)
-    armature_data = created.add("armatures", bpy.data.armatures.new(unique_name(bpy.data.armatures, armature_name)))
-    armature = created.add("objects", bpy.data.objects.new(armature_name, armature_data))
-    collection.objects.link(armature)
-    armature.color = colour.rgba
-    armature.show_in_front = True
-    armature[tags.PROP_TRACK_ID] = person.track_id
-    armature[tags.PROP_PERSON] = base
-    armature[tags.PROP_ROLE] = "armature"
-    armature[tags.PROP_SHOT] = person.shot
-    if source_path:
-        armature[tags.PROP_RESULT] = str(source_path)
-    armature[tags.PROP_REST_BETAS] = [float(b) for b in person.rest_betas]
 
-    bone_rest = build_bones(context, armature, person.rest_joints, colour.bone_palette)
-    animation = frames.armature_animation(person.rest_joints, person.poses_world, person.hip_center_world,
-                                          bone_rest, person.transform, PARENTS)
-    scene_frames = (person.video_frames + frame_start).astype(np.float64)
-    key_armature(armature, animation.quaternions, animation.root_location, scene_frames, created,
-                 contacts=person.contacts, action_name=f"{armature.name}_shot{person.shot}_motion")
-    keys.hide_outside(armature, scene_frames[0], scene_frames[-1])   # only during its own frames
-    return armature, collection, base
+def build_people(context: Any, people: list[tuple[PersonPlan, Any, PersonColour]], frame_start: int,
+                 source_name: str, created: CreatedDatablocks, source_path: str | None) -> list[tuple[Any, Any, str]]:
+    """[(armature object, collection, base name)] for (person, parent collection, colour), keyed.
+
+    The bones of all people are made in one Edit Mode session (multi-object editing): Blender has no
+    other way to add bones, and one session means one mode switch per import in the Info editor, not two
+    per person."""
+    made = []
+    for person, parent_collection, colour in people:
+        base = f"{source_name}_person{person.track_id}"
+        collection = created.add("collections", bpy.data.collections.new(unique_name(bpy.data.collections, base)))
+        collection.color_tag = colour.collection_tag
+        parent_collection.children.link(collection)
+        armature_name = unique_name(bpy.data.objects, base)
+        armature_data = created.add("armatures",
+                                    bpy.data.armatures.new(unique_name(bpy.data.armatures, armature_name)))
+        armature = created.add("objects", bpy.data.objects.new(armature_name, armature_data))
+        collection.objects.link(armature)
+        armature.color = colour.rgba
+        armature.show_in_front = True
+        armature[tags.PROP_TRACK_ID] = person.track_id
+        armature[tags.PROP_PERSON] = base
+        armature[tags.PROP_ROLE] = "armature"
+        armature[tags.PROP_SHOT] = person.shot
+        if source_path:
+            armature[tags.PROP_RESULT] = str(source_path)
+        armature[tags.PROP_REST_BETAS] = [float(b) for b in person.rest_betas]
+        made.append((armature, collection, base))
+    rests = build_bones_of(context, [(armature, person.rest_joints, colour.bone_palette)
+                                     for (armature, _, _), (person, _, colour) in zip(made, people)])
+    for (armature, _, _), (person, _, _), bone_rest in zip(made, people, rests):
+        animation = frames.armature_animation(person.rest_joints, person.poses_world, person.hip_center_world,
+                                              bone_rest, person.transform, PARENTS)
+        scene_frames = (person.video_frames + frame_start).astype(np.float64)
+        key_armature(armature, animation.quaternions, animation.root_location, scene_frames, created,
+                     contacts=person.contacts, action_name=f"{armature.name}_shot{person.shot}_motion")
+        keys.hide_outside(armature, scene_frames[0], scene_frames[-1])   # only during its own frames
+    return made
 
 
 def build_bones(context: Any, armature: Any, rest_joints: np.ndarray, bone_palette: str) -> np.ndarray:
     """Edit-mode bones at the rest joints (Blender rest frame); returns their rest rotations [24, 3, 3]."""
-    heads = frames.canonical_to_blender_rest(rest_joints)
-    tails = frames.canonical_to_blender_rest(bone_tails(rest_joints, PARENTS))
+    return build_bones_of(context, [(armature, rest_joints, bone_palette)])[0]
+
+
+def build_bones_of(context: Any, armatures: list[tuple[Any, np.ndarray, str]]) -> list[np.ndarray]:
+    """Bones for several (armature object, rest joints [24, 3], palette) in one Edit Mode session;
+    returns each armature's rest rotations [24, 3, 3]."""
+    if not armatures:
+        return []
     view_layer = context.view_layer
-    view_layer.objects.active = armature
-    armature.select_set(True)
-    bpy.ops.object.mode_set(mode="EDIT")
+    for item in view_layer.objects.selected:
+        item.select_set(False)
+    for armature, _, _ in armatures:
+        armature.select_set(True)
+    view_layer.objects.active = armatures[0][0]
+    bpy.ops.object.mode_set(mode="EDIT")     # every selected armature enters Edit Mode together
     try:
-        edit_bones = armature.data.edit_bones
-        made = []
-        for index, name in enumerate(JOINT_NAMES):
-            bone = edit_bones.new(name)
-            bone.head = heads[index].tolist()
-            bone.tail = tails[index].tolist()
-            bone.roll = 0.0
-            bone.use_deform = True
-            bone.use_connect = False
-            made.append(bone)
-        for index, parent in enumerate(PARENTS):
-            if parent >= 0:
-                made[index].parent = made[parent]
+        for armature, rest_joints, _ in armatures:
+            heads = frames.canonical_to_blender_rest(rest_joints)
+            tails = frames.canonical_to_blender_rest(bone_tails(rest_joints, PARENTS))
+            edit_bones = armature.data.edit_bones
+            made = []
+            for index, name in enumerate(JOINT_NAMES):
+                bone = edit_bones.new(name)
+                bone.head = heads[index].tolist()
+                bone.tail = tails[index].tolist()
+                bone.roll = 0.0
+                bone.use_deform = True
+                bone.use_connect = False
+                made.append(bone)
+            for index, parent in enumerate(PARENTS):
+                if parent >= 0:
+                    made[index].parent = made[parent]
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
-    bones = armature.data.bones
-    for name in JOINT_NAMES:
-        bones[name].color.palette = bone_palette
-        armature.pose.bones[name].rotation_mode = "QUATERNION"
-    return np.array([np.array(bones[name].matrix_local)[:3, :3] for name in JOINT_NAMES])
+    rests = []
+    for armature, _, bone_palette in armatures:
+        bones = armature.data.bones
+        for name in JOINT_NAMES:
+            bones[name].color.palette = bone_palette
+            armature.pose.bones[name].rotation_mode = "QUATERNION"
+        rests.append(np.array([np.array(bones[name].matrix_local)[:3, :3] for name in JOINT_NAMES]))
+    return rests
 
 
 def key_armature(armature: Any, quaternions: np.ndarray, root_location: np.ndarray, scene_frames: np.ndarray,

@@ -24,7 +24,25 @@ VISIBILITY_PATHS = ("hide_viewport", "hide_render")
 
 def uses_layered_actions(action: Any) -> bool:
     """True where Blender keys through action slots and channelbags (4.4+); else the legacy action.fcurves."""
-    return hasattr(action, "slots") and hasattr(anim_utils, "action_ensure_channelbag_for_slot")
+    return hasattr(action, "slots") and hasattr(action, "layers")
+
+
+def channelbag(action: Any, slot: Any, ensure: bool = False) -> Any | None:
+    """The slot's channelbag in the action's keyframe strip (made when `ensure`). bpy_extras' helper where
+    this Blender has it (5.0), else the layer/strip API it is built on (4.4, 4.5 have no such helper)."""
+    helper = getattr(anim_utils, "action_ensure_channelbag_for_slot", None)
+    if ensure and helper is not None:
+        return helper(action, slot)
+    for layer in action.layers:
+        for strip in layer.strips:
+            found = strip.channelbag(slot, ensure=ensure) if ensure else strip.channelbag(slot)
+            if found is not None:
+                return found
+    if not ensure:
+        return None
+    layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+    return strip.channelbag(slot, ensure=True)
 
 
 def assign_action(id_object: Any, action: Any) -> NewCurve:
@@ -38,10 +56,39 @@ def assign_action(id_object: Any, action: Any) -> NewCurve:
         slot = action.slots.new(id_type="OBJECT", name=id_object.name)
         animation_data.action = action
         animation_data.action_slot = slot
-        channelbag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
-        return lambda data_path, index, group: channelbag.fcurves.new(data_path, index=index, group_name=group)
+        bag = channelbag(action, slot, ensure=True)
+        return lambda data_path, index, group: _new_grouped_curve(bag, data_path, index, group)
     animation_data.action = action
     return lambda data_path, index, group: action.fcurves.new(data_path, index=index, action_group=group)
+
+
+def assigned_curves(id_object: Any) -> Any | None:
+    """What holds the F-curves of the object's assigned action: its slot's channelbag (4.4+) or the action
+    itself (4.2/4.3). Both have `.fcurves` (with `.find(data_path, index=)`); None without an action."""
+    animation_data = id_object.animation_data
+    if animation_data is None or animation_data.action is None:
+        return None
+    if uses_layered_actions(animation_data.action):
+        slot = animation_data.action_slot
+        return channelbag(animation_data.action, slot) if slot is not None else None
+    return animation_data.action
+
+
+def action_fcurves(id_object: Any) -> list[Any]:
+    """The F-curves of the object's assigned action (empty without one)."""
+    holder = assigned_curves(id_object)
+    return list(holder.fcurves) if holder is not None else []
+
+
+def _new_grouped_curve(bag: Any, data_path: str, index: int, group: str) -> Any:
+    """A channelbag F-curve in its group: `group_name=` where Blender takes it (5.0), else the group set after
+    (4.4/4.5, whose fcurves.new takes no group)."""
+    try:
+        return bag.fcurves.new(data_path, index=index, group_name=group)
+    except TypeError:
+        curve = bag.fcurves.new(data_path, index=index)
+        curve.group = bag.groups.get(group) or bag.groups.new(group)
+        return curve
 
 
 def new_action(id_object: Any, name: str, created: CreatedDatablocks | None, action: Any = None) -> NewCurve:

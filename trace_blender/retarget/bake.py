@@ -14,10 +14,9 @@ from typing import Any, Mapping
 
 import bpy
 import numpy as np
-from bpy_extras import anim_utils
 from trace_format import rotations as rotation_math
 
-from ..build.keys import assign_action, fill_curve
+from ..build.keys import action_fcurves, assign_action, fill_curve
 from ..build.rollback import unique_name
 from ..build.tags import PROP_TRACK_ID
 from ..errors import RetargetError
@@ -68,18 +67,6 @@ def rig_from_armature(armature: Any) -> solve.Rig:
                      tails=tails.reshape(count, 3), object_matrix=np.array(armature.matrix_world, np.float64),
                      connected=tuple(bool(bone.use_connect) for bone in bones), rotation_modes=modes,
                      name=armature.name)
-
-
-def action_fcurves(id_object: Any) -> list[Any]:
-    """The F-curves of the object's assigned action (its slot's channelbag on 4.4+, action.fcurves before)."""
-    animation_data = id_object.animation_data
-    if animation_data is None or animation_data.action is None:
-        return []
-    action = animation_data.action
-    if hasattr(action, "slots") and hasattr(anim_utils, "animdata_get_channelbag_for_assigned_slot"):
-        channelbag = anim_utils.animdata_get_channelbag_for_assigned_slot(animation_data)
-        return list(channelbag.fcurves) if channelbag is not None else []
-    return list(action.fcurves)
 
 
 def keyed_frame_range(id_object: Any) -> tuple[int, int]:
