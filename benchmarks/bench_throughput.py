@@ -92,7 +92,7 @@ def reset_peak_rss() -> bool:
 
 
 def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
-    """max |ours - reference| / max |reference| (core.verify maps' measure)."""
+    """max |ours - reference| / max |reference| (core.verify maps' measure); inf when the shapes differ."""
     a, b = ours.double(), reference.double()
     if a.shape != b.shape:
         return float("inf")
@@ -148,7 +148,9 @@ def compare(run: dict, reference: dict) -> tuple[list[tuple[str, float]], str]:
     rows += [(k, relative_difference(getattr(ours, k), getattr(ref, k))) for k in COMPARED_FIELDS]
     same = (torch.equal(ours.track_ids, ref.track_ids) and torch.equal(ours.pred_batch_ids, ref.pred_batch_ids)
             and torch.equal(ours.pred_czyxs, ref.pred_czyxs))
-    return rows, f"{'identical' if same else 'DIFFERENT'} ({len(ref.track_ids)} rows)"
+    counts = f"{len(ref.track_ids)} rows" if len(ours.track_ids) == len(ref.track_ids) else \
+        f"{len(ours.track_ids)} vs {len(ref.track_ids)} rows: final fields not comparable (inf)"
+    return rows, f"{'identical' if same else 'DIFFERENT'} ({counts})"
 
 
 def main() -> int:

@@ -165,7 +165,7 @@ def test_glb_round_trip(reference, smpl_model_path, tmp_path):
 
 def test_bvh_round_trip_is_y_up_and_keeps_every_frame(reference, smpl_model_path, tmp_path):
     armatures = fresh_import(smpl_model_path, reference["result"])
-    with pytest.raises(UsageError, match="one skeleton"):
+    with pytest.raises(UsageError, match="holds one person"):
         exporting.export_people(bpy.context, armatures, tmp_path / "people.bvh", "bvh")
     written = exporting.export_people(bpy.context, armatures, tmp_path / "people.bvh", "bvh", per_person=True)
     text = written[0].read_text()
@@ -254,9 +254,11 @@ def test_headless_import_writes_every_format(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert cli.main(["import", str(result), "--fbx", str(out / "walk.fbx"), "--preset", "unreal",
-                     "--glb", str(out / "walk.glb"), "--bvh", str(out / "walk.bvh")]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["walk.fbx", "walk.glb", "walk_walk_person1.bvh",
-                                                     "walk_walk_person2.bvh"]
+                     "--glb", str(out / "walk.glb"), "--bvh", str(out / "walk.bvh"), "--smpl", str(out / "walk.smpl"),
+                     "--amass", str(out / "walk.npz")]) == 0
+    people = ("walk_person1", "walk_person2")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["walk.fbx", "walk.glb"] + [f"walk_{person}{ext}" for person in people for ext in (".bvh", ".smpl", ".npz")])
     fbx_bones = [e for e in _fbx_model_names(out / "walk.fbx") if e.endswith("_root") or e.endswith("_pelvis")]
     assert sorted(fbx_bones) == ["walk_person1_pelvis", "walk_person1_root", "walk_person2_pelvis",
                                  "walk_person2_root"]
@@ -341,3 +343,35 @@ def _accessor(document, binary, index) -> np.ndarray:
     view = document["bufferViews"][accessor["bufferView"]]
     size = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor["type"]]
     return np.frombuffer(binary, np.float32, accessor["count"] * size, view["byteOffset"] + accessor.get("byteOffset", 0))
+
+
+def test_smpl_and_amass_files_replay_the_motion(reference, smpl_model_path, tmp_path):
+    """.smpl (read with smplcodec itself) and AMASS .npz: SMPL forward kinematics of the stored poses plus
+    translation puts every joint where Blender shows it, in Blender's world (+Z up)."""
+    import smplcodec
+
+    from trace_blender import frames as blender_frames
+    from trace_format import fk
+
+    armatures = fresh_import(smpl_model_path, reference["result"])
+    with pytest.raises(UsageError, match="holds one person"):
+        exporting.export_people(bpy.context, armatures, tmp_path / "people.smpl", "smpl")
+    smpl_files = exporting.export_people(bpy.context, armatures, tmp_path / "people.smpl", "smpl", per_person=True)
+    amass_files = exporting.export_people(bpy.context, armatures, tmp_path / "people.npz", "amass", per_person=True)
+    assert [p.name for p in smpl_files] == ["people_walk_person1.smpl", "people_walk_person2.smpl"]
+    count = len(reference["frames"])
+    for armature, smpl_path, amass_path in zip(armatures, smpl_files, amass_files):
+        rest = np.array([np.array(armature.data.bones[n].head_local) for n in NAMES]) @ blender_frames.CANONICAL_TO_BLENDER_REST
+        expected = np.array([reference["joints"][armature.name][f] for f in reference["frames"]])
+        codec = smplcodec.SMPLCodec.from_file(smpl_path)
+        assert (codec.smpl_version, codec.gender, codec.frame_count) == (smplcodec.SMPLVersion.SMPL,
+                                                                          smplcodec.SMPLGender.NEUTRAL, count)
+        assert codec.frame_rate == pytest.approx(30.0)
+        np.testing.assert_allclose(codec.shape_parameters, armature["trace_rest_betas"], atol=1e-6)
+        amass = smplcodec.SMPLCodec.from_amass_npz(amass_path)
+        assert amass.smpl_version == smplcodec.SMPLVersion.SMPL and amass.frame_rate == pytest.approx(30.0)
+        with np.load(amass_path) as data:
+            assert data["poses"].shape == (count, 72) and str(data["gender"]) == "neutral"
+        for stored in (codec, amass):
+            joints = fk.forward_kinematics(rest, stored.body_pose)[1] + stored.body_translation[:, None]
+            assert np.abs(joints - expected).max() < 1e-4

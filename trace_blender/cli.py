@@ -27,7 +27,8 @@ from .retarget.bone_maps import RIG_FAMILIES
 PROG = "python -m trace_blender"
 # Blender's scene frame limits (MINAFRAME / MAXFRAME): keys outside are clamped by Blender.
 SCENE_FRAME_LIMIT = 1_048_574
-OUTPUT_OPTIONS = {"fbx": ".fbx", "glb": ".glb", "bvh": ".bvh", "blend": ".blend", "save_map": ".json"}
+OUTPUT_OPTIONS = {"fbx": ".fbx", "glb": ".glb", "bvh": ".bvh", "smpl": ".smpl", "amass": ".npz", "blend": ".blend",
+                  "save_map": ".json"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="FBX axes and naming")
     command.add_argument("--glb", type=Path, metavar="OUT.glb", help="write a binary glTF")
     command.add_argument("--bvh", type=Path, metavar="OUT.bvh", help="write a BVH (Y up; one file per person)")
+    command.add_argument("--smpl", type=Path, metavar="OUT.smpl",
+                         help="write SMPL motion as .smpl (smplcodec / Meshcapade; Z up; one file per person)")
+    command.add_argument("--amass", type=Path, metavar="OUT.npz",
+                         help="write SMPL motion as AMASS-style .npz (Z up; one file per person)")
     command.add_argument("--blend", type=Path, metavar="OUT.blend", help="save the scene as a .blend file")
     command.add_argument("--per-person", action="store_true",
                          help="one export file per person: OUT_<person>.ext beside OUT.ext")
@@ -178,11 +183,12 @@ def _import_command(args: argparse.Namespace) -> int:
         print(f"shot {shot.index}: scene frames {shot.first_frame}-{shot.last_frame}, {len(shot.people)} people, "
               f"{'floor aligned' if shot.aligned else 'not aligned'}{camera}")
     armatures = [person.armature for person in summary.people]
-    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh")]
+    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh"), (args.smpl, "smpl"),
+               (args.amass, "amass")]
     for target, export_format in exports:
         if target is None:
             continue
-        per_person = args.per_person or (export_format == "bvh" and len(armatures) > 1)
+        per_person = args.per_person or (export_format in exporting.ONE_PERSON_FORMATS and len(armatures) > 1)
         for path in exporting.export_people(context, armatures, target, export_format, per_person=per_person):
             print(f"wrote {path}")
     if args.blend is not None:

@@ -512,7 +512,7 @@ def menu_import(menu: Any, context: Any) -> None:
 
 def menu_export(menu: Any, context: Any) -> None:
     """File > Export entry."""
-    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh)")
+    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh, .smpl, .npz)")
 
 
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,
