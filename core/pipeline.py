@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -29,6 +30,7 @@ from .camera import (Lens, cams_to_translation, lens_from_focal_px, lens_from_ho
 from .errors import (FrameReadError, InputError, NoFramesError, NoPersonFoundError, SmplModelFileError, UsageError)
 from .nn.trace_model import RAFT_ITERATIONS, RaftSchedule, resolve_device
 from .preprocess import INPUT_SIZE, input_offsets, map_yx_to_source_xy, preprocess_frame
+from .output import OutputFolder, WriteOutcome, estimated_result_bytes
 from .progress import ProgressReporter
 from .smpl.extra_regressor import PLACEMENT_OFFICIAL, PLACEMENT_SMPL_HIPS
 from .video import FrameRange, SourceInfo, open_frame_source, parse_frame_position
@@ -38,6 +40,7 @@ CLIP_LENGTH = 8            # official temp_clip_length_eval: the ConvGRU state i
 SMPL_BATCH = 256           # (track, frame) rows per SMPL forward pass
 NUM_JOINTS = 24
 NUM_BETAS = 10
+SMPL_VERTICES = 6890       # for the size estimate before the model file is read
 
 
 class ClipModel(Protocol):
@@ -88,24 +91,59 @@ def decode_clip_rows(output: Any, clip: ClipFrames, offsets: np.ndarray, lens: L
         raise RuntimeError(f"decode_params returned {poses.shape[1]} joints, expected {NUM_JOINTS}")
     czyxs = _numpy(output.pred_czyxs, np.float64).reshape(-1, 3)                # [N,3] (z, y, x) map cells
     inherited = _numpy(output.inherited).astype(bool).reshape(-1)               # [N]
-    return {
+    raw_cams = _numpy(output.cam, np.float64).reshape(-1, 3)
+    raw_world_cams = _numpy(output.world_cams, np.float64).reshape(-1, 3)
+    rows = {
         "track_id": _numpy(output.track_ids).astype(np.int64).reshape(-1),
         "frame": clip.frame_indices[batch_ids],
         "time": clip.timestamps_s[batch_ids],
         "poses": poses,
         "global_orient_world": _numpy(output.world_global_rots, np.float64).reshape(-1, 3),
         "betas": betas,
-        "hip_center_cam": cams_to_translation(_numpy(output.cam, np.float64).reshape(-1, 3), lens.normalized_focal),
-        "hip_center_world": cams_to_translation(_numpy(output.world_cams, np.float64).reshape(-1, 3),
-                                                lens.normalized_focal),
+        "hip_center_cam": cams_to_translation(raw_cams, lens.normalized_focal),
+        "hip_center_world": cams_to_translation(raw_world_cams, lens.normalized_focal),
         "confidence": _numpy(output.top_score, np.float64).reshape(-1),
         "observed": ~inherited,
         "center_2d": map_yx_to_source_xy(czyxs[:, 1:3], offsets),
     }
+    # Decoding hides bad numbers (an inf cam scale is a body at the camera centre, a NaN 6D rotation
+    # comes out as some finite rotation): check what the network said as well as what was decoded.
+    raw_params = _numpy(output.params_pred, np.float64).reshape(len(global_orient), -1)
+    checked = [raw_params, raw_cams, raw_world_cams] + [rows[name].reshape(len(global_orient), -1)
+                                                        for name in FINITE_FIELDS]
+    rows["non_finite"] = ~np.all(np.isfinite(np.concatenate(checked, axis=1)), axis=1)   # [N]
+    return rows
+
+
+# Row fields that must be finite (center_2d may be NaN: unknown where nothing was detected).
+FINITE_FIELDS = ("poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world", "confidence")
+
+
+def infill_non_finite_rows(track: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """A track whose non-finite rows (network NaN / inf) are filled from the nearest finite row of
+    the same person (earlier one preferred), marked unobserved with confidence 0; None when no row
+    of the track is finite. One bad number must not cost the whole run."""
+    bad = track["non_finite"]
+    if not bad.any():
+        return track
+    good = np.flatnonzero(~bad)
+    if good.size == 0:
+        return None
+    rows = np.arange(len(bad))
+    previous = np.searchsorted(good, rows, side="right") - 1                  # index into good, -1 = none before
+    source = good[np.where(previous >= 0, previous, 0)]
+    filled = dict(track)
+    for name in FINITE_FIELDS:
+        values = track[name].copy()
+        values[bad] = track[name][source[bad]]
+        filled[name] = values
+    filled["observed"] = np.where(bad, False, track["observed"])
+    filled["confidence"] = np.where(bad, 0.0, filled["confidence"])
+    return filled
 
 
 ROW_FIELDS = ("frame", "time", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
-              "confidence", "observed", "center_2d")
+              "confidence", "observed", "center_2d", "non_finite")
 
 
 class TrackAccumulator:
@@ -350,6 +388,7 @@ class RunSummary:
     partial_error: FrameReadError | None = None
     notes: list[str] = field(default_factory=list)
     world: WorldSummary | None = None   # what the world stage did (floor fits, foot sliding)
+    write: WriteOutcome | None = None   # where the result went (a fallback folder when OUT_DIR failed)
 
 
 @dataclass(frozen=True)
@@ -412,7 +451,7 @@ def build_tracking_settings(official: bool, subjects: str | int | None, fps: flo
             raise TrackingSettingsError(f"--tracking: unknown setting(s) {unknown}; known: {sorted(known)}")
         try:
             settings = dataclasses.replace(settings, **overrides)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, TrackingSettingsError) as error:
             raise TrackingSettingsError(f"--tracking: {error}") from None
     return settings
 
@@ -420,21 +459,15 @@ def build_tracking_settings(official: bool, subjects: str | int | None, fps: flo
 def build_lens(info: SourceInfo, fov_deg: float | None, focal_px: float | None) -> Lens:
     if fov_deg is not None and focal_px is not None:
         raise UsageError("give either --fov or --focal, not both")
+    option = "--fov" if fov_deg is not None else "--focal"
     try:
         if fov_deg is not None:
             return lens_from_horizontal_fov(fov_deg, info.width, info.height)
         if focal_px is not None:
             return lens_from_focal_px(focal_px, info.width, info.height)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"{option}: {error}") from None
     return official_lens(info.width, info.height)
-
-
-def output_path_for(input_path: Path, output_dir: Path) -> Path:
-    """OUT_DIR/<input stem>.trace.npz (a folder input uses the folder name)."""
-    input_path = Path(input_path)
-    stem = input_path.name if input_path.is_dir() else input_path.stem
-    return Path(output_dir) / f"{stem or 'result'}.trace.npz"
 
 
 def load_body_model(path: Path, device: str, dtype: torch.dtype = torch.float32):
@@ -537,163 +570,181 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
 
     run_started = time.monotonic()
     notes: list[str] = []
-    source = open_frame_source(options.input_path, image_fps=options.image_fps or 30.0)
-    try:
-        info = source.info
-        if info.kind == "video" and options.image_fps is not None:
-            reporter.warning("--fps only applies to image folders; using the video's own frame rate "
-                             f"({info.fps:.3f} fps)")
-        frame_range = FrameRange(start=parse_frame_position(options.start, info.fps, "--start") or 0,
-                                 end=parse_frame_position(options.end, info.fps, "--end"), stride=options.stride)
-        total = frame_range.selected_count(info.frame_count) if info.frame_count else 0
-        if info.frame_count and total == 0:
-            raise NoFramesError(f"no frames selected: --start {frame_range.start} is at or beyond the "
-                                f"{info.frame_count} frames of {options.input_path}")
-        lens = build_lens(info, options.fov_deg, options.focal_px)
-        tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
-                                           options.tracking_overrides, options.tracking_preset)
-        device = resolve_device(options.device)
-        dtype = resolve_dtype(options.dtype)
-        autocast_dtype = resolve_autocast(options.autocast, device, dtype)
-        raft = resolve_raft_schedule(options.raft_iterations, options.raft_warm_start)
-        if device == "cuda":
-            disable_tf32()
-        if options.threads:
-            torch.set_num_threads(options.threads)
-            import cv2
-            cv2.setNumThreads(options.threads)
-        result_path = output_path_for(options.input_path, options.output_dir)
-        if result_path.parent.exists() and not result_path.parent.is_dir():
-            raise UsageError(f"-o {options.output_dir} exists and is not a folder")
-        reporter.start(total, info.fps, str(options.input_path))
-        if info.rotation_deg:
-            notes.append(f"frames rotated {info.rotation_deg} degrees clockwise (container rotation metadata)")
-            reporter.info(notes[-1])
+    with ExitStack() as resources:   # the output folder's lock is held until the result is written
+        source = open_frame_source(options.input_path, image_fps=options.image_fps or 30.0)
+        try:
+            info = source.info
+            if info.kind == "video" and options.image_fps is not None:
+                reporter.warning("--fps only applies to image folders; using the video's own frame rate "
+                                 f"({info.fps:.3f} fps)")
+            frame_range = FrameRange(start=parse_frame_position(options.start, info.fps, "--start") or 0,
+                                     end=parse_frame_position(options.end, info.fps, "--end"), stride=options.stride)
+            total = frame_range.selected_count(info.frame_count) if info.frame_count else 0
+            if info.frame_count and total == 0:
+                raise NoFramesError(f"no frames selected: --start {frame_range.start} is at or beyond the "
+                                    f"{info.frame_count} frames of {options.input_path}")
+            lens = build_lens(info, options.fov_deg, options.focal_px)
+            tracking = build_tracking_settings(options.official_tracking, options.subjects, info.fps,
+                                               options.tracking_overrides, options.tracking_preset)
+            if options.smpl_extra_regressor is not None and options.smpl_model is None:
+                raise UsageError("--smpl-extra-regressor needs --smpl-model FILE (the official placement point is "
+                                 "regressed from the SMPL mesh)")
+            device = resolve_device(options.device)
+            dtype = resolve_dtype(options.dtype)
+            autocast_dtype = resolve_autocast(options.autocast, device, dtype)
+            raft = resolve_raft_schedule(options.raft_iterations, options.raft_warm_start)
+            if device == "cuda":
+                disable_tf32()
+            if options.threads:
+                torch.set_num_threads(options.threads)
+                import cv2
+                cv2.setNumThreads(options.threads)
+            output = resources.enter_context(OutputFolder.prepare(
+                options.input_path, options.output_dir,
+                estimated_result_bytes(total or info.frame_count, smpl_joints=options.smpl_model is not None,
+                                       vertices=SMPL_VERTICES if options.save_vertices else 0)))
+            if output.removed_temporaries:
+                reporter.info(f"removed {len(output.removed_temporaries)} unfinished temporary file(s) of an earlier "
+                              f"run that was killed while writing")
+            reporter.start(total, info.fps, str(options.input_path))
+            if info.rotation_deg:
+                notes.append(f"frames rotated {info.rotation_deg} degrees clockwise (container rotation metadata)")
+                reporter.info(notes[-1])
 
-        body_model = smpl_data = placement = None
-        if options.smpl_extra_regressor is not None and options.smpl_model is None:
-            raise UsageError("--smpl-extra-regressor needs --smpl-model FILE (the official placement point is "
-                             "regressed from the SMPL mesh)")
-        if options.smpl_model is not None:
-            body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
-        if options.smpl_extra_regressor is not None:
-            from .smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
-            try:
-                placement = load_extra_regressor(options.smpl_extra_regressor)
-                placement.check_vertices(body_model.num_vertices)
-            except ExtraRegressorError as error:
-                raise SmplModelFileError(f"cannot use --smpl-extra-regressor: {error}") from None
+            body_model = smpl_data = placement = None
+            if options.smpl_model is not None:
+                body_model, smpl_data = load_body_model(options.smpl_model, device, dtype)
+            if options.smpl_extra_regressor is not None:
+                from .smpl.extra_regressor import ExtraRegressorError, load_extra_regressor
+                try:
+                    placement = load_extra_regressor(options.smpl_extra_regressor)
+                    placement.check_vertices(body_model.num_vertices)
+                except ExtraRegressorError as error:
+                    raise SmplModelFileError(f"cannot use --smpl-extra-regressor: {error}") from None
 
-        network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
-                               autocast_dtype=autocast_dtype, raft=raft)
-        if not raft.official:
-            notes.append(f"RAFT schedule off the official program: {raft.iterations} iterations"
-                         f"{', warm-started from the previous frame pair' if raft.warm_start else ''}")
-            reporter.info(notes[-1])
+            network = load_network(options.weights_dir, options.offline, device, dtype, reporter,
+                                   autocast_dtype=autocast_dtype, raft=raft)
+            if not raft.official:
+                notes.append(f"RAFT schedule off the official program: {raft.iterations} iterations"
+                             f"{', warm-started from the previous frame pair' if raft.warm_start else ''}")
+                reporter.info(notes[-1])
 
-        detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
-        shot_detector = None
-        if detect_cuts:
-            from .shots import ShotCutDetector
+            detect_cuts = (not options.official_tracking) if options.shot_detection is None else options.shot_detection
+            shot_detector = None
+            if detect_cuts:
+                from .shots import ShotCutDetector
 
-            shot_detector = ShotCutDetector()
-        with torch.inference_mode():
-            outcome = run_inference(network.model, source.frames(frame_range), info, tracking, lens,
-                                    network.decode_params, reporter=reporter, total_frames=total,
-                                    shot_detector=shot_detector)
-    finally:
-        source.close()
-    weights_sha256 = network.weights_sha256
-    del network
-    if info.variable_frame_rate:
-        notes.append("variable frame rate: per-frame times are the container's timestamps")
-        reporter.warning(notes[-1])
-    if outcome.frames_processed == 0:
+                shot_detector = ShotCutDetector()
+            with torch.inference_mode():
+                outcome = run_inference(network.model, source.frames(frame_range), info, tracking, lens,
+                                        network.decode_params, reporter=reporter, total_frames=total,
+                                        shot_detector=shot_detector)
+        finally:
+            source.close()
+        weights_sha256 = network.weights_sha256
+        del network
+        if info.timestamps_repaired:
+            notes.append(f"the video's clock went backwards or stood still at {info.timestamps_repaired} frame(s) "
+                         f"(joined recordings?): those times were moved forward to keep time increasing")
+            reporter.warning(notes[-1])
+        if info.variable_frame_rate:
+            notes.append("variable frame rate: per-frame times are the container's timestamps")
+            reporter.warning(notes[-1])
+        if outcome.frames_processed == 0:
+            if outcome.read_error is not None:
+                raise InputError(f"could not read any frame of {options.input_path}: {outcome.read_error.message}")
+            raise NoFramesError(f"no frames could be read from {options.input_path} in the selected range")
         if outcome.read_error is not None:
-            raise InputError(f"could not read any frame of {options.input_path}: {outcome.read_error.message}")
-        raise NoFramesError(f"no frames could be read from {options.input_path} in the selected range")
-    if outcome.read_error is not None:
-        notes.append(f"stopped early: {outcome.read_error.message}")
-    if outcome.shot_cuts:
-        notes.append(f"{len(outcome.shot_cuts)} hard cut(s) at frames {outcome.shot_cuts}: tracking restarted "
-                     f"there, so each shot has its own tracks, world frame, floor and camera")
-        reporter.info(notes[-1])
-    tracks = outcome.accumulator.finalize()
-    if not options.official_tracking:
-        tracks, dropped, trimmed = trim_unobserved_ends(tracks)
-        if trimmed:
-            notes.append(f"{trimmed} infilled row(s) before a track's first or after its last detection removed"
-                         f" ({dropped} track(s) never detected in their own frames dropped)")
+            notes.append(f"stopped early: {outcome.read_error.message}")
+        if outcome.shot_cuts:
+            notes.append(f"{len(outcome.shot_cuts)} hard cut(s) at frames {outcome.shot_cuts}: tracking restarted "
+                         f"there, so each shot has its own tracks, world frame, floor and camera")
             reporter.info(notes[-1])
-    if not tracks:
-        stopped = f" (reading stopped early: {outcome.read_error.message})" if outcome.read_error else ""
-        raise NoPersonFoundError(
-            f"no person was tracked in the {outcome.frames_processed} processed frames of {options.input_path}"
-            f"{stopped}; nothing was written. Make sure people are visible and not tiny in the frame"
-            + ("" if not options.official_tracking else ", or try without --official-tracking") + ".")
+        tracks = outcome.accumulator.finalize()
+        non_finite = sum(int(track["non_finite"].sum()) for track in tracks.values())
+        if non_finite:
+            filled = {track_id: infill_non_finite_rows(track) for track_id, track in tracks.items()}
+            lost = [track_id for track_id, track in filled.items() if track is None]
+            tracks = {track_id: track for track_id, track in filled.items() if track is not None}
+            notes.append(f"{non_finite} row(s) of the network's output held NaN or infinite values: marked unobserved "
+                         f"(confidence 0) and filled from the nearest good frame of the same person"
+                         + (f"; {len(lost)} track(s) without a single good row dropped" if lost else ""))
+            reporter.warning(notes[-1])
+        if not options.official_tracking:
+            tracks, dropped, trimmed = trim_unobserved_ends(tracks)
+            if trimmed:
+                notes.append(f"{trimmed} infilled row(s) before a track's first or after its last detection removed"
+                             f" ({dropped} track(s) never detected in their own frames dropped)")
+                reporter.info(notes[-1])
+        if not tracks:
+            stopped = f" (reading stopped early: {outcome.read_error.message})" if outcome.read_error else ""
+            raise NoPersonFoundError(
+                f"no person was tracked in the {outcome.frames_processed} processed frames of {options.input_path}"
+                f"{stopped}; nothing was written. Make sure people are visible and not tiny in the frame"
+                + ("" if not options.official_tracking else ", or try without --official-tracking") + ".")
 
-    smpl_info = None
-    if body_model is not None:
-        rows = sum(len(t["frame"]) for t in tracks.values())
-        reporter.begin_stage("smpl", rows, unit="person-frames")
-        done = 0
-        with torch.inference_mode():
-            for track in tracks.values():
-                add_smpl_geometry(track, body_model, options.save_vertices, placement=placement)
-                done += len(track["frame"])
-                reporter.update(done)
+        smpl_info = None
+        if body_model is not None:
+            rows = sum(len(t["frame"]) for t in tracks.values())
+            reporter.begin_stage("smpl", rows, unit="person-frames")
+            done = 0
+            with torch.inference_mode():
+                for track in tracks.values():
+                    add_smpl_geometry(track, body_model, options.save_vertices, placement=placement)
+                    done += len(track["frame"])
+                    reporter.update(done)
+            reporter.end_stage()
+            smpl_info = {"path": str(Path(options.smpl_model).resolve()),
+                         "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
+
+        world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
+                             rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
+        settings = {
+            "tracking": tracking.to_dict(),
+            "tracking_mode": "official" if options.official_tracking else "product",
+            "tracking_preset": options.tracking_preset,
+            "keypoints_2d": "smpl_model" if options.smpl_model is not None else "default_skeleton",
+            "placement": PLACEMENT_OFFICIAL if placement is not None else PLACEMENT_SMPL_HIPS,
+            "smpl_extra_regressor": None if placement is None else {"path": str(placement.path.resolve()),
+                                                                    "sha256": placement.sha256},
+            "subjects": tracking.subjects,
+            "lens": lens.as_dict(),
+            "device": device,
+            "dtype": options.dtype,
+            "autocast": options.autocast,
+            "raft": raft.as_dict(),
+            "cuda_tf32": False if device == "cuda" else None,
+            "frame_range": frame_range.as_dict(),
+            "clip_length": CLIP_LENGTH,
+            "threads": torch.get_num_threads(),
+            "smpl_model": str(options.smpl_model) if options.smpl_model else None,
+            "save_vertices": bool(options.save_vertices),
+            "shot_cut_detection": bool(detect_cuts),
+            "shot_cuts": list(outcome.shot_cuts),
+            "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
+                      "shot_detection": bool(detect_cuts),
+                      "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
+            "input": str(options.input_path),
+        }
+        raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_info, notes, outcome)
+        del tracks
+        try:
+            processed, world_summary = process_world(raw, outcome.shot_cuts, world, reporter)
+        except WorldProcessingError as error:
+            if options.smpl_model is None:
+                raise
+            raise SmplModelFileError(f"cannot use the SMPL model file {options.smpl_model} for the floor and foot "
+                                     f"contacts: {error}") from None
+        del raw
+        reporter.begin_stage("write", 1, unit="files")
+        from trace_format.npz import write_result
+
+        written = output.write(lambda path: write_result(path, processed), partial=outcome.read_error is not None)
+        reporter.update(1)
         reporter.end_stage()
-        smpl_info = {"path": str(Path(options.smpl_model).resolve()),
-                     "sha256": smpl_data.sha256 or sha256_file(options.smpl_model)}
-
-    world = WorldOptions(align=options.align, foot_cleanup=options.foot_cleanup, denoise=options.denoise,
-                         rest_body=None if smpl_data is None else smpl_rest_body(smpl_data))
-    settings = {
-        "tracking": tracking.to_dict(),
-        "tracking_mode": "official" if options.official_tracking else "product",
-        "tracking_preset": options.tracking_preset,
-        "keypoints_2d": "smpl_model" if options.smpl_model is not None else "default_skeleton",
-        "placement": PLACEMENT_OFFICIAL if placement is not None else PLACEMENT_SMPL_HIPS,
-        "smpl_extra_regressor": None if placement is None else {"path": str(placement.path.resolve()),
-                                                                "sha256": placement.sha256},
-        "subjects": tracking.subjects,
-        "lens": lens.as_dict(),
-        "device": device,
-        "dtype": options.dtype,
-        "autocast": options.autocast,
-        "raft": raft.as_dict(),
-        "cuda_tf32": False if device == "cuda" else None,
-        "frame_range": frame_range.as_dict(),
-        "clip_length": CLIP_LENGTH,
-        "threads": torch.get_num_threads(),
-        "smpl_model": str(options.smpl_model) if options.smpl_model else None,
-        "save_vertices": bool(options.save_vertices),
-        "shot_cut_detection": bool(detect_cuts),
-        "shot_cuts": list(outcome.shot_cuts),
-        "world": {"align": world.align, "foot_cleanup": world.foot_cleanup, "denoise": world.denoise,
-                  "shot_detection": bool(detect_cuts),
-                  "rest_body": "default skeleton" if world.rest_body is None else "SMPL model (mean shape per track)"},
-        "input": str(options.input_path),
-    }
-    raw = build_run_result(tracks, info, lens, settings, weights_sha256, smpl_info, notes, outcome)
-    del tracks
-    try:
-        processed, world_summary = process_world(raw, outcome.shot_cuts, world, reporter)
-    except WorldProcessingError as error:
-        if options.smpl_model is None:
-            raise
-        raise SmplModelFileError(f"cannot use the SMPL model file {options.smpl_model} for the floor and foot "
-                                 f"contacts: {error}") from None
-    del raw
-    reporter.begin_stage("write", 1, unit="files")
-    from trace_format.npz import write_result
-
-    written = write_result(result_path, processed)
-    reporter.update(1)
-    reporter.end_stage()
-    return RunSummary(result_path=written, tracks=len(processed.tracks), frames=outcome.frames_processed,
-                      seconds=time.monotonic() - run_started, partial_error=outcome.read_error,
-                      notes=list(processed.notes), world=world_summary)
+        return RunSummary(result_path=written.path, tracks=len(processed.tracks), frames=outcome.frames_processed,
+                          seconds=time.monotonic() - run_started, partial_error=outcome.read_error,
+                          notes=list(processed.notes), world=world_summary, write=written)
 
 
 def process_world(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptions,

@@ -7,6 +7,7 @@ scene's selection, active object and names are restored afterwards.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import frames as frames_module
 from .build import keys
 from .build.armature import JOINT_NAMES, PARENTS
 from .build.tags import PROP_PERSON, PROP_REST_BETAS, PROP_TRACK_ID, bodies_of
-from .errors import ExportError, UsageError
+from .errors import ExportError, OutputError, UsageError
 
 EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh", "smpl", "amass")
 FORMAT_LABELS = {"unity": "FBX for Unity", "unreal": "FBX for Unreal", "gltf": "glTF binary (.glb)", "bvh": "BVH",
@@ -284,10 +285,21 @@ def _export_one(context: Any, armatures: list[Any], target: Path, export_format:
 def _run_operator(operator: Any, **settings: Any) -> None:
     try:
         outcome = operator(**settings)
-    except RuntimeError as exc:  # Blender reports operator errors as RuntimeError
-        raise ExportError(f"export failed: {exc}") from exc
+    except RuntimeError as exc:  # Blender reports operator errors as RuntimeError (with a whole traceback)
+        raise operator_failure(exc, Path(settings.get("filepath", ".")).parent) from exc
     if "FINISHED" not in outcome:
         raise ExportError(f"export failed: the exporter returned {sorted(outcome)}")
+
+
+def operator_failure(error: RuntimeError, folder: Path) -> ExportError:
+    """One line from a failed exporter's RuntimeError: a file-system error (its `[Errno N]`) says which
+    folder and why (OutputError, exit 7); anything else the last line of Blender's report."""
+    text = str(error)
+    found = re.search(r"\[Errno (\d+)\]", text)
+    if found:
+        return OutputError(atomic.folder_problem(OSError(int(found.group(1)), os.strerror(int(found.group(1)))), folder))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return ExportError(f"export failed: {lines[-1] if lines else 'the exporter reported an error'}")
 
 
 @contextmanager

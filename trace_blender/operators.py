@@ -108,6 +108,9 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
     state.status = f"imported {len(summary.people)} people from {job.video.name}"
     if outcome.state is runner.RunState.PARTIAL:
         reports.append(("WARNING", outcome.message))
+    elif outcome.state is runner.RunState.SAVED_ELSEWHERE:
+        state.status += f" (saved to {outcome.result_path})"
+        reports.append(("WARNING", outcome.message))
     reports.append(("INFO", state.status))
     return {"FINISHED"}, reports
 
