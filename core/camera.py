@@ -24,6 +24,10 @@ import numpy as np
 
 OFFICIAL_FOV_DEG = 50.0
 SCALE_EPSILON = 1e-6
+# Horizontal fields of view a user lens may have (--fov, and --focal through the frame width): a
+# pinhole model beyond ~170 degrees puts people at absurd depths (fisheye footage needs undistorting).
+MIN_FOV_DEG = 1.0
+MAX_FOV_DEG = 170.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ def official_lens(width: int, height: int) -> Lens:
 def lens_from_horizontal_fov(fov_deg: float, width: int, height: int) -> Lens:
     """--fov: the horizontal FOV of the source video -> focal_px = (W/2) / tan(FOV/2)."""
     _check_size(width, height)
-    if not 0.0 < fov_deg < 180.0:
-        raise ValueError(f"horizontal FOV must be between 0 and 180 degrees (got {fov_deg})")
+    if not (math.isfinite(fov_deg) and MIN_FOV_DEG <= fov_deg <= MAX_FOV_DEG):
+        raise ValueError(f"the horizontal field of view must be between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g} "
+                         f"degrees (got {fov_deg:g})")
     focal_px = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     return _lens(focal_px, "fov", width, height)
 
@@ -77,8 +82,15 @@ def lens_from_horizontal_fov(fov_deg: float, width: int, height: int) -> Lens:
 def lens_from_focal_px(focal_px: float, width: int, height: int) -> Lens:
     """--focal: focal length in source pixels (e.g. from a calibration or EXIF 35mm-equivalent)."""
     _check_size(width, height)
-    if not focal_px > 0.0:
-        raise ValueError(f"focal length must be positive (got {focal_px} px)")
+    if not (math.isfinite(focal_px) and focal_px > 0.0):
+        raise ValueError(f"the focal length must be a positive number of pixels (got {focal_px:g})")
+    fov_deg = math.degrees(2.0 * math.atan(width / 2.0 / focal_px))
+    if not MIN_FOV_DEG <= fov_deg <= MAX_FOV_DEG:
+        low = (width / 2.0) / math.tan(math.radians(MAX_FOV_DEG) / 2.0)
+        high = (width / 2.0) / math.tan(math.radians(MIN_FOV_DEG) / 2.0)
+        raise ValueError(f"a focal length of {focal_px:g} px is a horizontal field of view of {fov_deg:.3g} degrees "
+                         f"across the {width}-pixel-wide video; give {low:.3g} to {high:.4g} px "
+                         f"({MIN_FOV_DEG:g} to {MAX_FOV_DEG:g} degrees)")
     return _lens(float(focal_px), "focal", width, height)
 
 

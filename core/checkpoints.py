@@ -48,7 +48,7 @@ from .errors import WeightsError, WeightsNotFoundError
 
 __all__ = [
     "CheckpointError", "CheckpointNotFoundError", "CheckpointUnreadableError", "CheckpointTruncatedError",
-    "CheckpointUnsafeError", "CheckpointKeysError", "CheckpointWrongSlotError",
+    "CheckpointUnsafeError", "CheckpointKeysError", "CheckpointWrongSlotError", "CheckpointNonFiniteError",
     "SLOTS", "CheckpointSlot", "LoadedCheckpoint", "ManifestEntry",
     "load_manifest", "sha256_file", "read_state_dict", "load_checkpoint", "validate_weights_dir",
 ]
@@ -111,6 +111,12 @@ class CheckpointWrongSlotError(CheckpointKeysError):
     def __init__(self, message: str, path: Path | str | None = None, looks_like: str = "") -> None:
         super().__init__(message, path)
         self.looks_like = looks_like
+
+
+class CheckpointNonFiniteError(CheckpointError):
+    """Right names and shapes, but NaN or infinite values (a corrupted copy): refused at load."""
+
+    code = "weights_non_finite"
 
 
 @dataclass(frozen=True)
@@ -393,6 +399,13 @@ def check_state_dict(state: dict[str, torch.Tensor], slot: str, path: Path | str
         lines.append(_redownload_hint(spec))
         raise CheckpointKeysError("\n".join(lines), path, missing=missing, unexpected=ignored, mismatched=mismatched)
 
+    non_finite = [e.key for e in entries if e.key in state     # rebuilt buffers are computed, so finite
+                  and state[e.key].is_floating_point() and not bool(torch.isfinite(state[e.key]).all())]
+    if non_finite:
+        raise CheckpointNonFiniteError(
+            f"{path}: {len(non_finite)} tensor(s) hold NaN or infinite values, so the network could only "
+            f"produce garbage:\n{_listing('non-finite tensors', non_finite)}\nThe file is corrupted (or was saved "
+            f"from a diverged training run). {_redownload_hint(spec)}", path)
     prefix_len = len(spec.prefix)
     own = {}
     for e in entries:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from . import __version__
-from .errors import ExitCode, PartialResultError, RunInterruptedError, TraceError, UsageError
+from .camera import MAX_FOV_DEG, MIN_FOV_DEG
+from .errors import ExitCode, OutputError, PartialResultError, RunInterruptedError, TraceError, UsageError
 from .progress import ProgressReporter
 
 if TYPE_CHECKING:
@@ -33,14 +35,39 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{PROG} run --help`)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+# Ranges of numeric options (docs/cli.md): finite, and where a value outside would crash or make
+# nonsense hours later, bounded here so the mistake is reported before the network loads.
+MAX_THREADS = 1024
+FPS_RANGE = (0.01, 1000.0)
+
+
+def _whole_number(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, got {value}"
+                                             if high is not None else f"expected a number >= {low}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _whole_number(1)
+
+
+def _finite_number(low: float, high: float, unit: str = ""):
+    """argparse type: a finite float in [low, high] (inf, nan, 1e400 and 1e-300 are refused)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}{unit}, got {text}")
+        return value
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -48,8 +75,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
 
@@ -110,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override one tracking setting (repeatable), e.g. --tracking time2forget=60; "
                           "keys: the fields of core.tracking.TrackingSettings (docs/cli.md)")
     lens = run.add_mutually_exclusive_group()
-    lens.add_argument("--fov", type=_positive_float, metavar="DEG",
+    lens.add_argument("--fov", type=_finite_number(MIN_FOV_DEG, MAX_FOV_DEG, " degrees"), metavar="DEG",
                       help="horizontal field of view of the source video in degrees (default: official 50 deg "
                            "over the padded square)")
     lens.add_argument("--focal", type=_positive_float, metavar="PX", help="focal length in source-video pixels")
     run.add_argument("--start", metavar="FRAME|SECs", help="first frame to process (e.g. 120 or 4.5s)")
     run.add_argument("--end", metavar="FRAME|SECs", help="stop before this frame (e.g. 600 or 20s)")
     run.add_argument("--stride", type=_positive_int, default=1, metavar="N", help="process every N-th frame")
-    run.add_argument("--fps", type=_positive_float, default=None, metavar="F",
+    run.add_argument("--fps", type=_finite_number(*FPS_RANGE, " frames/s"), default=None, metavar="F",
                      help="frame rate of an image-folder input (default 30; ignored for video files)")
     run.add_argument("--smpl-model", type=Path, metavar="FILE",
                      help="SMPL model file (e.g. SMPL_NEUTRAL.pkl): also store joints in camera and world frames, "
@@ -131,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="JSON-lines events on stdout (for the Blender add-on); human text goes to stderr")
     run.add_argument("--preview", action="store_true",
                      help="also write OUT_DIR/<name>.preview.mp4: the result drawn on the video (see `preview`)")
-    run.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch and OpenCV")
+    run.add_argument("--threads", type=_whole_number(1, MAX_THREADS), metavar="N", help="CPU threads for torch and OpenCV")
 
     preview = commands.add_parser(
         "preview", help="draw a result on its video: skeletons, track ids, shots and a top view (mp4)",
@@ -160,11 +187,25 @@ def parse_tracking_overrides(items: Sequence[str]) -> dict[str, object]:
         if not sep or not key.strip():
             raise UsageError(f"--tracking expects KEY=VALUE (e.g. time2forget=60), got {item!r}")
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_float=_finite_json_number, parse_int=_finite_json_number,
+                               parse_constant=_refuse_json_constant)
         except json.JSONDecodeError:
             value = {"True": True, "False": False}.get(text, text)
+        except ValueError as error:
+            raise UsageError(f"--tracking {item}: {error}") from None
         overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
     return overrides
+
+
+def _finite_json_number(text: str) -> int | float:
+    value = float(text) if any(c in text for c in ".eE") else int(text)
+    if not math.isfinite(value) or abs(value) > 1e15:
+        raise ValueError(f"{text} is not a usable number (finite, at most 1e15 in size)")
+    return value
+
+
+def _refuse_json_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a finite number")
 
 
 class _ProtectedStdout:
@@ -188,13 +229,44 @@ class _ProtectedStdout:
         return cls(saved_fd, json_stream)
 
     def close(self) -> None:
+        """Restore file descriptor 1; a reader that went away (broken pipe) is no error of the run."""
+        for action in (self.json_stream.flush, _flush_stdout, lambda: os.dup2(self.saved_fd, 1),
+                       lambda: os.close(self.saved_fd), self.json_stream.close):
+            try:
+                action()
+            except (OSError, ValueError):
+                pass
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _write_quietly(stream: TextIO | None, text: str) -> None:
+    """Summary text is best effort: a closed stdout (pythonw, services) or a reader that quit
+    (`| head`) must not turn a finished run into a failure."""
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def exit_status(code: int) -> int:
+    """The process exit status after flushing stdout; if the reader of stdout went away, the rest is
+    dropped (os.devnull) so the interpreter's own flush at exit cannot fail the run (exit 120)."""
+    try:
+        _flush_stdout()
+    except (OSError, ValueError):
         try:
-            self.json_stream.flush()
-            sys.stdout.flush()
-            os.dup2(self.saved_fd, 1)
-        finally:
-            os.close(self.saved_fd)
-            self.json_stream.close()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+    return code
 
 
 class _Interrupted(BaseException):
@@ -226,7 +298,7 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             if args.command == "preview":
                 return _preview(args, reporter, summary_stream=stderr if json_mode else stdout)
             if args.command != "run":
-                build_parser().print_help(stderr)
+                _write_quietly(stderr, build_parser().format_help())
                 raise UsageError(f"no command given; use `{PROG} run INPUT -o OUT_DIR`")
             return _run(args, reporter, summary_stream=stderr if json_mode else stdout)
         except (KeyboardInterrupt, _Interrupted):
@@ -241,8 +313,14 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except (KeyboardInterrupt, _Interrupted):   # a second Ctrl+C while reporting
         return int(ExitCode.INTERRUPTED)
     except Exception as error:  # a bug, not a user error: keep the traceback for the report
-        traceback.print_exc(file=stderr)
-        reporter.error("internal", f"internal error: {type(error).__name__}: {error}", int(ExitCode.INTERNAL))
+        if stderr is not None:
+            try:
+                traceback.print_exc(file=stderr)
+            except (OSError, ValueError):
+                pass
+        reporter.error("internal", f"internal error: {type(error).__name__}: {error}. This is a bug in TRACE for "
+                       f"Blender, not a problem with your files: please report it with the traceback above.",
+                       int(ExitCode.INTERNAL))
         return int(ExitCode.INTERNAL)
     finally:
         reporter.close()
@@ -259,6 +337,7 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
         raise UsageError("--video and --no-video exclude each other")
     options = PreviewOptions(result_path=args.result, output_path=args.output, video_path=args.video,
                              world_view=args.world_view, blank=args.no_video)
+    _check_preview_output(Path(args.output))
     started = [False]
 
     def on_progress(done: int, total: int) -> None:
@@ -267,17 +346,33 @@ def _preview(args: argparse.Namespace, reporter: ProgressReporter, summary_strea
             started[0] = True
         reporter.update(done)
 
-    summary = render_preview(options, on_progress)
+    try:
+        summary = render_preview(options, on_progress)
+    except OSError as error:                      # the folder failed while writing (disk full, removed)
+        from trace_format.atomic import folder_problem
+
+        raise OutputError(f"the preview could not be written: {folder_problem(error, Path(args.output).parent)}") from None
     if started[0]:
         reporter.end_stage()
     for note in summary.notes:
         reporter.warning(note)
-    summary_stream.write(f"preview: {summary.frames} frames ({summary.frames_per_second:.0f} frames/s) on "
-                         f"{summary.background} -> {summary.output_path}\n")
-    summary_stream.flush()
+    _write_quietly(summary_stream, f"preview: {summary.frames} frames ({summary.frames_per_second:.0f} frames/s) "
+                                   f"on {summary.background} -> {summary.output_path}\n")
     reporter.done(str(summary.output_path), summary.tracks, int(ExitCode.OK),
                   {"preview": str(summary.output_path), "frames": summary.frames})
     return int(ExitCode.OK)
+
+
+def _check_preview_output(output: Path) -> None:
+    """`preview -o FILE`: a folder, a read-only place or a full disk is reported before drawing."""
+    from trace_format.atomic import folder_problem, probe_folder
+
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a folder; give the preview's file name, e.g. {output / 'preview.mp4'}")
+    try:
+        probe_folder(output)
+    except OSError as error:
+        raise OutputError(f"-o {output}: {folder_problem(error, output.parent)}") from None
 
 
 def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> Path:
@@ -299,6 +394,15 @@ def _run_preview(result_path: Path, video: Path, reporter: ProgressReporter) -> 
     if started[0]:
         reporter.end_stage()
     return summary.output_path
+
+
+def _run_preview_keeping_result(result_path: Path, video: Path, reporter: ProgressReporter) -> Path | None:
+    """`run --preview` once the result is saved: a preview that cannot be made is a warning, never a lost run."""
+    try:
+        return _run_preview(result_path, video, reporter)
+    except (TraceError, OSError) as error:
+        reporter.warning(f"the preview video was not written ({error}); the result {result_path} is complete")
+        return None
 
 
 def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: TextIO) -> int:
@@ -325,15 +429,25 @@ def _run(args: argparse.Namespace, reporter: ProgressReporter, summary_stream: T
         lines += world_summary_lines(summary.world)
     extra = dict(summary.world.event_fields()) if summary.world is not None else {}
     if args.preview:
-        preview_path = _run_preview(summary.result_path, args.input, reporter)
-        lines.append(f"preview -> {preview_path}")
-        extra["preview"] = str(preview_path)
-    summary_stream.write("".join(line + "\n" for line in lines))
-    summary_stream.flush()
+        preview_path = _run_preview_keeping_result(summary.result_path, args.input, reporter)
+        if preview_path is not None:
+            lines.append(f"preview -> {preview_path}")
+            extra["preview"] = str(preview_path)
+    _write_quietly(summary_stream, "".join(line + "\n" for line in lines))
+    write = summary.write
+    if write is not None and write.saved_elsewhere:
+        message = (f"{write.failure}. The finished result was saved to {write.path} instead: move it where you "
+                   f"want it" + (f" (it covers the frames before this: {summary.partial_error.message})"
+                                 if summary.partial_error is not None else ""))
+        reporter.warning(message)
+        reporter.done(str(write.path), summary.tracks, int(ExitCode.SAVED_ELSEWHERE), extra)
+        return int(ExitCode.SAVED_ELSEWHERE)
     if summary.partial_error is not None:
+        beside = (f" (beside the complete result {write.intended.name}, which was kept)"
+                  if write is not None and write.beside_complete else "")
         partial = PartialResultError(
             f"{summary.partial_error.message}. The result of the frames before it was written to "
-            f"{summary.result_path}", str(summary.result_path), summary.tracks)
+            f"{summary.result_path}{beside}", str(summary.result_path), summary.tracks)
         reporter.warning(partial.message)
         reporter.done(str(summary.result_path), summary.tracks, int(partial.exit_code), extra)
         return int(partial.exit_code)

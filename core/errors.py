@@ -84,6 +84,19 @@ class SmplModelFileError(TraceError):
     code = "smpl_model"
 
 
+class OutputError(TraceError):
+    """OUT_DIR cannot take the result: not creatable, read-only, full, a name too long, a file in the way."""
+
+    exit_code = ExitCode.OUTPUT
+    code = "output_unwritable"
+
+
+class OutputBusyError(OutputError):
+    """Another run holds OUT_DIR's lock."""
+
+    code = "output_busy"
+
+
 class NoPersonFoundError(TraceError):
     """The network tracked nobody in the processed frames; no result file is written."""
 

@@ -63,7 +63,7 @@ class ProgressReporter:
                  is_tty: bool | None = None, plain_interval_s: float = 5.0, json_interval_s: float = 0.2,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.json_stream = json_stream
-        self.human_stream = human_stream if human_stream is not None else sys.stderr
+        self.human_stream = human_stream if human_stream is not None else sys.stderr   # None under pythonw
         if is_tty is None:
             isatty = getattr(self.human_stream, "isatty", None)
             is_tty = bool(isatty()) if callable(isatty) else False
@@ -85,17 +85,29 @@ class ProgressReporter:
         """Write one protocol event as a single JSON line (flushed: the reader is a live process)."""
         if self.json_stream is None:
             return
-        self.json_stream.write(json.dumps(event, ensure_ascii=False) + "\n")
-        self.json_stream.flush()
+        try:
+            self.json_stream.write(json.dumps(event, ensure_ascii=False) + "\n")
+            self.json_stream.flush()
+        except (OSError, ValueError):     # reader gone (broken pipe, `| head`) or stdout closed: the run goes on
+            self.json_stream = None
+
+    def _write_human(self, text: str) -> None:
+        """Human output is best effort: a closed or broken stderr never fails a run."""
+        if self.human_stream is None:
+            return
+        try:
+            self.human_stream.write(text)
+            self.human_stream.flush()
+        except (OSError, ValueError, AttributeError):
+            self.human_stream = None
 
     def _human(self, text: str) -> None:
         self._clear_bar()
-        self.human_stream.write(text + "\n")
-        self.human_stream.flush()
+        self._write_human(text + "\n")
 
     def _clear_bar(self) -> None:
         if self._bar_visible:
-            self.human_stream.write("\r\x1b[2K")
+            self._write_human("\r\x1b[2K")
             self._bar_visible = False
 
     # --- events ----------------------------------------------------------------------------------
@@ -134,6 +146,8 @@ class ProgressReporter:
         if self._stage is None:
             raise RuntimeError("update() called before begin_stage()")
         self._stage_done = int(done)
+        # Totals can be estimates (a container's frame count): never report more done than total.
+        self._stage_total = max(self._stage_total, self._stage_done)
         now = self.clock()
         rate, eta = rate_and_eta(self._stage_done, self._stage_total, now - self._stage_started)
         finished = self._stage_done >= self._stage_total
@@ -146,8 +160,7 @@ class ProgressReporter:
             if force or finished or now - self._last_human >= 0.1:
                 line = format_bar_line(self._stage, self._stage_done, self._stage_total, rate, eta,
                                        unit=self._stage_unit)
-                self.human_stream.write("\r\x1b[2K" + line)
-                self.human_stream.flush()
+                self._write_human("\r\x1b[2K" + line)
                 self._bar_visible = True
                 self._last_human = now
         elif (force and self._stage == "inference") or finished or now - self._last_human >= self.plain_interval_s:
@@ -159,8 +172,7 @@ class ProgressReporter:
         """Close the current stage (newline after a bar); returns its duration in seconds."""
         elapsed = self.clock() - self._stage_started
         if self._bar_visible:
-            self.human_stream.write("\n")
-            self.human_stream.flush()
+            self._write_human("\n")
             self._bar_visible = False
         self._stage = None
         return elapsed
@@ -177,4 +189,4 @@ class ProgressReporter:
 
     def close(self) -> None:
         self._clear_bar()
-        self.human_stream.flush()
+        self._write_human("")

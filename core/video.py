@@ -16,6 +16,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+from trace_format.atomic import special_file_kind
 
 from .errors import FrameReadError, InputNotFoundError, NoFramesError, NotAVideoError, UsageError
 
@@ -47,6 +48,7 @@ class SourceInfo:
     rotation_deg: int = 0       # clockwise rotation applied to decoded frames to make them upright
     codec: str = ""
     variable_frame_rate: bool = False   # set while streaming when timestamps leave the constant grid
+    timestamps_repaired: int = 0        # frames whose container time did not increase (set while streaming)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,31 @@ def is_variable_frame_rate(timestamps_s: np.ndarray, indices: np.ndarray, fps: f
         return False
     expected = timestamps_s[0] + (indices - indices[0]) / fps  # [N]
     return bool(np.max(np.abs(timestamps_s - expected)) > tolerance_periods / fps)
+
+
+class MonotonicClock:
+    """Makes container timestamps strictly increasing, keeping their spacing.
+
+    Concatenated recordings (joined MPEG-TS files, some screen recorders) restart or repeat their
+    presentation times; such a time is moved to one frame period after the previous one, and every
+    later time is shifted by the same amount, so each piece keeps its own timing. `repaired` counts
+    the frames that were moved.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.period = 1.0 / fps if fps > 0 else 1.0 / DEFAULT_IMAGE_FOLDER_FPS
+        self.offset = 0.0
+        self.last: float | None = None
+        self.repaired = 0
+
+    def repair(self, timestamp_s: float) -> float:
+        value = timestamp_s + self.offset
+        if self.last is not None and not value > self.last:
+            self.offset += self.last + self.period - value
+            value = self.last + self.period
+            self.repaired += 1
+        self.last = value
+        return value
 
 
 class FrameSource:
@@ -217,6 +244,7 @@ class VideoFileSource(FrameSource):
         stop = frame_range.end if frame_range.end is not None else None
         previous: tuple[float, int] | None = None   # (timestamp_s, index) of the last yielded frame
         last_good: int | None = None
+        clock = MonotonicClock(self.info.fps)
         index = 0
         while stop is None or index < stop:
             if not capture.grab():
@@ -230,7 +258,10 @@ class VideoFileSource(FrameSource):
                         f"{last_good if last_good is not None else 'none'}",
                         frame_index=index, last_good_frame=last_good)
                 return
-            timestamp = self._timestamp_s(index)
+            timestamp = clock.repair(self._timestamp_s(index))
+            if clock.repaired:
+                self.info.timestamps_repaired = clock.repaired
+                self.info.variable_frame_rate = True
             selected = index >= frame_range.start and (index - frame_range.start) % frame_range.stride == 0
             if selected:
                 ok, bgr = capture.retrieve()
@@ -295,6 +326,10 @@ def open_frame_source(path: str | os.PathLike, image_fps: float = DEFAULT_IMAGE_
         raise InputNotFoundError(f"input not found: {path} (check the path; give a video file or a folder of images).")
     if path.is_dir():
         return ImageFolderSource(path, fps=image_fps)
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise NotAVideoError(f"{path} is {kind}, not a video file: TRACE needs a video saved as a file (it reads "
+                             f"it from the start more than once). Record or copy the stream to a file first.")
     if path.stat().st_size == 0:
         raise NoFramesError(f"{path} is an empty file (0 bytes): no video frames to read.")
     if path.suffix.lower() in IMAGE_EXTENSIONS:

@@ -165,7 +165,7 @@ def test_glb_round_trip(reference, smpl_model_path, tmp_path):
 
 def test_bvh_round_trip_is_y_up_and_keeps_every_frame(reference, smpl_model_path, tmp_path):
     armatures = fresh_import(smpl_model_path, reference["result"])
-    with pytest.raises(UsageError, match="one skeleton"):
+    with pytest.raises(UsageError, match="holds one person"):
         exporting.export_people(bpy.context, armatures, tmp_path / "people.bvh", "bvh")
     written = exporting.export_people(bpy.context, armatures, tmp_path / "people.bvh", "bvh", per_person=True)
     text = written[0].read_text()
@@ -254,9 +254,11 @@ def test_headless_import_writes_every_format(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     assert cli.main(["import", str(result), "--fbx", str(out / "walk.fbx"), "--preset", "unreal",
-                     "--glb", str(out / "walk.glb"), "--bvh", str(out / "walk.bvh")]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["walk.fbx", "walk.glb", "walk_walk_person1.bvh",
-                                                     "walk_walk_person2.bvh"]
+                     "--glb", str(out / "walk.glb"), "--bvh", str(out / "walk.bvh"), "--smpl", str(out / "walk.smpl"),
+                     "--amass", str(out / "walk.npz")]) == 0
+    people = ("walk_person1", "walk_person2")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["walk.fbx", "walk.glb"] + [f"walk_{person}{ext}" for person in people for ext in (".bvh", ".smpl", ".npz")])
     fbx_bones = [e for e in _fbx_model_names(out / "walk.fbx") if e.endswith("_root") or e.endswith("_pelvis")]
     assert sorted(fbx_bones) == ["walk_person1_pelvis", "walk_person1_root", "walk_person2_pelvis",
                                  "walk_person2_root"]
@@ -341,3 +343,84 @@ def _accessor(document, binary, index) -> np.ndarray:
     view = document["bufferViews"][accessor["bufferView"]]
     size = {"SCALAR": 1, "VEC3": 3, "VEC4": 4, "MAT4": 16}[accessor["type"]]
     return np.frombuffer(binary, np.float32, accessor["count"] * size, view["byteOffset"] + accessor.get("byteOffset", 0))
+
+
+def test_smpl_and_amass_files_replay_the_motion(reference, smpl_model_path, tmp_path):
+    """.smpl (read with smplcodec itself) and AMASS .npz: SMPL forward kinematics of the stored poses plus
+    translation puts every joint where Blender shows it, in Blender's world (+Z up)."""
+    import smplcodec
+
+    from trace_blender import frames as blender_frames
+    from trace_format import fk
+
+    armatures = fresh_import(smpl_model_path, reference["result"])
+    with pytest.raises(UsageError, match="holds one person"):
+        exporting.export_people(bpy.context, armatures, tmp_path / "people.smpl", "smpl")
+    smpl_files = exporting.export_people(bpy.context, armatures, tmp_path / "people.smpl", "smpl", per_person=True)
+    amass_files = exporting.export_people(bpy.context, armatures, tmp_path / "people.npz", "amass", per_person=True)
+    assert [p.name for p in smpl_files] == ["people_walk_person1.smpl", "people_walk_person2.smpl"]
+    count = len(reference["frames"])
+    for armature, smpl_path, amass_path in zip(armatures, smpl_files, amass_files):
+        rest = np.array([np.array(armature.data.bones[n].head_local) for n in NAMES]) @ blender_frames.CANONICAL_TO_BLENDER_REST
+        expected = np.array([reference["joints"][armature.name][f] for f in reference["frames"]])
+        codec = smplcodec.SMPLCodec.from_file(smpl_path)
+        assert (codec.smpl_version, codec.gender, codec.frame_count) == (smplcodec.SMPLVersion.SMPL,
+                                                                          smplcodec.SMPLGender.NEUTRAL, count)
+        assert codec.frame_rate == pytest.approx(30.0)
+        np.testing.assert_allclose(codec.shape_parameters, armature["trace_rest_betas"], atol=1e-6)
+        amass = smplcodec.SMPLCodec.from_amass_npz(amass_path)
+        assert amass.smpl_version == smplcodec.SMPLVersion.SMPL and amass.frame_rate == pytest.approx(30.0)
+        with np.load(amass_path) as data:
+            assert data["poses"].shape == (count, 72) and str(data["gender"]) == "neutral"
+        for stored in (codec, amass):
+            joints = fk.forward_kinematics(rest, stored.body_pose)[1] + stored.body_translation[:, None]
+            assert np.abs(joints - expected).max() < 1e-4
+
+
+def test_odd_names_and_a_single_frame_export_cleanly(smpl_model_path, tmp_path):
+    """Names engines reject (spaces, unicode, a leading digit) become ASCII identifiers; a one-frame range
+    gives one key per channel at t = 0 in every format."""
+    from helpers import clients
+    from helpers.factories import make_result
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    summary = build.import_result(make_result(people=2, frames=1, seed=8, offsets=(0, 0)), bpy.context)
+    armatures = [person.armature for person in summary.people]
+    armatures[0]["trace_person"] = "3 Über läufer"
+    armatures[1]["trace_person"] = "walk person #2"
+    scene = bpy.context.scene
+    scene.frame_start = scene.frame_end = 1
+    (glb,) = exporting.export_people(bpy.context, armatures, tmp_path / "odd.glb", "gltf")
+    document, _ = _glb_chunks(glb)
+    names = {node["name"] for node in document["nodes"]}
+    assert {"_3_Uber_laufer_Hips", "walk_person_2_Hips"} <= names
+    assert all(name.isascii() and not name[0].isdigit() and " " not in name for name in names)
+    (fbx,) = exporting.export_people(bpy.context, armatures, tmp_path / "odd.fbx", "unity")
+    assert "_3_Uber_laufer_Hips" in _fbx_model_names(fbx)
+    for _, times, _ in _fbx_curves(fbx):
+        np.testing.assert_array_equal(times, [0.0])
+    bvh = exporting.export_people(bpy.context, armatures, tmp_path / "odd.bvh", "bvh", per_person=True)
+    assert "Frames: 1" in bvh[0].read_text()
+    smpl = exporting.export_people(bpy.context, armatures, tmp_path / "odd.smpl", "smpl", per_person=True)
+    with np.load(smpl[0]) as data:
+        assert int(data["frameCount"]) == 1
+    issues = clients.validate_gltf(glb)["issues"]
+    assert (issues["numErrors"], issues["numWarnings"]) == (0, 0), issues["messages"]
+
+
+def test_the_shipped_example_becomes_engine_files(tmp_path):
+    """README: `python -m trace_blender import assets/example.trace.npz --fbx example.fbx --preset unity`."""
+    from pathlib import Path
+
+    from helpers import clients
+    from trace_blender import cli
+    from trace_format.npz import read_result
+
+    example = Path(__file__).resolve().parents[1] / "assets" / "example.trace.npz"
+    result = read_result(example)
+    assert len(result.tracks) == 2 and all(t.num_frames == 120 and t.has_clean_motion for t in result.tracks)
+    assert cli.main(["import", str(example), "--fbx", str(tmp_path / "example.fbx"), "--preset", "unity"]) == 0
+    report = clients.read_with_assimp(tmp_path / "example.fbx", [0.0, 2.0])
+    assert [n for n in report["bones"] if n.endswith("_Hips")] == ["example_trace_person0_Hips",
+                                                                   "example_trace_person1_Hips"]
+    assert report["duration"] == pytest.approx(119 / 30.0) and report["rate"] == pytest.approx(30.0)

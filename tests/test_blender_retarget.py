@@ -215,6 +215,14 @@ def test_panel_finds_edits_saves_loads_and_bakes_the_map(addon, tmp_path):
     assert bpy.ops.trace.retarget_export(filepath=str(out), export_format="GLTF") == {"FINISHED"}
     assert out.is_file() and out.stat().st_size > 1000
     assert {o.name for o in bpy.context.selected_objects} == selected   # the selection is restored
+    expected = evaluated_heads(target, [spec.smpl_to_bone["left_ankle"], spec.smpl_to_bone["head"]], 20)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.gltf(filepath=str(out), disable_bone_shape=True)
+    imported = next(ob for ob in bpy.context.scene.objects if ob.type == "ARMATURE")
+    assert imported.animation_data is not None and imported.animation_data.action is not None
+    moved = evaluated_heads(imported, [spec.smpl_to_bone["left_ankle"], spec.smpl_to_bone["head"]], 20)
+    assert np.abs(moved - expected).max() < 2e-3, np.abs(moved - expected).max()   # measured 7e-7 m
 
 
 # ------------------------------------------------------------------------------------------------ headless

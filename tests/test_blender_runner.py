@@ -128,6 +128,18 @@ def test_partial_result_is_importable_with_a_warning(tmp_path, fake_core):
     assert outcome.warnings == ["frame 31 could not be decoded; the result covers frames 0-30"]
 
 
+def test_result_saved_elsewhere_is_importable_and_says_where(tmp_path, fake_core):
+    run = start_run(tmp_path, fake_core, "elsewhere")
+    outcome = run.wait(poll_interval_s=0.02, timeout_s=30)
+    assert outcome.state is runner.RunState.SAVED_ELSEWHERE and outcome.exit_code == 11
+    saved = tmp_path / "unsaved results" / "clip.20260102-030405.trace.npz"
+    assert outcome.result_path == saved and saved.is_file()
+    assert str(saved) in outcome.message and str(run.output_dir) in outcome.message
+    assert outcome.warnings and "No space left on device" in outcome.warnings[0]
+    assert run.raise_for_failure() is outcome                       # not a failure: the result exists
+    assert not run.output_dir.exists()                              # the empty run folder is tidied away
+
+
 def test_cancel_terminates_the_process_and_removes_its_output(tmp_path, fake_core):
     run = start_run(tmp_path, fake_core, "slow")
     wait_for_stage(run, "smpl")

@@ -274,6 +274,16 @@ def test_run_operator_reports_core_errors_and_partial_results(addon, fake_python
         bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "ok")))
 
 
+def test_run_operator_imports_a_result_saved_elsewhere(addon, fake_python, tmp_path):
+    addon.python_path = str(fake_python)
+    assert bpy.ops.trace.run_video(filepath=str(fake_video(tmp_path, "elsewhere"))) == {"FINISHED"}
+    saved = tmp_path / "unsaved results" / "clip.20260102-030405.trace.npz"
+    assert len(tags.imported_people(bpy.context.scene)) == 2
+    state = bpy.context.window_manager.trace_blender
+    assert state.result_path == str(saved) and state.status.endswith(f"(saved to {saved})")
+    assert list((tmp_path / "runs").iterdir()) == []                 # the unusable run folder is gone
+
+
 def test_cancel_operator_stops_a_running_job(addon, fake_python, tmp_path):
     addon.python_path = str(fake_python)
     assert not bpy.ops.trace.cancel_run.poll()

@@ -6,22 +6,29 @@ Same code path as the add-on: build.import_result and exporting.export_people. A
 shots imports each shot as its own frame range (`--shot N` picks shots), with its ground alignment
 (`--no-align`: the fixed (x, z, -y) mapping), the world stage's denoised, skate-cleaned motion
 (`--raw-motion`: TRACE's raw motion) and one camera per shot with the source video as background (`--video` when it moved).
-Exit codes: 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file, 5 SMPL model file,
-6 retarget refused (not a humanoid, incomplete map, ...).
+Exit codes (docs/blender.md): 0 ok, 1 export/build failure, 2 usage, 3 unreadable result file,
+5 SMPL model file, 6 retarget refused (not a humanoid, incomplete map, ...), 7 an output file cannot
+be written. Every failure is one `error:` line.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 from trace_format import atomic
 
-from .errors import TraceBlenderError, UsageError
+from .errors import OutputError, TraceBlenderError, UsageError
 from .retarget.bone_maps import RIG_FAMILIES
 
 PROG = "python -m trace_blender"
+# Blender's scene frame limits (MINAFRAME / MAXFRAME): keys outside are clamped by Blender.
+SCENE_FRAME_LIMIT = 1_048_574
+OUTPUT_OPTIONS = {"fbx": ".fbx", "glb": ".glb", "bvh": ".bvh", "smpl": ".smpl", "amass": ".npz", "blend": ".blend",
+                  "save_map": ".json"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="FBX axes and naming")
     command.add_argument("--glb", type=Path, metavar="OUT.glb", help="write a binary glTF")
     command.add_argument("--bvh", type=Path, metavar="OUT.bvh", help="write a BVH (Y up; one file per person)")
+    command.add_argument("--smpl", type=Path, metavar="OUT.smpl",
+                         help="write SMPL motion as .smpl (smplcodec / Meshcapade; Z up; one file per person)")
+    command.add_argument("--amass", type=Path, metavar="OUT.npz",
+                         help="write SMPL motion as AMASS-style .npz (Z up; one file per person)")
     command.add_argument("--blend", type=Path, metavar="OUT.blend", help="save the scene as a .blend file")
     command.add_argument("--per-person", action="store_true",
                          help="one export file per person: OUT_<person>.ext beside OUT.ext")
@@ -84,23 +95,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    arguments = build_parser().parse_args(argv)     # usage mistakes: argparse's message and exit 2
     try:
         if arguments.command == "retarget":
             return _retarget_command(arguments)
         return _import_command(arguments)
     except TraceBlenderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(str(exc))
         return exc.exit_code
+    except OSError as exc:                           # writing an output met the file system
+        _print_error(atomic.folder_problem(exc))
+        return OutputError.exit_code
+    except Exception as exc:                         # a bug: keep the traceback for the report
+        traceback.print_exc()
+        _print_error(f"internal error: {type(exc).__name__}: {exc}. This is a bug in TRACE for Blender, not a "
+                     f"problem with your files: please report it with the traceback above.")
+        return 1
+
+
+def _print_error(message: str) -> None:
+    first, *rest = message.strip().splitlines() or ["failed"]
+    try:
+        print(f"error: {first}", *rest, sep="\n", file=sys.stderr)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything checkable before Blender builds anything (import and retarget): numbers in range,
+    outputs writable."""
+    if args.fps is not None and not (math.isfinite(args.fps) and 0 < args.fps <= 1000):
+        raise UsageError(f"--fps must be a frame rate from 0 to 1000, got {args.fps}")
+    frame_start = getattr(args, "frame_start", 1)
+    if not -SCENE_FRAME_LIMIT <= frame_start <= SCENE_FRAME_LIMIT:
+        raise UsageError(f"--frame-start must be within Blender's frame range -{SCENE_FRAME_LIMIT:,} to "
+                         f"{SCENE_FRAME_LIMIT:,}, got {frame_start:,}")
+    if args.shots is not None and any(shot < 0 for shot in args.shots):
+        raise UsageError("--shot: shot numbers start at 0")
+    for option, extension in OUTPUT_OPTIONS.items():
+        target = getattr(args, option, None)
+        if target is None:
+            continue
+        flag = "--" + option.replace("_", "-")
+        if target.is_dir():
+            raise UsageError(f"{flag} {target} is a folder; give a file name, e.g. {target / ('scene' + extension)}")
+        if not target.resolve().parent.is_dir():
+            raise UsageError(f"{flag}: the folder {target.resolve().parent} does not exist")
+        try:
+            atomic.probe_folder(target.resolve())
+        except OSError as exc:
+            raise OutputError(atomic.folder_problem(exc, target.resolve().parent)) from None
+
+
+def check_frame_range(frame_start: int, result) -> None:
+    """The imported frames must fit Blender's scene frame range (else keys would be clamped)."""
+    first, stop = result.processed_range()
+    if frame_start + stop - 1 > SCENE_FRAME_LIMIT or frame_start + first < -SCENE_FRAME_LIMIT:
+        raise UsageError(f"--frame-start {frame_start:,}: the result's frames {first}-{stop - 1} would end at scene "
+                         f"frame {frame_start + stop - 1:,}, beyond Blender's limit {SCENE_FRAME_LIMIT:,}")
 
 
 def _import_command(args: argparse.Namespace) -> int:
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError("--fps must be positive")
-    for option in ("fbx", "glb", "bvh", "blend"):
-        target = getattr(args, option)
-        if target is not None and not target.resolve().parent.is_dir():
-            raise UsageError(f"--{option}: the folder {target.resolve().parent} does not exist")
+    check_arguments(args)
     try:
         import bpy
     except ImportError as exc:
@@ -110,14 +166,13 @@ def _import_command(args: argparse.Namespace) -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     context = bpy.context
-    if args.shots is not None and any(shot < 0 for shot in args.shots):
-        raise UsageError("--shot: shot numbers start at 0")
     options = plan.ImportOptions(smpl_model_path=str(args.smpl_model) if args.smpl_model else None,
                                      frame_start=args.frame_start, apply_alignment=args.align,
                                      use_clean_motion=args.clean_motion, shots=args.shots, build_camera=args.camera,
                                      build_mesh=args.body,
                                      video_path=str(args.video) if args.video else None)
     result = build.read_result_file(args.result, official_fps=args.fps)
+    check_frame_range(args.frame_start, result)
     summary = build.import_result(result, context, options, source_path=args.result)
     for note in summary.warnings:
         print(f"note: {note}", file=sys.stderr)
@@ -128,11 +183,12 @@ def _import_command(args: argparse.Namespace) -> int:
         print(f"shot {shot.index}: scene frames {shot.first_frame}-{shot.last_frame}, {len(shot.people)} people, "
               f"{'floor aligned' if shot.aligned else 'not aligned'}{camera}")
     armatures = [person.armature for person in summary.people]
-    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh")]
+    exports = [(args.fbx, args.preset), (args.glb, "gltf"), (args.bvh, "bvh"), (args.smpl, "smpl"),
+               (args.amass, "amass")]
     for target, export_format in exports:
         if target is None:
             continue
-        per_person = args.per_person or (export_format == "bvh" and len(armatures) > 1)
+        per_person = args.per_person or (export_format in exporting.ONE_PERSON_FORMATS and len(armatures) > 1)
         for path in exporting.export_people(context, armatures, target, export_format, per_person=per_person):
             print(f"wrote {path}")
     if args.blend is not None:
@@ -149,12 +205,7 @@ def save_blend_atomic(bpy, path: Path) -> Path:
 
 
 def _retarget_command(args: argparse.Namespace) -> int:
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError("--fps must be positive")
-    for option in ("fbx", "glb", "blend", "save_map"):
-        target = getattr(args, option)
-        if target is not None and not target.resolve().parent.is_dir():
-            raise UsageError(f"--{option.replace('_', '-')}: the folder {target.resolve().parent} does not exist")
+    check_arguments(args)
     if not args.target.is_file():
         raise UsageError(f"--target: no file at {args.target}")
     try:

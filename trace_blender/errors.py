@@ -36,6 +36,12 @@ class SmplModelLoadError(TraceBlenderError):
     exit_code = 5
 
 
+class OutputError(TraceBlenderError):
+    """An output file cannot be written: read-only folder, full disk, a file in the way."""
+
+    exit_code = 7
+
+
 class SceneBuildError(TraceBlenderError):
     """Building the characters failed; everything created so far was removed again."""
 

@@ -7,6 +7,7 @@ scene's selection, active object and names are restored afterwards.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,15 +18,18 @@ import numpy as np
 
 from trace_format import atomic
 
-from . import bvh_format, export_rig, fbx_export, gltf_format
+from . import bvh_format, export_rig, fbx_export, gltf_format, smpl_motion
+from . import frames as frames_module
 from .build import keys
 from .build.armature import JOINT_NAMES, PARENTS
-from .build.tags import PROP_PERSON, PROP_TRACK_ID, bodies_of
-from .errors import ExportError, UsageError
+from .build.tags import PROP_PERSON, PROP_REST_BETAS, PROP_TRACK_ID, bodies_of
+from .errors import ExportError, OutputError, UsageError
 
-EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh")
-FORMAT_LABELS = {"unity": "FBX for Unity", "unreal": "FBX for Unreal", "gltf": "glTF binary (.glb)", "bvh": "BVH"}
-EXTENSIONS = {"unity": ".fbx", "unreal": ".fbx", "gltf": ".glb", "bvh": ".bvh"}
+EXPORT_FORMATS = ("unity", "unreal", "gltf", "bvh", "smpl", "amass")
+FORMAT_LABELS = {"unity": "FBX for Unity", "unreal": "FBX for Unreal", "gltf": "glTF binary (.glb)", "bvh": "BVH",
+                 "smpl": "SMPL motion (.smpl)", "amass": "AMASS motion (.npz)"}
+EXTENSIONS = {"unity": ".fbx", "unreal": ".fbx", "gltf": ".glb", "bvh": ".bvh", "smpl": ".smpl", "amass": ".npz"}
+ONE_PERSON_FORMATS = ("bvh", "smpl", "amass")  # files that hold one skeleton / body
 PRESET_OF_FORMAT = {"unity": "unity", "unreal": "unreal", "gltf": "godot", "bvh": "bvh"}  # export_rig presets
 
 # Settings shared by both FBX presets (see docs/blender.md for why each one is set).
@@ -68,8 +72,8 @@ def output_paths(path: str | os.PathLike, armatures: Sequence[Any], export_forma
     if target.suffix.lower() != extension:
         target = target.with_suffix(extension) if target.suffix else target.with_name(target.name + extension)
     if not per_person:
-        if len(armatures) > 1 and export_format == "bvh":
-            raise UsageError("a BVH file holds one skeleton: export one file per person")
+        if len(armatures) > 1 and export_format in ONE_PERSON_FORMATS:
+            raise UsageError(f"a {FORMAT_LABELS[export_format]} file holds one person: export one file per person")
         return [(target, list(armatures))]
     plans = []
     used: set[str] = set()
@@ -102,8 +106,9 @@ def export_people(context: Any, armatures: Sequence[Any], path: str | os.PathLik
             _export_trace_people(context, group, target, export_format)
         elif any(people):
             raise UsageError("export TRACE people and other characters to separate files")
-        elif export_format == "bvh":
-            raise UsageError(f"{group[0].name} is not a TRACE person: BVH export knows only the TRACE skeleton")
+        elif export_format in ONE_PERSON_FORMATS:
+            raise UsageError(f"{group[0].name} is not a TRACE person: {FORMAT_LABELS[export_format]} export "
+                             "knows only the TRACE skeleton")
         else:
             _export_one(context, group, target, export_format)
         written.append(target)
@@ -134,9 +139,23 @@ def _export_trace_people(context: Any, armatures: list[Any], target: Path, expor
     if export_format == "bvh":
         write_bvh(context, armatures[0], target)
         return
+    if export_format in ("smpl", "amass"):
+        parameters = smpl_parameters_of(context, armatures[0], frames, fps)
+        writer = smpl_motion.write_smpl_file if export_format == "smpl" else smpl_motion.write_amass_npz
+        writer(target, parameters)
+        return
     preset = PRESET_OF_FORMAT[export_format]
     motions = [sample_motion(context, armature, frames) for armature in armatures]
-    prefixes = [export_rig.ascii_identifier(m.name) + "_" if len(motions) > 1 else "" for m in motions]
+    used: set[str] = set()
+    for motion in motions:        # names every engine accepts, unique in the file
+        name = export_rig.ascii_identifier(motion.name)
+        while name in used:
+            name += "_"
+        used.add(name)
+        motion.name = name
+        if motion.body is not None:
+            motion.body.name = f"{name}_body"
+    prefixes = [m.name + "_" if len(motions) > 1 else "" for m in motions]
     skeletons = [export_rig.engine_skeleton(m, preset, prefix=p) for m, p in zip(motions, prefixes)]
     take = export_rig.ascii_identifier(target.stem)
     if export_format == "gltf":
@@ -200,6 +219,24 @@ def sample_motion(context: Any, armature: Any, frames: np.ndarray) -> export_rig
     return export_rig.PersonMotion(name, rest_heads, rotations, heads, _body_mesh(armature))
 
 
+def smpl_parameters_of(context: Any, armature: Any, frames: np.ndarray, fps: float) -> smpl_motion.SmplParameters:
+    """A TRACE person's SMPL parameters in Blender's world (see smpl_motion)."""
+    world = np.array(armature.matrix_world)
+    scale = np.cbrt(np.linalg.det(world[:3, :3]))
+    if abs(scale - 1.0) > 1e-6:
+        raise ExportError(f"{armature.name} is scaled ({scale:.3g}): SMPL motion files hold real-size bodies; "
+                          "apply or reset the armature's scale first")
+    if PROP_REST_BETAS not in armature.keys():
+        raise ExportError(f"{armature.name} has no body shape ({PROP_REST_BETAS}): re-import the result")
+    motion = sample_motion(context, armature, frames)
+    bones = armature.data.bones
+    rest_local = np.array([np.array(bones[name].head_local) for name in JOINT_NAMES])
+    rest_canonical = rest_local @ frames_module.CANONICAL_TO_BLENDER_REST     # C^T applied to rows
+    canonical_to_world = world[:3, :3] @ frames_module.CANONICAL_TO_BLENDER_REST
+    return smpl_motion.smpl_parameters(motion, rest_canonical, canonical_to_world,
+                                       np.array(armature[PROP_REST_BETAS], np.float64), fps)
+
+
 def _body_mesh(armature: Any) -> export_rig.BodyMesh | None:
     """The person's body meshes (merged) at rest in Blender world, weights per SMPL joint."""
     parts = []
@@ -248,10 +285,21 @@ def _export_one(context: Any, armatures: list[Any], target: Path, export_format:
 def _run_operator(operator: Any, **settings: Any) -> None:
     try:
         outcome = operator(**settings)
-    except RuntimeError as exc:  # Blender reports operator errors as RuntimeError
-        raise ExportError(f"export failed: {exc}") from exc
+    except RuntimeError as exc:  # Blender reports operator errors as RuntimeError (with a whole traceback)
+        raise operator_failure(exc, Path(settings.get("filepath", ".")).parent) from exc
     if "FINISHED" not in outcome:
         raise ExportError(f"export failed: the exporter returned {sorted(outcome)}")
+
+
+def operator_failure(error: RuntimeError, folder: Path) -> ExportError:
+    """One line from a failed exporter's RuntimeError: a file-system error (its `[Errno N]`) says which
+    folder and why (OutputError, exit 7); anything else the last line of Blender's report."""
+    text = str(error)
+    found = re.search(r"\[Errno (\d+)\]", text)
+    if found:
+        return OutputError(atomic.folder_problem(OSError(int(found.group(1)), os.strerror(int(found.group(1)))), folder))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return ExportError(f"export failed: {lines[-1] if lines else 'the exporter reported an error'}")
 
 
 @contextmanager

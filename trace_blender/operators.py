@@ -108,6 +108,9 @@ def finish_inference(context: Any, job: InferenceJob) -> tuple[set[str], list[tu
     state.status = f"imported {len(summary.people)} people from {job.video.name}"
     if outcome.state is runner.RunState.PARTIAL:
         reports.append(("WARNING", outcome.message))
+    elif outcome.state is runner.RunState.SAVED_ELSEWHERE:
+        state.status += f" (saved to {outcome.result_path})"
+        reports.append(("WARNING", outcome.message))
     reports.append(("INFO", state.status))
     return {"FINISHED"}, reports
 
@@ -509,7 +512,7 @@ def menu_import(menu: Any, context: Any) -> None:
 
 def menu_export(menu: Any, context: Any) -> None:
     """File > Export entry."""
-    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh)")
+    menu.layout.operator(TRACE_OT_export_people.bl_idname, text="TRACE People (.fbx, .glb, .bvh, .smpl, .npz)")
 
 
 CLASSES = (TRACE_OT_run_video, TRACE_OT_cancel_run, TRACE_OT_import_result, TRACE_OT_view_shot,

@@ -45,6 +45,7 @@ class RunState(enum.Enum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"        # exit 10: a result for the frames before an unreadable one
+    SAVED_ELSEWHERE = "saved_elsewhere"   # exit 11: finished, but the run folder failed: in a fallback folder
     FAILED = "failed"
     CANCELLED = "cancelled"
 
@@ -361,6 +362,12 @@ class CoreRun:
             detail = self._error_message() or (warnings[-1] if warnings else "")
             self.state = RunState.PARTIAL
             message = f"partial result (the video could not be read to the end): {detail}".rstrip(": ")
+        elif returncode == ExitCode.SAVED_ELSEWHERE and result is not None:
+            self.state = RunState.SAVED_ELSEWHERE
+            message = (f"the result could not be written to the run folder {self.output_dir}, so the TRACE core "
+                       f"saved it to {result}: it was imported from there; move that file where you want to keep "
+                       f"it (the imported people refer to it)")
+            self._remove_output_dir(only_if_empty=True)
         else:
             self.state = RunState.FAILED
             message = self._failure_message(returncode, result)
@@ -395,9 +402,16 @@ class CoreRun:
         last = self.stderr_tail[-1] if self.stderr_tail else "no error message"
         return f"the TRACE core failed with exit code {returncode}: {last}"
 
-    def _remove_output_dir(self) -> None:
-        if self.owns_output_dir and self.output_dir.exists():
+    def _remove_output_dir(self, only_if_empty: bool = False) -> None:
+        if not (self.owns_output_dir and self.output_dir.exists()):
+            return
+        if not only_if_empty:
             shutil.rmtree(self.output_dir, ignore_errors=False)
+            return
+        try:
+            self.output_dir.rmdir()          # keeps whatever the core did manage to write there
+        except OSError:
+            pass
 
     def raise_for_failure(self) -> RunOutcome:
         """The outcome, or CoreRunError with core's own message when the run failed or was cancelled."""

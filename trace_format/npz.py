@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
-import zlib
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -16,12 +15,16 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import atomic_open
-from .schema import (CAMERA_FIELDS, CAMERA_MEMBER_PREFIX, FORMAT_NAME, FORMAT_VERSION, META_MEMBER,
+from .safe_pickle import RESULT_LIMITS, ArchiveError, ArchiveLimitError, NpzArchive
+from .schema import (ALL_TRACK_FIELDS, CAMERA_FIELDS, CAMERA_MEMBER_PREFIX, FORMAT_NAME, FORMAT_VERSION, META_MEMBER,
                      OPTIONAL_TRACK_FIELDS, SOURCE_FORMAT_TRACE_BLENDER, TRACK_FIELDS, CameraInfo, FramesProcessed,
                      ResultFormatError, ResultValidationError, SceneCameraPath, ShotInfo, TraceResult, TrackResult,
                      VideoInfo, json_default)
 from .trace2 import read_official_result
-from .validate import validate_result
+from .validate import _shape_text, validate_result
+
+# Mesh vertices per body a result may store (SMPL: 6890, SMPL-X: 10475).
+MAX_VERTICES = 100_000
 
 __all__ = ["write_result", "read_result"]
 
@@ -112,48 +115,70 @@ def read_result(path: str | os.PathLike, *, official_fps: float | None = None) -
     """Read a result file: this project's format (any version up to FORMAT_VERSION) or an official
     trace2 result `.npz` (its frame rate is unknown: pass `official_fps`, default 30).
 
-    Raises FileNotFoundError for a missing file and ResultFormatError (with what to do) for
-    anything that is not a readable result.
+    Every member's size is checked from the archive directory and its `.npy` header before any
+    data is decompressed (core.safe_pickle.NpzArchive, limits RESULT_LIMITS), so a damaged or
+    hostile file is refused in milliseconds with bounded memory. Raises FileNotFoundError for a
+    missing file and ResultFormatError (with what to do) for anything that is not a readable result.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"result file not found: {path}")
-    members = _archive_members(path)
-    if f"{META_MEMBER}.npy" in members:
-        return _read_own_format(path)
-    if "outputs.npy" in members:
+    _check_regular_file(path)
+    with _open_archive(path) as archive:
+        if META_MEMBER in archive.members:
+            return _read_own_format(path, archive)
+        names = archive.names
+    if "outputs" in names:
         return read_official_result(path, fps=official_fps)
     raise ResultFormatError(
         f"{path.name} is an .npz archive but not a TRACE result: it holds "
-        f"{', '.join(sorted(m.removesuffix('.npy') for m in members)[:10]) or 'no arrays'}, but neither "
+        f"{', '.join(sorted(names)[:10]) or 'no arrays'}, but neither "
         f"'{META_MEMBER}' (TRACE for Blender results) nor 'outputs' (official trace2 results)"
     )
 
 
-def _archive_members(path: Path) -> list[str]:
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not head.startswith(b"PK"):
-        raise ResultFormatError(f"{path.name} is not a TRACE result file (expected an .npz archive)")
+def _check_regular_file(path: Path) -> None:
+    """FileNotFoundError for a missing file; ResultFormatError for folders, pipes and devices."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise ResultFormatError(
-            f"{path.name} is damaged or truncated (incomplete .npz archive: {exc}); write it again"
-        ) from exc
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"result file not found: {path}") from None
+    except OSError as exc:
+        raise ResultFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise ResultFormatError(f"{path} is {kind}, not a result file: give the .npz file a TRACE run wrote")
 
 
-def _read_own_format(path: Path) -> TraceResult:
+def _open_archive(path: Path) -> NpzArchive:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = _parse_meta(archive[META_MEMBER], path)
-            arrays = {name: archive[name] for name in archive.files if name != META_MEMBER}
+        return NpzArchive(path, RESULT_LIMITS)
+    except ArchiveLimitError as exc:
+        raise ResultFormatError(f"{path.name} was refused before reading it: {exc}. TRACE results never "
+                                f"declare that much data; the file is damaged or not a result") from exc
+    except ArchiveError as exc:
+        message = str(exc)
+        if "not an .npz" in message:
+            raise ResultFormatError(f"{path.name} is not a TRACE result file (expected an .npz archive"
+                                    + (": it starts like one but is not a readable zip archive)" if "PK" in message
+                                       else ")")) from exc
+        raise ResultFormatError(f"{message}; write it again") from exc
+    except OSError as exc:
+        raise ResultFormatError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _read_own_format(path: Path, archive: NpzArchive) -> TraceResult:
+    try:
+        meta = _parse_meta(archive.read(META_MEMBER), path)
+        _check_row_headers(archive, path)
+        arrays = {name: archive.read(name) for name in archive.names if name != META_MEMBER}
     except ResultFormatError:
         raise
-    except ValueError as exc:  # includes object arrays refused without pickles
+    except ArchiveLimitError as exc:
+        raise ResultFormatError(f"{path.name} was refused: {exc}") from exc
+    except (ArchiveError, ValueError) as exc:   # includes object arrays refused without pickles
         raise ResultFormatError(f"{path.name} is damaged or not a TRACE result ({exc})") from exc
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+    except (OSError, EOFError, KeyError) as exc:
         raise ResultFormatError(f"{path.name} is damaged or truncated ({type(exc).__name__}: {exc}); "
                                 f"write it again") from exc
     stored_version = meta["version"]
@@ -164,6 +189,26 @@ def _read_own_format(path: Path) -> TraceResult:
     except ResultValidationError as exc:
         raise ResultFormatError(f"{path.name}: {exc}") from exc
     return result
+
+
+def _check_row_headers(archive: NpzArchive, path: Path) -> None:
+    """Before reading any data: every per-frame array has the row count of `frames` and its schema's
+    trailing shape, so the file's size is what its rows need (no array can declare more)."""
+    frames = archive.members.get("frames")
+    if frames is None or len(frames.shape) != 1:
+        return                                            # reported with the other missing arrays
+    rows = frames.shape[0]
+    for name, (tail, _dtype) in ALL_TRACK_FIELDS.items():
+        entry = archive.members.get(name)
+        if entry is None:
+            continue
+        shape = entry.shape
+        fits = len(shape) == 1 + len(tail) and all(want in (-1, got) for want, got in zip(tail, shape[1:]))
+        if not shape or shape[0] != rows or not fits:
+            raise ResultFormatError(f"{path.name}: array '{name}' has shape {shape}, expected "
+                                    f"{_shape_text((rows,) + tail)}; the file is damaged")
+        if name.startswith("vertices_") and shape[1] > MAX_VERTICES:
+            raise ResultFormatError(f"{path.name}: '{name}' declares {shape[1]:,} vertices (limit {MAX_VERTICES:,})")
 
 
 def _parse_meta(member: np.ndarray, path: Path) -> dict[str, Any]:

@@ -24,7 +24,9 @@ class ExitCode(IntEnum):
     WEIGHTS = 4
     SMPL_MODEL = 5
     NO_PERSON = 6
+    OUTPUT = 7            # the output folder cannot take the result (checked before the network), or is busy
     PARTIAL = 10
+    SAVED_ELSEWHERE = 11  # the finished result could not go to OUT_DIR: it was written to a fallback folder
     INTERRUPTED = 130
 
 

@@ -19,9 +19,12 @@ Standard library + numpy only (shared with the Blender extension).
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -35,11 +38,19 @@ __all__ = [
     "restricted_loads",
     "load_pickle_file",
     "read_npz_member",
+    "ArchiveError",
+    "ArchiveLimitError",
+    "ArchiveLimits",
+    "RESULT_LIMITS",
+    "SMPL_LIMITS",
+    "NpzArchive",
+    "check_npy_file",
 ]
 
-# Dense matrices built from pickled sparse ones are refused above this many elements (8 GB in
-# float64): a corrupt or hostile shape must not exhaust memory. SMPL's J_regressor is 24 x 6890.
-MAX_DENSE_ELEMENTS = 1_000_000_000
+# Arrays computed while loading (dense matrices from pickled sparse ones, chumpy products) are
+# refused above this many elements (400 MB in float64): a corrupt or hostile shape in a small file
+# must not exhaust memory. SMPL's J_regressor is 24 x 6890, SMPL-X's 55 x 10475.
+MAX_DENSE_ELEMENTS = 50_000_000
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -173,6 +184,16 @@ def _codecs_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode(encoding)
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """`bytes()` as protocol 0-2 pickles spell an empty byte string (the data of an empty array).
+
+    Only the no-argument form: `bytes(n)` would allocate n bytes from a number in a tiny file.
+    """
+    if args:
+        raise UnsafePickleError("builtins", "bytes", "only the empty bytes() is allowed")
+    return b""
+
+
 def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     """copyreg._reconstructor restricted to our stand-in classes over `object` (protocol 0/1)."""
     if not (isinstance(cls, type) and issubclass(cls, _ForeignStandIn)):
@@ -195,6 +216,7 @@ _ALLOWED_GLOBALS[("numpy", "dtype")] = np.dtype
 for _module in ("builtins", "__builtin__"):
     for _name, _value in (("set", set), ("frozenset", frozenset), ("complex", complex), ("object", object)):
         _ALLOWED_GLOBALS[(_module, _name)] = _value
+    _ALLOWED_GLOBALS[(_module, "bytes")] = _empty_bytes
 _ALLOWED_GLOBALS[("_codecs", "encode")] = _codecs_encode
 _ALLOWED_GLOBALS[("collections", "OrderedDict")] = __import__("collections").OrderedDict
 _ALLOWED_GLOBALS[("copyreg", "_reconstructor")] = _copyreg_reconstructor
@@ -347,19 +369,32 @@ def _chumpy_value(stand_in: _ChumpyStandIn, convert: Callable[[Any], Any]) -> np
         if "preferred_shape" in state and state["preferred_shape"] is not None:
             selected = selected.reshape(_plain(convert(state["preferred_shape"])))
         return selected
-    if name == "add":
-        return operand("a") + operand("b")
-    if name == "subtract":
-        return operand("a") - operand("b")
-    if name == "multiply":
-        return operand("a") * operand("b")
+    if name in ("add", "subtract", "multiply"):
+        first, second = operand("a"), operand("b")
+        try:
+            shape = np.broadcast_shapes(first.shape, second.shape)
+        except ValueError as exc:
+            raise UnsupportedPickleContentError(f"{where}: operands {first.shape} and {second.shape} do not broadcast") from exc
+        _check_computed_size(shape, where)
+        return {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}[name](first, second)
     if name == "dot":
-        return np.atleast_1d(operand("a").dot(operand("b")))
+        first, second = operand("a"), operand("b")
+        if first.ndim and second.ndim and first.shape[-1] != second.shape[0 if second.ndim == 1 else -2]:
+            raise UnsupportedPickleContentError(f"{where}: operands {first.shape} and {second.shape} do not multiply")
+        _check_computed_size(first.shape[:-1] + second.shape[:-2] + second.shape[-1:] if second.ndim > 1
+                             else first.shape[:-1], where)
+        return np.atleast_1d(first.dot(second))
     raise UnsupportedPickleContentError(
         f"chumpy object '{where}' cannot be evaluated without chumpy (only Ch, Reshape, transpose, "
         f"Select, add, subtract, multiply and dot are supported). Convert the file once with chumpy "
         f"installed (replace every chumpy value by numpy.array(value)) or use the .npz form."
     )
+
+
+def _check_computed_size(shape: tuple[int, ...], where: str) -> None:
+    if math.prod(shape) > MAX_DENSE_ELEMENTS:
+        raise UnsupportedPickleContentError(f"{where}: result of {math.prod(shape):,} elements is implausible "
+                                            f"(limit {MAX_DENSE_ELEMENTS:,})")
 
 
 def _plain(value: Any) -> Any:
@@ -415,56 +450,244 @@ def _sparse_to_dense(stand_in: _SparseStandIn, convert: Callable[[Any], Any]) ->
 
 
 # --------------------------------------------------------------------------------------------
-# .npz members
+# .npz archives: headers first, limits before decompression, bounded memory
 # --------------------------------------------------------------------------------------------
 
 
-def _read_npy_header(handle: BinaryIO, where: str) -> tuple[np.dtype, tuple[int, ...], bool]:
-    """Parse a .npy header with numpy's own reader -> (dtype, shape, fortran_order).
+class ArchiveError(UnsupportedPickleContentError):
+    """An .npz archive (or one of its members) is damaged, not an .npz, or beyond the reading limits."""
 
-    Format 3.0 differs from 2.0 only by a UTF-8 header (structured field names), which the 2.0
-    reader decodes as Latin-1: identical for every ASCII header.
+
+class ArchiveLimitError(ArchiveError):
+    """A member declares more data than the documented limits allow (a corrupt or hostile file)."""
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What one .npz member may declare before any of its data is decompressed (docs/cli.md, "Faults").
+
+    Every limit is checked from the zip directory and the `.npy` header alone, so a file that would
+    expand to gigabytes is refused after reading a few hundred bytes, and memory never exceeds the
+    arrays actually returned (each is read once into a buffer of its declared size).
     """
+
+    max_elements: int = 2_000_000_000          # per array
+    max_member_bytes: int = 16 << 30           # uncompressed bytes per member
+    max_total_bytes: int = 32 << 30            # uncompressed bytes of all members read from one archive
+    max_compression_ratio: float = 100.0       # uncompressed / compressed, for members above ratio_floor_bytes
+    ratio_floor_bytes: int = 16 << 20          # smaller members may compress any amount (e.g. all-True flags)
+    max_ndim: int = 8
+    max_header_bytes: int = 65_536
+    max_members: int = 10_000
+
+
+RESULT_LIMITS = ArchiveLimits()
+# SMPL-family model files: the largest array is posedirs (SMPL-X: 10475 x 3 x 486 = 15.3 M values).
+SMPL_LIMITS = ArchiveLimits(max_elements=100_000_000, max_member_bytes=1 << 30, max_total_bytes=4 << 30)
+
+_READ_CHUNK = 1 << 18          # bytes per read: the only memory beyond the arrays themselves
+
+
+@dataclass(frozen=True)
+class NpyMember:
+    """A member's zip entry and its parsed `.npy` header (no data read yet)."""
+
+    name: str                    # without '.npy'
+    info: zipfile.ZipInfo
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    fortran_order: bool
+    data_offset: int             # bytes of magic + header
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.dtype.itemsize
+
+
+def _read_npy_header(handle: BinaryIO, where: str, limits: ArchiveLimits = RESULT_LIMITS
+                     ) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """Parse a .npy header (format 1.0, 2.0 or 3.0) with numpy's own reader -> (dtype, shape,
+    fortran_order, header bytes)."""
+    from numpy.lib import format as npy_format
+
     try:
-        version = np.lib.format.read_magic(handle)
-    except ValueError as exc:  # bad magic bytes or a truncated file
-        raise UnsupportedPickleContentError(f"{where}: not a .npy array ({exc})") from exc
+        version = npy_format.read_magic(handle)
+    except ValueError as exc:
+        raise ArchiveError(f"{where}: not a .npy array (bad magic bytes)") from exc
     if version not in ((1, 0), (2, 0), (3, 0)):
-        raise UnsupportedPickleContentError(f"{where}: unsupported .npy format version {version}")
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        raise ArchiveError(f"{where}: unsupported .npy format version {version}")
+    # Format 3.0 differs from 2.0 only by a UTF-8 header (structured field names), which the 2.0
+    # reader decodes as Latin-1: identical for every ASCII header.
+    read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
     try:
-        shape, fortran_order, dtype = read_header(handle)
-    except ValueError as exc:  # truncated or malformed header
-        raise UnsupportedPickleContentError(f"{where}: malformed .npy header ({exc})") from exc
-    return dtype, tuple(int(v) for v in shape), bool(fortran_order)
+        shape, fortran_order, dtype = read_header(handle, max_header_size=limits.max_header_bytes)
+    except (ValueError, SyntaxError, KeyError, TypeError, EOFError) as exc:
+        raise ArchiveError(f"{where}: malformed or truncated .npy header ({exc})") from exc
+    shape = tuple(int(v) for v in shape)
+    if len(shape) > limits.max_ndim or any(v < 0 for v in shape):
+        raise ArchiveLimitError(f"{where}: implausible array shape {shape}")
+    if math.prod(shape) > limits.max_elements:
+        raise ArchiveLimitError(f"{where}: declares {math.prod(shape):,} elements (limit {limits.max_elements:,})")
+    return dtype, shape, bool(fortran_order), handle.tell()
 
 
-def read_npz_member(npz_path: str | os.PathLike, member: str) -> np.ndarray:
+def check_npy_file(path: str | os.PathLike, limits: ArchiveLimits = SMPL_LIMITS) -> tuple[np.dtype, tuple[int, ...]]:
+    """A plain `.npy` file's (dtype, shape) from its header, refused (ArchiveError / ArchiveLimitError)
+    when the header is malformed, declares more than `limits`, or more data than the file holds: so
+    that `numpy.load` on it cannot be made to allocate what a tiny file declares."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        dtype, shape, _, offset = _read_npy_header(handle, path.name, limits)
+        size = os.fstat(handle.fileno()).st_size
+    if not dtype.hasobject:
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > limits.max_member_bytes:
+            raise ArchiveLimitError(f"{path.name}: declares {nbytes:,} bytes (limit {limits.max_member_bytes:,})")
+        if size - offset < nbytes:
+            raise ArchiveError(f"{path.name}: truncated: the header declares {nbytes:,} bytes of data, the file "
+                               f"holds {max(size - offset, 0):,}")
+    return dtype, shape
+
+
+class NpzArchive:
+    """An `.npz` opened for safe reading: every member's zip entry and `.npy` header is checked first.
+
+    `members` maps array names to their headers; `read(name)` returns one array. Plain arrays are
+    read into a buffer of exactly their declared size (chunk by chunk, no intermediate copy);
+    object arrays only with `allow_objects` and through `RestrictedUnpickler`. Raises ArchiveError
+    (damaged, not an .npz) and ArchiveLimitError (beyond `limits`), both before any large
+    decompression.
+    """
+
+    def __init__(self, path: str | os.PathLike, limits: ArchiveLimits = RESULT_LIMITS) -> None:
+        self.path = Path(path)
+        self.limits = limits
+        self._read_bytes = 0
+        label = self.path.name
+        with open(self.path, "rb") as handle:
+            head = handle.read(4)
+            size = os.fstat(handle.fileno()).st_size
+        if head != b"PK\x03\x04" and head != b"PK\x05\x06":
+            raise ArchiveError(f"{label} is not an .npz (zip) archive" + (
+                " although it starts with 'PK': it is damaged, truncated, or another kind of file" if head[:2] == b"PK"
+                else ""))
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise ArchiveError(f"{label} is damaged or truncated (incomplete .npz archive: {exc})") from exc
+        try:
+            infos = self._zip.infolist()
+            if len(infos) > limits.max_members:
+                raise ArchiveLimitError(f"{label}: {len(infos):,} members (limit {limits.max_members:,})")
+            self.members: dict[str, NpyMember] = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    continue                     # not an array (np.load would return raw bytes): never read
+                self._check_entry(info, size, label)
+                name = info.filename.removesuffix(".npy")
+                where = f"{label}:{name}"
+                with self._zip.open(info) as member:
+                    dtype, shape, fortran, offset = _read_npy_header(member, where, limits)
+                entry = NpyMember(name, info, dtype, shape, fortran, offset)
+                if not dtype.hasobject:
+                    if entry.nbytes > limits.max_member_bytes:
+                        raise ArchiveLimitError(f"{where}: declares {entry.nbytes:,} bytes (limit {limits.max_member_bytes:,})")
+                    if info.file_size < offset + entry.nbytes:
+                        raise ArchiveError(f"{where}: the array data is truncated ({info.file_size - offset:,} of "
+                                           f"{entry.nbytes:,} bytes)")
+                self.members[name] = entry
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _check_entry(self, info: zipfile.ZipInfo, archive_size: int, label: str) -> None:
+        where = f"{label}:{info.filename}"
+        limits = self.limits
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArchiveError(f"{where}: unsupported compression method {info.compress_type}")
+        if info.file_size > limits.max_member_bytes:
+            raise ArchiveLimitError(f"{where}: {info.file_size:,} bytes uncompressed (limit {limits.max_member_bytes:,})")
+        if info.header_offset + info.compress_size > archive_size:
+            raise ArchiveError(f"{where}: the archive is truncated (member data past the end of the file)")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise ArchiveError(f"{where}: inconsistent sizes in the zip directory (damaged archive)")
+        if info.file_size > limits.ratio_floor_bytes and \
+                info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
+            raise ArchiveLimitError(
+                f"{where}: compressed {info.file_size / max(info.compress_size, 1):,.0f} to 1 (limit "
+                f"{limits.max_compression_ratio:g} to 1 above {limits.ratio_floor_bytes >> 20} MiB): refused "
+                f"without decompressing it (a 'zip bomb' or a damaged file)")
+
+    def __enter__(self) -> "NpzArchive":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.members)
+
+    def read(self, name: str, *, allow_objects: bool = False) -> np.ndarray:
+        """The array `name`; KeyError when absent."""
+        entry = self.members.get(name)
+        if entry is None:
+            raise KeyError(f"{name} is not an array in {self.path}")
+        where = f"{self.path.name}:{name}"
+        declared = entry.info.file_size if entry.dtype.hasobject else entry.nbytes
+        if self._read_bytes + declared > self.limits.max_total_bytes:
+            raise ArchiveLimitError(f"{where}: the archive's arrays exceed {self.limits.max_total_bytes:,} bytes")
+        self._read_bytes += declared
+        try:
+            with self._zip.open(entry.info) as handle:
+                _read_npy_header(handle, where, self.limits)      # skip to the data (cheap: a few bytes)
+                if entry.dtype.hasobject:
+                    if not allow_objects:
+                        raise ArchiveError(f"{where}: stores pickled Python objects, which are not loaded "
+                                           f"(they could run code)")
+                    return self._read_object_array(handle, entry, where)
+                return self._read_plain_array(handle, entry, where)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ArchiveError(f"{where}: damaged array data ({type(exc).__name__}: {exc})") from exc
+
+    @staticmethod
+    def _read_plain_array(handle: BinaryIO, entry: NpyMember, where: str) -> np.ndarray:
+        flat = np.empty(entry.count, dtype=entry.dtype)
+        if entry.nbytes:
+            buffer = memoryview(flat.view(np.uint8)).cast("B")
+            done = 0
+            while done < entry.nbytes:
+                got = handle.readinto(buffer[done:done + _READ_CHUNK])
+                if not got:
+                    raise ArchiveError(f"{where}: truncated array data ({done:,} of {entry.nbytes:,} bytes)")
+                done += got
+        return flat.reshape(entry.shape, order="F" if entry.fortran_order else "C")
+
+    @staticmethod
+    def _read_object_array(handle: BinaryIO, entry: NpyMember, where: str) -> np.ndarray:
+        array = restricted_load(handle)
+        if not isinstance(array, np.ndarray):
+            raise UnsupportedPickleContentError(f"{where}: pickled payload is a {type(array).__name__}, not an array")
+        if array.shape != entry.shape or array.dtype != entry.dtype:
+            raise UnsupportedPickleContentError(
+                f"{where}: pickled array {array.dtype}{array.shape} differs from its header {entry.dtype}{entry.shape}")
+        return array
+
+
+def read_npz_member(npz_path: str | os.PathLike, member: str, limits: ArchiveLimits = RESULT_LIMITS) -> np.ndarray:
     """Read one array of an `.npz`, including object arrays, without running pickled code.
 
     `np.load(..., allow_pickle=True)` would execute whatever an object array's pickle names; here
     object arrays go through `RestrictedUnpickler`. `member` is the array name ('outputs' reads
-    'outputs.npy'). Raises KeyError when absent, UnsupportedPickleContentError when malformed and
-    UnsafePickleError for disallowed content.
+    'outputs.npy'). Raises KeyError when absent, ArchiveError / UnsupportedPickleContentError when
+    malformed or beyond `limits`, and UnsafePickleError for disallowed content.
     """
-    where = f"{Path(npz_path).name}:{member}"
-    with zipfile.ZipFile(npz_path) as archive:
-        name = member if member in archive.namelist() else member + ".npy"
-        if name not in archive.namelist():
-            raise KeyError(f"{member} is not an array in {npz_path}")
-        with archive.open(name) as handle:
-            dtype, shape, fortran_order = _read_npy_header(handle, where)
-            if not dtype.hasobject:
-                payload = handle.read()
-                count = int(np.prod(shape, dtype=np.int64))
-                if len(payload) < count * dtype.itemsize:
-                    raise UnsupportedPickleContentError(f"{where}: truncated array data")
-                array = np.frombuffer(payload, dtype=dtype, count=count)
-                return array.reshape(shape, order="F" if fortran_order else "C").copy()
-            array = restricted_load(handle)
-    if not isinstance(array, np.ndarray):
-        raise UnsupportedPickleContentError(f"{where}: pickled payload is a {type(array).__name__}, not an array")
-    if array.shape != shape or array.dtype != dtype:
-        raise UnsupportedPickleContentError(
-            f"{where}: pickled array {array.dtype}{array.shape} differs from its header {dtype}{shape}")
-    return array
+    with NpzArchive(npz_path, limits) as archive:
+        return archive.read(member, allow_objects=True)

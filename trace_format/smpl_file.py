@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .safe_pickle import UnsafePickleError, UnsupportedPickleContentError, load_pickle_file
+from .safe_pickle import (SMPL_LIMITS, ArchiveError, ArchiveLimitError, NpzArchive, UnsafePickleError,
+                          UnsupportedPickleContentError, load_pickle_file)
 
 __all__ = ["SmplModelError", "SmplModelData", "load_smpl_model_file", "file_sha256",
            "NUM_SMPL_JOINTS", "NUM_SMPL_BETAS", "SMPL_DOWNLOAD_HINT"]
@@ -137,16 +138,23 @@ def _read_model_content(path: Path) -> dict[str, Any]:
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
+    """The arrays of an .npz model file; sizes checked from the headers first (SMPL_LIMITS)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except ValueError as exc:  # object arrays need pickles: refused
-        raise SmplModelError(
-            f"{path.name}: this .npz stores pickled objects, which are not loaded (they could run code). "
-            f"Save every array as a plain numeric array (dense J_regressor), or use the .pkl file."
-        ) from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise SmplModelError(f"{path.name} is damaged or not an .npz archive: {exc}") from exc
+        with NpzArchive(path, SMPL_LIMITS) as archive:
+            objects = [name for name, entry in archive.members.items() if entry.dtype.hasobject]
+            if objects:
+                raise SmplModelError(
+                    f"{path.name}: this .npz stores pickled objects ({', '.join(objects[:5])}), which are not loaded "
+                    f"(they could run code). Save every array as a plain numeric array (dense J_regressor), or use "
+                    f"the .pkl file.")
+            return {name: archive.read(name) for name in archive.names}
+    except ArchiveLimitError as exc:
+        raise SmplModelError(f"{path.name} was refused before reading it: {exc}; SMPL model files are far "
+                             f"smaller. {SMPL_DOWNLOAD_HINT}") from exc
+    except ArchiveError as exc:
+        raise SmplModelError(f"{exc}. {SMPL_DOWNLOAD_HINT}") from exc
+    except OSError as exc:
+        raise SmplModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _validated_model(content: dict[str, Any], path: Path) -> SmplModelData:

@@ -7,17 +7,18 @@
 
 Tests replace `core.pipeline.run.load_network` to run the whole command with a stand-in network.
 """
-from .loop import (CLIP_LENGTH, ClipFrames, ClipModel, InferenceOutcome, TrackAccumulator, decode_clip_rows,
+from .loop import (CLIP_LENGTH, FINITE_FIELDS, ClipFrames, ClipModel, InferenceOutcome, TrackAccumulator, decode_clip_rows,
+                   infill_non_finite_rows,
                    run_inference, trim_unobserved_ends)
-from .plan import (RunOptions, RunPlan, build_lens, build_tracking_settings, output_path_for, plan_run,
+from .plan import (RunOptions, RunPlan, build_lens, build_tracking_settings, plan_run,
                    resolve_autocast, resolve_dtype)
 from .run import (Body, LoadedNetwork, RunSummary, WorldOptions, add_smpl_geometry, build_run_result,
                   check_rest_body, disable_tf32, process_world, run_video)
 
 __all__ = [
-    "CLIP_LENGTH", "ClipFrames", "ClipModel", "InferenceOutcome", "TrackAccumulator", "decode_clip_rows",
-    "run_inference", "trim_unobserved_ends",
-    "RunOptions", "RunPlan", "build_lens", "build_tracking_settings", "output_path_for", "plan_run",
+    "CLIP_LENGTH", "FINITE_FIELDS", "ClipFrames", "ClipModel", "InferenceOutcome", "TrackAccumulator", "decode_clip_rows",
+    "infill_non_finite_rows", "run_inference", "trim_unobserved_ends",
+    "RunOptions", "RunPlan", "build_lens", "build_tracking_settings", "plan_run",
     "resolve_autocast", "resolve_dtype",
     "Body", "LoadedNetwork", "RunSummary", "WorldOptions", "add_smpl_geometry", "build_run_result",
     "check_rest_body", "disable_tf32", "process_world", "run_video",

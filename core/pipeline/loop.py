@@ -77,24 +77,59 @@ def decode_clip_rows(output: Any, clip: ClipFrames, offsets: np.ndarray, lens: L
         raise RuntimeError(f"decode_params returned {poses.shape[1]} joints, expected {NUM_JOINTS}")
     czyxs = _numpy(output.pred_czyxs, np.float64).reshape(-1, 3)                # [N,3] (z, y, x) map cells
     inherited = _numpy(output.inherited).astype(bool).reshape(-1)               # [N]
-    return {
+    raw_cams = _numpy(output.cam, np.float64).reshape(-1, 3)
+    raw_world_cams = _numpy(output.world_cams, np.float64).reshape(-1, 3)
+    rows = {
         "track_id": _numpy(output.track_ids).astype(np.int64).reshape(-1),
         "frames": clip.frame_indices[batch_ids],
         "times": clip.timestamps_s[batch_ids],
         "poses": poses,
         "global_orient_world": _numpy(output.world_global_rots, np.float64).reshape(-1, 3),
         "betas": betas,
-        "hip_center_cam": cams_to_translation(_numpy(output.cam, np.float64).reshape(-1, 3), lens.normalized_focal),
-        "hip_center_world": cams_to_translation(_numpy(output.world_cams, np.float64).reshape(-1, 3),
-                                                lens.normalized_focal),
+        "hip_center_cam": cams_to_translation(raw_cams, lens.normalized_focal),
+        "hip_center_world": cams_to_translation(raw_world_cams, lens.normalized_focal),
         "confidence": _numpy(output.top_score, np.float64).reshape(-1),
         "observed": ~inherited,
         "center_2d": map_yx_to_source_xy(czyxs[:, 1:3], offsets),
     }
+    # Decoding hides bad numbers (an inf cam scale is a body at the camera centre, a NaN 6D rotation
+    # comes out as some finite rotation): check what the network said as well as what was decoded.
+    raw_params = _numpy(output.params_pred, np.float64).reshape(len(global_orient), -1)
+    checked = [raw_params, raw_cams, raw_world_cams] + [rows[name].reshape(len(global_orient), -1)
+                                                        for name in FINITE_FIELDS]
+    rows["non_finite"] = ~np.all(np.isfinite(np.concatenate(checked, axis=1)), axis=1)   # [N]
+    return rows
+
+
+# Row fields that must be finite (center_2d may be NaN: unknown where nothing was detected).
+FINITE_FIELDS = ("poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world", "confidence")
+
+
+def infill_non_finite_rows(track: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """A track whose non-finite rows (network NaN / inf) are filled from the nearest finite row of
+    the same person (earlier one preferred), marked unobserved with confidence 0; None when no row
+    of the track is finite. One bad number must not cost the whole run."""
+    bad = track["non_finite"]
+    if not bad.any():
+        return track
+    good = np.flatnonzero(~bad)
+    if good.size == 0:
+        return None
+    rows = np.arange(len(bad))
+    previous = np.searchsorted(good, rows, side="right") - 1                  # index into good, -1 = none before
+    source = good[np.where(previous >= 0, previous, 0)]
+    filled = dict(track)
+    for name in FINITE_FIELDS:
+        values = track[name].copy()
+        values[bad] = track[name][source[bad]]
+        filled[name] = values
+    filled["observed"] = np.where(bad, False, track["observed"])
+    filled["confidence"] = np.where(bad, 0.0, filled["confidence"])
+    return filled
 
 
 ROW_FIELDS = ("frames", "times", "poses", "global_orient_world", "betas", "hip_center_cam", "hip_center_world",
-              "confidence", "observed", "center_2d")
+              "confidence", "observed", "center_2d", "non_finite")
 
 
 class TrackAccumulator:

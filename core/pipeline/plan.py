@@ -1,7 +1,7 @@
 """Every decision of one run, made from the options and the input's header before anything heavy loads.
 
 `plan_run` checks what can be checked in milliseconds (frame range, lens, tracking settings, device,
-dtype, mixed precision, output place, option combinations) and returns a frozen `RunPlan`; the run
+dtype, mixed precision, option combinations) and returns a frozen `RunPlan`; the run
 (core.pipeline.run) only carries it out, so a mistake fails before the weights or the network load.
 """
 from __future__ import annotations
@@ -71,7 +71,6 @@ class RunPlan:
     autocast: torch.dtype | None
     raft: RaftSchedule
     shot_detection: bool
-    result_path: Path
     notes: tuple[str, ...] = ()         # what the result's notes start with (rotated frames, RAFT schedule)
 
 
@@ -94,9 +93,6 @@ def plan_run(options: RunOptions, info: SourceInfo, reporter: ProgressReporter) 
     dtype = resolve_dtype(options.dtype)
     autocast = resolve_autocast(options.autocast, device, dtype)
     raft = resolve_raft_schedule(options.raft_iterations, options.raft_warm_start)
-    result_path = output_path_for(options.input_path, options.output_dir)
-    if result_path.parent.exists() and not result_path.parent.is_dir():
-        raise UsageError(f"-o {options.output_dir} exists and is not a folder")
     if options.smpl_extra_regressor is not None and options.smpl_model is None:
         raise UsageError("--smpl-extra-regressor needs --smpl-model FILE (the official placement point is "
                          "regressed from the SMPL mesh)")
@@ -109,7 +105,7 @@ def plan_run(options: RunOptions, info: SourceInfo, reporter: ProgressReporter) 
                      f"{', warm-started from the previous frame pair' if raft.warm_start else ''}")
     return RunPlan(options=options, info=info, frame_range=frame_range, total_frames=total, lens=lens,
                    tracking=tracking, device=device, dtype=dtype, autocast=autocast, raft=raft,
-                   shot_detection=bool(shot_detection), result_path=result_path, notes=tuple(notes))
+                   shot_detection=bool(shot_detection), notes=tuple(notes))
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -160,7 +156,7 @@ def build_tracking_settings(official: bool, subjects: str | int | None, fps: flo
             raise TrackingSettingsError(f"--tracking: unknown setting(s) {unknown}; known: {sorted(known)}")
         try:
             settings = dataclasses.replace(settings, **overrides)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, TrackingSettingsError) as error:
             raise TrackingSettingsError(f"--tracking: {error}") from None
     return settings
 
@@ -169,18 +165,12 @@ def build_lens(info: SourceInfo, fov_deg: float | None, focal_px: float | None) 
     """--fov (horizontal, degrees) or --focal (source pixels); neither: the official 50 degree lens."""
     if fov_deg is not None and focal_px is not None:
         raise UsageError("give either --fov or --focal, not both")
+    option = "--fov" if fov_deg is not None else "--focal"
     try:
         if fov_deg is not None:
             return lens_from_horizontal_fov(fov_deg, info.width, info.height)
         if focal_px is not None:
             return lens_from_focal_px(focal_px, info.width, info.height)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"{option}: {error}") from None
     return official_lens(info.width, info.height)
-
-
-def output_path_for(input_path: Path, output_dir: Path) -> Path:
-    """OUT_DIR/<input stem>.trace.npz (a folder input uses the folder name)."""
-    input_path = Path(input_path)
-    stem = input_path.name if input_path.is_dir() else input_path.stem
-    return Path(output_dir) / f"{stem or 'result'}.trace.npz"

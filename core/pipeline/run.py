@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,6 +29,7 @@ from ..errors import FrameReadError, InputError, NoFramesError, NoPersonFoundErr
 from ..keypoints import boxes_from_keypoints, project_keypoints, skeleton_joints_cam
 from ..nn import TraceModel, decode_params
 from ..nn.trace_model import RaftSchedule
+from ..output import OutputFolder, WriteOutcome, estimated_result_bytes
 from ..progress import ProgressReporter
 from ..shots import ShotCutDetector
 from ..smpl.body_model import BodyModel, hips_minus_anchor, place_at_hip_center
@@ -37,10 +39,12 @@ from ..video import SourceInfo, open_frame_source
 from ..weights import ensure_weight_files, resolve_weights_location
 from ..world.ground import GroundFitError, foot_joint_heights
 from ..world.postprocess import WorldProcessingError, WorldSummary, apply_world_processing, smpl_rest_body
-from .loop import CLIP_LENGTH, NUM_BETAS, ClipModel, InferenceOutcome, run_inference, trim_unobserved_ends
+from .loop import (CLIP_LENGTH, NUM_BETAS, ClipModel, InferenceOutcome, infill_non_finite_rows, run_inference,
+                   trim_unobserved_ends)
 from .plan import RunOptions, RunPlan, plan_run
 
 SMPL_BATCH = 256           # (track, frame) rows per SMPL forward pass
+SMPL_VERTICES = 6890       # for the size estimate before the model file is read
 
 
 @dataclass
@@ -52,6 +56,7 @@ class RunSummary:
     partial_error: FrameReadError | None = None
     notes: list[str] = field(default_factory=list)
     world: WorldSummary | None = None   # what the world stage did (floor fits, foot sliding)
+    write: WriteOutcome | None = None   # where the result went (a fallback folder when OUT_DIR failed)
 
 
 @dataclass(frozen=True)
@@ -155,36 +160,38 @@ def run_video(options: RunOptions, reporter: ProgressReporter) -> RunSummary:
     before the network is loaded.
     """
     started = time.monotonic()
-    with open_frame_source(options.input_path, image_fps=options.image_fps or 30.0) as source:
-        plan = plan_run(options, source.info, reporter)
-        configure_torch(plan)
-        reporter.start(plan.total_frames, plan.info.fps, str(options.input_path))
-        notes = list(plan.notes)
-        for note in notes:
-            reporter.info(note)
-        body = load_body(plan)
-        network = load_network(options.weights_dir, options.offline, plan.device, plan.dtype, reporter,
-                               autocast_dtype=plan.autocast, raft=plan.raft)
-        with torch.inference_mode():
-            outcome = run_inference(network.model, source.frames(plan.frame_range), plan.info, plan.tracking,
-                                    plan.lens, network.decode_params, reporter=reporter,
-                                    total_frames=plan.total_frames,
-                                    shot_detector=ShotCutDetector() if plan.shot_detection else None)
-    weights_sha256 = network.weights_sha256
-    del network
-    tracks = finished_tracks(plan, outcome, notes, reporter)
-    if body is not None:
-        add_body_geometry(tracks, body, options.save_vertices, reporter)
-    world = world_options(plan, body)
-    raw = build_run_result(tracks, plan.info, plan.lens, result_settings(plan, body, world, outcome), weights_sha256,
-                           smpl_model_info(body), notes, outcome)
-    del tracks
-    processed, world_summary = world_stage(raw, outcome.shot_cuts, world, body, reporter)
-    del raw
-    written = write_result_file(plan.result_path, processed, reporter)
-    return RunSummary(result_path=written, tracks=len(processed.tracks), frames=outcome.frames_processed,
-                      seconds=time.monotonic() - started, partial_error=outcome.read_error,
-                      notes=list(processed.notes), world=world_summary)
+    with ExitStack() as resources:   # the output folder's lock is held until the result is written
+        with open_frame_source(options.input_path, image_fps=options.image_fps or 30.0) as source:
+            plan = plan_run(options, source.info, reporter)
+            configure_torch(plan)
+            output = open_output(plan, resources, reporter)
+            reporter.start(plan.total_frames, plan.info.fps, str(options.input_path))
+            notes = list(plan.notes)
+            for note in notes:
+                reporter.info(note)
+            body = load_body(plan)
+            network = load_network(options.weights_dir, options.offline, plan.device, plan.dtype, reporter,
+                                   autocast_dtype=plan.autocast, raft=plan.raft)
+            with torch.inference_mode():
+                outcome = run_inference(network.model, source.frames(plan.frame_range), plan.info, plan.tracking,
+                                        plan.lens, network.decode_params, reporter=reporter,
+                                        total_frames=plan.total_frames,
+                                        shot_detector=ShotCutDetector() if plan.shot_detection else None)
+        weights_sha256 = network.weights_sha256
+        del network
+        tracks = finished_tracks(plan, outcome, notes, reporter)
+        if body is not None:
+            add_body_geometry(tracks, body, options.save_vertices, reporter)
+        world = world_options(plan, body)
+        raw = build_run_result(tracks, plan.info, plan.lens, result_settings(plan, body, world, outcome),
+                               weights_sha256, smpl_model_info(body), notes, outcome)
+        del tracks
+        processed, world_summary = world_stage(raw, outcome.shot_cuts, world, body, reporter)
+        del raw
+        written = write_result_file(output, processed, outcome, reporter)
+        return RunSummary(result_path=written.path, tracks=len(processed.tracks), frames=outcome.frames_processed,
+                          seconds=time.monotonic() - started, partial_error=outcome.read_error,
+                          notes=list(processed.notes), world=world_summary, write=written)
 
 
 def configure_torch(plan: RunPlan) -> None:
@@ -194,6 +201,19 @@ def configure_torch(plan: RunPlan) -> None:
     if plan.options.threads:
         torch.set_num_threads(plan.options.threads)
         cv2.setNumThreads(plan.options.threads)
+
+
+def open_output(plan: RunPlan, resources: ExitStack, reporter: ProgressReporter) -> OutputFolder:
+    """Create, lock (held by `resources`) and probe OUT_DIR before anything heavy runs (core.output)."""
+    options = plan.options
+    output = resources.enter_context(OutputFolder.prepare(
+        options.input_path, options.output_dir,
+        estimated_result_bytes(plan.total_frames or plan.info.frame_count, smpl_joints=options.smpl_model is not None,
+                               vertices=SMPL_VERTICES if options.save_vertices else 0)))
+    if output.removed_temporaries:
+        reporter.info(f"removed {len(output.removed_temporaries)} unfinished temporary file(s) of an earlier "
+                      f"run that was killed while writing")
+    return output
 
 
 def load_body(plan: RunPlan) -> Body | None:
@@ -216,6 +236,10 @@ def finished_tracks(plan: RunPlan, outcome: InferenceOutcome, notes: list[str],
                     reporter: ProgressReporter) -> dict[int, dict[str, np.ndarray]]:
     """The loop's tracks, checked and (product mode) trimmed; the facts users should know go to `notes`."""
     options = plan.options
+    if plan.info.timestamps_repaired:
+        notes.append(f"the video's clock went backwards or stood still at {plan.info.timestamps_repaired} frame(s) "
+                     f"(joined recordings?): those times were moved forward to keep time increasing")
+        reporter.warning(notes[-1])
     if plan.info.variable_frame_rate:
         notes.append("variable frame rate: per-frame times are the container's timestamps")
         reporter.warning(notes[-1])
@@ -230,6 +254,15 @@ def finished_tracks(plan: RunPlan, outcome: InferenceOutcome, notes: list[str],
                      f"there, so each shot has its own tracks, world frame, floor and camera")
         reporter.info(notes[-1])
     tracks = outcome.accumulator.finalize()
+    non_finite = sum(int(track["non_finite"].sum()) for track in tracks.values())
+    if non_finite:
+        filled = {track_id: infill_non_finite_rows(track) for track_id, track in tracks.items()}
+        lost = [track_id for track_id, track in filled.items() if track is None]
+        tracks = {track_id: track for track_id, track in filled.items() if track is not None}
+        notes.append(f"{non_finite} row(s) of the network's output held NaN or infinite values: marked unobserved "
+                     f"(confidence 0) and filled from the nearest good frame of the same person"
+                     + (f"; {len(lost)} track(s) without a single good row dropped" if lost else ""))
+        reporter.warning(notes[-1])
     if not options.official_tracking:
         tracks, dropped, trimmed = trim_unobserved_ends(tracks)
         if trimmed:
@@ -315,10 +348,11 @@ def world_stage(raw: TraceResult, cut_frames: Sequence[int], world: WorldOptions
                                  f"contacts: {error}") from None
 
 
-def write_result_file(path: Path, result: TraceResult, reporter: ProgressReporter) -> Path:
-    """The "write" stage: the one place a run writes its result (atomically)."""
+def write_result_file(output: OutputFolder, result: TraceResult, outcome: InferenceOutcome,
+                      reporter: ProgressReporter) -> WriteOutcome:
+    """The "write" stage: the one place a run writes its result (atomically; fallback folders in core.output)."""
     reporter.begin_stage("write", 1, unit="files")
-    written = write_result(path, result)
+    written = output.write(lambda path: write_result(path, result), partial=outcome.read_error is not None)
     reporter.update(1)
     reporter.end_stage()
     return written

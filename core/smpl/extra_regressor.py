@@ -74,6 +74,12 @@ def load_extra_regressor(path: str | os.PathLike) -> PlacementRegressor:
                                   f"is a plain float .npy array)")
     if magic != b"\x93NUMPY":
         raise ExtraRegressorError(f"{path}: not a readable .npy array (it starts with {magic!r})")
+    from trace_format.safe_pickle import ArchiveError, check_npy_file
+
+    try:
+        check_npy_file(path)      # a header declaring more than the file holds is refused before allocating
+    except ArchiveError as error:
+        raise ExtraRegressorError(f"{path}: not a readable .npy array ({error})") from None
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as error:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
+
+import numpy as np
 
 from ..camera import fov_to_normalized_focal
 from ..errors import UsageError
@@ -144,28 +147,32 @@ class TrackingSettings:
     official_quirks: bool = True              # reproduce the official tracker exactly (docs/tracking.md)
 
     def __post_init__(self) -> None:
-        axis = tuple(float(a) for a in self.axis_times)
-        if len(axis) != 3:
+        for spec in dataclasses.fields(self):
+            object.__setattr__(self, spec.name, _checked_field(spec.name, str(spec.type), getattr(self, spec.name)))
+        if len(self.axis_times) != 3:
             raise TrackingSettingsError(f"axis_times needs 3 weights (x, y, inverse depth), got {self.axis_times!r}")
-        object.__setattr__(self, "axis_times", axis)
         for name in ("tracker_det_thresh", "first_frame_det_thresh", "new_subject_det_thresh",
-                     "feature_update_thresh", "center_thresh", "large_object_thresh"):
+                     "feature_update_thresh", "center_thresh"):
             value = getattr(self, name)
-            if not math.isfinite(value):
-                raise TrackingSettingsError(f"{name} must be a finite number, got {value!r}")
+            if not value >= 0.0:        # raw center-map scores: not bounded by 1 (1e9 lets no detection pass)
+                raise TrackingSettingsError(f"{name} is a detection score threshold (>= 0), got {value!r}")
         for name in ("tracker_match_thresh", "suppress_duplicate_thresh", "motion_offset3D_norm_limit",
                      "pose_smooth_coef", "tracker_frame_rate"):
             value = getattr(self, name)
             if not value > 0:
                 raise TrackingSettingsError(f"{name} must be positive, got {value!r}")
+        if any(weight < 0 for weight in self.axis_times):
+            raise TrackingSettingsError(f"axis_times weights must be >= 0, got {self.axis_times!r}")
+        if self.tracker_frame_rate > MAX_FRAME_RATE:
+            raise TrackingSettingsError(f"tracker_frame_rate must be at most {MAX_FRAME_RATE:g}, got {self.tracker_frame_rate!r}")
         if not 0 < self.fov < 180:
             raise TrackingSettingsError(f"fov must be between 0 and 180 degrees, got {self.fov!r}")
-        if int(self.time2forget) != self.time2forget or self.time2forget < 0:
-            raise TrackingSettingsError(f"time2forget must be a whole number of frames >= 0, got {self.time2forget!r}")
-        if int(self.subject_num) != self.subject_num or self.subject_num < 1:
-            raise TrackingSettingsError(f"subject_num must be a whole number >= 1, got {self.subject_num!r}")
-        object.__setattr__(self, "time2forget", int(self.time2forget))
-        object.__setattr__(self, "subject_num", int(self.subject_num))
+        if not 0 <= self.time2forget <= MAX_TIME2FORGET:
+            raise TrackingSettingsError(f"time2forget must be a whole number of frames from 0 to {MAX_TIME2FORGET:,}, "
+                                        f"got {self.time2forget!r}")
+        if not 1 <= self.subject_num <= MAX_SUBJECTS:
+            raise TrackingSettingsError(f"subject_num must be a whole number from 1 to {MAX_SUBJECTS:,}, "
+                                        f"got {self.subject_num!r}")
 
     # --- constructors ------------------------------------------------------------------------------
     @classmethod
@@ -285,6 +292,36 @@ def parse_subjects(text: str) -> Subjects:
     if count < 1:
         raise TrackingSettingsError(f"--subjects must be 'all' or a positive whole number, got {text!r}")
     return count
+
+
+# Upper bounds that keep the tracker's buffers sane (a typo like time2forget=1e9 would otherwise
+# run for hours or exhaust memory): ~9 hours at 30 fps, far more people than fit in a frame.
+MAX_TIME2FORGET = 1_000_000
+MAX_SUBJECTS = 10_000
+MAX_FRAME_RATE = 1000.0
+
+
+def _checked_field(name: str, annotation: str, value: Any) -> Any:
+    """One field's value with its declared type (bool, int, finite float, 3 finite floats), or an error."""
+    if annotation == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise TrackingSettingsError(f"{name} must be true or false, got {value!r}")
+        return bool(value)
+    if annotation.startswith("tuple"):
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise TrackingSettingsError(f"{name} must be a list of numbers, got {value!r}") from None
+        return tuple(_checked_field(name, "float", item) for item in values)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TrackingSettingsError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise TrackingSettingsError(f"{name} must be a finite number, got {value!r}")
+    if annotation == "int":
+        if value != int(value):
+            raise TrackingSettingsError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
 
 
 def _subject_fields(subjects: Subjects) -> dict[str, Any]:

@@ -96,7 +96,8 @@ def scene_fingerprint(bpy: Any) -> dict[str, Any]:
 FAKE_CORE_SOURCE = r'''
 """Stands in for `python -m core` (and for the interpreter check) in the add-on tests.
 
-Behaviour from the video's file name prefix: ok_, error_, partial_, crash_, nocore_, slow_, stubborn_.
+Behaviour from the video's file name prefix: ok_, error_, partial_, elsewhere_, crash_, nocore_, slow_, stubborn_.
+elsewhere_: the run folder fails at the write; the result goes to `unsaved results` two levels up (exit 11).
 """
 import json
 import os
@@ -150,6 +151,16 @@ def main(args):
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from helpers.factories import make_result
     from trace_format.npz import write_result
+    if mode == "elsewhere":
+        os.remove(os.path.join(out, "argv.json"))          # the folder is unusable: nothing of this run in it
+        fallback = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(out))), "unsaved results")
+        os.makedirs(fallback, exist_ok=True)
+        result = write_result(os.path.join(fallback, "clip.20260102-030405.trace.npz"),
+                              make_result(people=2, frames=30, fps=25.0))
+        emit(event="warning", message=f"cannot write into the folder {out}: No space left on device. The finished "
+                                      f"result was saved to {result} instead: move it where you want it")
+        emit(event="done", result=str(result), tracks=2, exit_code=11)
+        return 11
     result = write_result(os.path.join(out, "result.npz"), make_result(people=2, frames=30, fps=25.0))
     if mode == "partial":
         emit(event="warning", message="frame 31 could not be decoded; the result covers frames 0-30")

@@ -63,7 +63,7 @@ def read_result_file(path: str | os.PathLike, official_fps: float | None = None)
     official_fps: frame rate of an official trace2 result (those files store none; reader default 30).
     """
     file_path = Path(path)
-    if not file_path.is_file():
+    if not file_path.exists():       # a FIFO, device or folder is named as such by the reader
         raise ResultFileError(f"result file not found: {file_path}")
     try:
         return read_result(file_path, official_fps=official_fps)
