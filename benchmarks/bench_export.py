@@ -4,7 +4,7 @@
 
 Imports N people x F frames (default: 3 people, one minute at 30 fps, each with the default
 mannequin body), then times `exporting.export_people` for every format as one combined file
-(BVH: one file per person), and the motion sampling step alone. Target (issue 10): <= 5 s per
+(BVH, .smpl, AMASS: one file per person), and the motion sampling step alone. Target (issue 10): <= 5 s per
 format for 3 people x 1 minute.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 started = time.perf_counter()
                 written = exporting.export_people(bpy.context, armatures, Path(folder) / "people", export_format,
-                                                  per_person=export_format == "bvh")
+                                                  per_person=export_format in exporting.ONE_PERSON_FORMATS)
                 best = min(best, time.perf_counter() - started)
             size = sum(path.stat().st_size for path in written) / 1e6
             print(f"{exporting.FORMAT_LABELS[export_format]:>20}: {best:6.2f} s  ({len(written)} file(s), {size:.1f} MB)")

@@ -324,6 +324,14 @@ def test_curves_are_continuous_and_carry_something(reference, smpl_model_path, t
         if channel["target"]["path"] == "rotation":
             values = _accessor(document, binary, sampler["output"]).reshape(-1, 4)
             assert np.all(np.sum(values[1:] * values[:-1], axis=1) > 0), "a quaternion sign flip"
+    (bvh,) = exporting.export_people(bpy.context, [armature], tmp_path / "spin.bvh", "bvh")
+    motion = np.array([[float(v) for v in line.split()] for line in
+                       bvh.read_text().split("Frame Time:")[1].strip().splitlines()[1:]])
+    assert np.abs(np.diff(motion[:, 3:], axis=0)).max() < 30.0, "a BVH rotation channel jumps"
+    zxy = np.array([0.3, 1.2, -2.0])
+    alternate = np.array([zxy[0] + np.pi, np.pi - zxy[1], zxy[2] + np.pi])
+    np.testing.assert_allclose(bvh_format.euler_zxy_to_matrix(alternate), bvh_format.euler_zxy_to_matrix(zxy),
+                               atol=1e-12)
     first, second = rig.euler_xyz(np.eye(3)[None])
     np.testing.assert_allclose(rig.euler_xyz_to_matrix(second), np.eye(3)[None], atol=1e-12)
 
@@ -424,3 +432,18 @@ def test_the_shipped_example_becomes_engine_files(tmp_path):
     assert [n for n in report["bones"] if n.endswith("_Hips")] == ["example_trace_person0_Hips",
                                                                    "example_trace_person1_Hips"]
     assert report["duration"] == pytest.approx(119 / 30.0) and report["rate"] == pytest.approx(30.0)
+
+
+def test_bvh_channels_stay_continuous_through_gimbal_lock():
+    """A joint bending 170 degrees about its Z X Y order's middle axis (X): past 90 degrees the principal
+    angles flip z and y by 180; the writer takes the equivalent set that continues the curve."""
+    count = 60
+    bend = np.radians(np.linspace(0.0, 170.0, count))
+    local = np.tile(np.eye(3), (count, 2, 1, 1))
+    local[:, 1] = bvh_format.euler_zxy_to_matrix(np.stack([np.full(count, 0.2), bend, np.full(count, -0.3)], 1))
+    text = bvh_format.format_bvh(["root", "knee"], [-1, 0], np.zeros((2, 3)), np.ones((2, 3)), np.zeros((count, 3)),
+                                 local, 1 / 30)
+    motion = np.array([[float(v) for v in line.split()] for line in text.split("Frame Time:")[1].strip().splitlines()[1:]])
+    angles = np.radians(motion[:, 6:9])                                   # knee (z, x, y)
+    assert np.abs(np.diff(motion[:, 6:9], axis=0)).max() < 10.0
+    np.testing.assert_allclose(bvh_format.euler_zxy_to_matrix(angles), local[:, 1], atol=1e-5)

@@ -4,7 +4,8 @@ Blender's own BVH exporter writes Blender's axes (Z up), which most BVH consumer
 their back; this writer takes joint data already converted to the usual BVH frame (Y up, the body
 facing +Z) so the file opens upright in MotionBuilder, Unity / Unreal retargeting tools and
 Blender's importer with its default axes. Rotation channels are Z X Y (R = Rz Rx Ry), angles in
-degrees, unwrapped over time so no channel jumps by 360.
+degrees, continuous over time (of the two equivalent angle sets and their whole turns, each frame
+takes the one nearest the previous frame), so no channel jumps.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from trace_format import atomic
+
+from .export_rig import continuous_euler
 
 # Blender world (z up, facing -y) -> BVH world (y up, facing +z): (x, z, -y).
 BLENDER_TO_Y_UP = np.array([[1.0, 0.0, 0.0],
@@ -98,7 +101,9 @@ def format_bvh(joint_names: Sequence[str], parents: Sequence[int], offsets: np.n
     for root in (j for j, p in enumerate(parents) if p < 0):
         emit(root, 0)
     order = depth_first_order(parents)
-    angles = np.degrees(np.unwrap(matrix_to_euler_zxy(local_rotations[:, order]), axis=0))  # [T, J, 3]
+    first = matrix_to_euler_zxy(local_rotations[:, order])                  # [T, J, 3] (z, x, y)
+    second = np.stack([first[..., 0] + np.pi, np.pi - first[..., 1], first[..., 2] + np.pi], axis=-1)
+    angles = np.degrees(continuous_euler(first, second, np.zeros(first.shape[1:])))   # from the rest, no jumps
     motion = np.concatenate([root_positions, angles.reshape(count, -1)], axis=1)  # [T, 3 + 3J]
     lines += ["MOTION", f"Frames: {count}", f"Frame Time: {frame_time:.8f}"]
     body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in motion)

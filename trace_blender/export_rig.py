@@ -254,21 +254,26 @@ def euler_xyz_to_matrix(radians: np.ndarray) -> np.ndarray:
                      -sb, cb * sa, cb * ca], axis=-1).reshape(np.shape(a) + (3, 3))
 
 
+def continuous_euler(first: np.ndarray, second: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Per frame, the one of two equivalent Euler solutions (radians, [T, J, 3] each), turned by whole
+    turns, that is closest to the previous frame's angles (frame 0: to `start` [J, 3]): no jumps."""
+    full_turn = 2.0 * np.pi
+    previous = np.asarray(start, np.float64)
+    out = np.empty_like(first)
+    for frame in range(first.shape[0]):
+        candidates = [solution + full_turn * np.round((previous - solution) / full_turn)
+                      for solution in (first[frame], second[frame])]
+        distance = [np.abs(c - previous).sum(axis=-1, keepdims=True) for c in candidates]
+        previous = np.where(distance[0] <= distance[1], candidates[0], candidates[1])
+        out[frame] = previous
+    return out
+
+
 def continuous_euler_xyz_degrees(matrices: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Euler XYZ angles in degrees [T, J, 3] of rotations [T, J, 3, 3], each frame the solution (and
     turn) closest to the previous one, frame 0 closest to `start` [J, 3] (degrees): curves without jumps."""
     first, second = euler_xyz(matrices)
-    full_turn = 2.0 * np.pi
-    previous = np.radians(np.asarray(start, np.float64))
-    out = np.empty_like(first)
-    for frame in range(first.shape[0]):
-        candidates = []
-        for solution in (first[frame], second[frame]):
-            candidates.append(solution + full_turn * np.round((previous - solution) / full_turn))
-        distance = [np.abs(c - previous).sum(axis=-1, keepdims=True) for c in candidates]
-        previous = np.where(distance[0] <= distance[1], candidates[0], candidates[1])
-        out[frame] = previous
-    return np.degrees(out)
+    return np.degrees(continuous_euler(first, second, np.radians(np.asarray(start, np.float64))))
 
 
 def blender_pose_basis(skeleton: EngineSkeleton) -> tuple[np.ndarray, np.ndarray]:
