@@ -1,8 +1,8 @@
 """Bulk keying: every F-curve gets all its keys at once (keyframe_points.add + foreach_set).
 
 Layered actions (slot + channelbag) where the running Blender has them (4.4+), else the legacy
-`action.fcurves` (4.2/4.3), decided by feature detection. Never per-frame keyframe_insert: it is
-~70x slower on long clips.
+`action.fcurves` (4.2/4.3), decided by feature detection. Never one key insertion call per frame:
+that is ~70x slower on long clips.
 """
 from __future__ import annotations
 
